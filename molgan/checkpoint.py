@@ -1,0 +1,115 @@
+"""Versioned checkpoints: a plain dict of tensors and primitives (loads with weights_only=True).
+
+Keys: ``format``, ``config`` (dict), ``vocab`` (atom and bond symbols), ``generator``,
+``discriminator``, ``reward_net`` (state dicts), ``optimizers``, ``step``, ``rng`` (torch RNG
+states), ``metrics`` (last evaluation) and ``versions``. Writes are atomic (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from molgan.config import Config
+from molgan.models import MolGAN
+
+FORMAT = 1
+PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"torch": torch.__version__}
+    for name in ("rdkit", "molgan"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def save(path: str | Path, model: MolGAN, optimizers: dict | None = None, step: int = 0,
+         metrics: dict | None = None, extra: dict | None = None) -> Path:
+    """Atomically write a checkpoint; an interrupted save never corrupts an existing file.
+
+    Args:
+        path: target file.
+        model: the ``MolGAN`` to save.
+        optimizers: ``{"g": opt_g, "d": opt_d, "v": opt_v}`` for resuming (optional).
+        step: training steps done.
+        metrics: last evaluation, stored for reference.
+        extra: further plain data (e.g. RNG states for resuming).
+    """
+    path = Path(path)
+    blob = {
+        "format": FORMAT,
+        "config": dict(model.config),
+        "vocab": {"atoms": list(model.atom_types), "bonds": list(model.bond_types)},
+        "generator": model.generator.state_dict(),
+        "discriminator": model.discriminator.state_dict(),
+        "reward_net": model.reward_net.state_dict(),
+        "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
+        "step": int(step),
+        "metrics": dict(metrics or {}),
+        "versions": _versions(),
+        **(extra or {}),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(blob, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read(path: str | Path) -> dict:
+    """Read and validate a checkpoint dict; every failure is a one-line ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"checkpoint not found: {path}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path} is not a readable molgan checkpoint ({first[:120]})") from None
+    if not isinstance(blob, dict) or "generator" not in blob or "format" not in blob:
+        raise ValueError(f"{path} is not a molgan checkpoint (no generator/format entry)")
+    if blob["format"] > FORMAT:
+        raise ValueError(f"{path} has checkpoint format {blob['format']}, newer than this molgan "
+                         f"reads ({FORMAT}); upgrade molgan")
+    return blob
+
+
+def config_from(blob: dict) -> Config:
+    """The ``Config`` of a checkpoint; keys missing in older files take today's defaults."""
+    known = {f.name for f in dataclasses.fields(Config)}
+    return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
+
+
+def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> MolGAN:
+    """Rebuild a trained ``MolGAN`` from a checkpoint (default: the shipped pretrained model).
+
+    Raises:
+        ValueError: missing, corrupt, foreign or future-format checkpoint.
+    """
+    if path is None:
+        if not PRETRAINED.is_file():
+            raise ValueError("this install ships no pretrained model; pass a checkpoint path")
+        path = PRETRAINED
+    blob = read(path)
+    cfg = config_from(blob)
+    vocab = blob.get("vocab", {})
+    model = MolGAN.from_config(cfg, tuple(vocab.get("atoms", ())), tuple(vocab.get("bonds", ())))
+    try:
+        model.generator.load_state_dict(blob["generator"])
+        model.discriminator.load_state_dict(blob["discriminator"])
+        model.reward_net.load_state_dict(blob["reward_net"])
+    except (RuntimeError, KeyError) as err:
+        raise ValueError(f"{path}: weights do not match its config ({str(err).splitlines()[0]})") \
+            from None
+    return model.to(device).eval()

@@ -1,0 +1,175 @@
+"""All training settings in one flat dataclass, presets, and the command line built from it.
+
+Defaults are the paper's QM9 settings (spec §2.1): z 32, generator [128, 256, 512], R-GCN
+[64, 32], aggregation 128, head [128], Adam 1e-3, batch 32, n_critic 5, 30 epochs, WGAN-only
+warm-up for the first half. ``--help`` text comes from the attribute docstrings below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Config:
+    # --- data ---
+    data: str = ""
+    """Molecule file (.smi/.csv/.sdf, optionally .gz); empty = the shipped QM9."""
+    max_atoms: int = 9
+    """N, graph nodes = max heavy atoms per molecule."""
+    split_seed: int = 0
+    """Seed of the fixed 80/10/10 train/val/test split."""
+    # --- model ---
+    z_dim: int = 32
+    """Latent size Z (paper 32; the official example uses 8)."""
+    gen_dims: tuple[int, ...] = (128, 256, 512)
+    """Generator MLP hidden sizes (tanh)."""
+    conv_dims: tuple[int, ...] = (64, 32)
+    """R-GCN layer sizes of the discriminator and reward net (paper [64, 32])."""
+    agg_dim: int = 128
+    """Size of the gated graph aggregation."""
+    head_dims: tuple[int, ...] = (128,)
+    """MLP after aggregation, before the final Linear(1)."""
+    dropout: float = 0.0
+    """Dropout in all three nets."""
+    normalize_conv: bool = False
+    """Divide R-GCN messages by the degree (paper Eq. 1); off = official code."""
+    mode: str = "softmax"
+    """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
+    tau: float = 1.0
+    """Softmax / Gumbel-softmax temperature."""
+    # --- optimisation ---
+    lr: float = 1e-3
+    """Adam learning rate of all three nets."""
+    batch_size: int = 32
+    """Molecules per step."""
+    epochs: float = 30
+    """Passes over the training split (one step = one batch)."""
+    max_steps: int = 0
+    """Stop after this many steps (0 = use epochs)."""
+    n_critic: int = 5
+    """One generator (and reward-net) step every n_critic discriminator steps."""
+    gp_weight: float = 10.0
+    """Gradient-penalty weight of WGAN-GP."""
+    # --- RL ---
+    lam: float = 0.5
+    """λ: generator loss = λ·WGAN + (1-λ)·RL after warm-up; 1 = no RL (and no RDKit calls)."""
+    reward: str = "qed"
+    """Reward: product of normalised scores, e.g. qed | sa | logp | qed,sa | all."""
+    rl_start: float = 0.5
+    """Fraction of training before the RL term is switched on (paper: half)."""
+    scale_rl: bool = True
+    """Scale the RL term by α = |L_WGAN / L_RL| (detached), as the official code."""
+    alpha_eps: float = 1e-2
+    """Lower clamp of |L_RL| in α's denominator (the official code has none and can blow up)."""
+    # --- run ---
+    seed: int = 0
+    """Seed of weights, noise and data order."""
+    device: str = "auto"
+    """auto (cuda if available) | cpu | cuda | cuda:N."""
+    out_dir: str = "runs"
+    """Parent folder of run directories."""
+    name: str = ""
+    """Run directory name (default: <preset>-seed<seed>)."""
+    log_every: int = 200
+    """Steps between log lines."""
+    eval_every: int = 0
+    """Steps between evaluations and checkpoints (0 = once per epoch)."""
+    eval_samples: int = 5000
+    """Molecules sampled per evaluation."""
+    early_stop_unique: float = 0.0
+    """Stop when uniqueness drops below this (paper: 0.02); 0 = off."""
+    time_limit: float = 0.0
+    """Stop (with a final evaluation and checkpoint) after this many minutes; 0 = none."""
+    resume: bool = False
+    """Continue the run in out_dir/name from its checkpoint."""
+    progress: bool = True
+    """Show a progress bar."""
+    preset: str = field(default="paper", metadata={"cli": False})
+    """Preset these settings started from."""
+
+    def __post_init__(self) -> None:
+        for name in ("gen_dims", "conv_dims", "head_dims"):
+            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        if not 0.0 <= self.lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
+        if not 0.0 <= self.rl_start <= 1.0:
+            raise ValueError(f"rl_start must be in [0, 1], got {self.rl_start}")
+        if self.mode not in ("softmax", "gumbel", "hard_gumbel"):
+            raise ValueError(f"mode must be softmax, gumbel or hard_gumbel, got {self.mode!r}")
+        positive = ("max_atoms", "z_dim", "agg_dim", "batch_size", "n_critic", "eval_samples")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not self.gen_dims or not self.conv_dims:
+            raise ValueError("gen_dims and conv_dims need at least one size each")
+        if self.lr <= 0 or self.tau <= 0 or self.epochs <= 0:
+            raise ValueError("lr, tau and epochs must be positive")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def run_name(self) -> str:
+        return self.name or f"{self.preset}-seed{self.seed}"
+
+
+PRESETS: dict[str, dict] = {
+    "paper": {},
+    # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
+    "debug": dict(data="data/qm9_debug.smi", z_dim=7, gen_dims=(11, 13), conv_dims=(11, 13),
+                  agg_dim=17, head_dims=(19,), batch_size=6, max_steps=30, n_critic=3,
+                  log_every=10, eval_every=15, eval_samples=64, progress=False),
+}
+
+
+@functools.cache
+def field_docs() -> dict[str, str]:
+    """Attribute docstrings of ``Config``, read from its source."""
+    tree = ast.parse(inspect.getsource(Config))
+    body = tree.body[0].body
+    docs = {}
+    for node, nxt in zip(body, body[1:]):
+        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
+            docs[node.target.id] = str(nxt.value.value)
+    return docs
+
+
+def make_config(preset: str = "paper", **overrides) -> Config:
+    """A ``Config`` from a preset name plus field overrides."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    return Config(**{**PRESETS[preset], **overrides, "preset": preset})
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field."""
+    parser = argparse.ArgumentParser(
+        description="Train MolGAN (defaults: the paper's QM9 settings).")
+    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                        help="starting settings; flags override them")
+    docs = field_docs()
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("cli", True) is False:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        text = f"{docs.get(f.name, '')} (paper preset: {f.default!r})"
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=text)
+        elif kind is tuple:
+            parser.add_argument(flag, type=int, nargs="+", default=None, help=text)
+        else:
+            parser.add_argument(flag, type=kind, default=None, help=text)
+    args = vars(parser.parse_args(argv))
+    preset = args.pop("preset")
+    overrides = {k: v for k, v in args.items() if v is not None}
+    try:
+        return make_config(preset, **overrides)
+    except ValueError as err:
+        parser.error(str(err))

@@ -1,0 +1,266 @@
+"""Molecule datasets: read SMILES files, filter, encode as dense graphs, split and cache.
+
+Tensor conventions used everywhere in molgan (channel last, so softmax/argmax use ``dim=-1``):
+  ``x``    (B, N, T) node types, T = len(ATOM_TYPES), channel 0 = no atom (padding);
+  ``adj``  (B, N, N, R) bond types, R = len(BOND_TYPES), channel 0 = no bond; symmetric, and the
+           diagonal is always "no bond";
+  ``z``    (B, Z) latent noise; rewards are (B, 1) floats in [0, 1].
+On disk and in ``Dataset`` graphs are stored as int8 type indices, ``atoms`` (M, N) and
+``bonds`` (M, N, N); ``one_hot`` turns a batch of them into ``x`` / ``adj``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from molgan import chem
+
+FORMAT = 1  # bump when the cached tensor layout changes
+DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "qm9.smi.gz"
+_MAX_REPORTED_LINES = 10
+
+
+class Batch(NamedTuple):
+    """One-hot graph batch: ``x`` (B, N, T) and ``adj`` (B, N, N, R)."""
+
+    x: torch.Tensor
+    adj: torch.Tensor
+
+
+@dataclass
+class Dataset:
+    """Encoded molecules and a fixed train/val/test split.
+
+    Attributes:
+        atoms: (M, N) int8 atom-type indices.
+        bonds: (M, N, N) int8 bond-type indices.
+        smiles: M canonical SMILES, in the same order.
+        split: ``{"train", "val", "test"}`` -> int64 index tensors into the rows above.
+        drops: count of input lines dropped, per reason.
+    """
+
+    atoms: torch.Tensor
+    bonds: torch.Tensor
+    smiles: list[str]
+    split: dict[str, torch.Tensor]
+    drops: dict[str, int]
+
+    @property
+    def max_atoms(self) -> int:
+        return self.atoms.shape[1]
+
+    def smiles_of(self, part: str) -> list[str]:
+        """Canonical SMILES of one split part (``train``, ``val`` or ``test``)."""
+        return [self.smiles[i] for i in self.split[part].tolist()]
+
+
+def one_hot(atoms: torch.Tensor, bonds: torch.Tensor) -> Batch:
+    """Index tensors (B, N) and (B, N, N) -> float one-hot ``Batch(x, adj)``."""
+    x = torch.nn.functional.one_hot(atoms.long(), len(chem.ATOM_TYPES)).float()  # (B, N, T)
+    adj = torch.nn.functional.one_hot(bonds.long(), len(chem.BOND_TYPES)).float()  # (B, N, N, R)
+    return Batch(x, adj)
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    return io.StringIO(raw.decode("utf-8", errors="replace"))
+
+
+def read_smiles(path: str | Path) -> list[tuple[int, str]]:
+    """Read molecules from a .smi/.txt, .csv or .sdf file, plain or gzipped.
+
+    Args:
+        path: the file. In .smi files the first whitespace-separated token of each line is the
+            SMILES; .csv files need a ``smiles`` column (any case) or use the first column.
+
+    Returns:
+        ``(line_number, smiles)`` pairs (record number for SDF), in file order, blanks skipped.
+
+    Raises:
+        ValueError: the file is missing, unreadable or holds no molecules.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file not found: {path}")
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    kind = suffixes[-1] if suffixes else ".smi"
+    try:
+        if kind == ".sdf":
+            entries = _read_sdf(path)
+        elif kind == ".csv":
+            import pandas as pd
+
+            frame = pd.read_csv(_open_text(path), dtype=str, keep_default_na=False)
+            column = next((c for c in frame.columns if c.lower() == "smiles"), frame.columns[0])
+            entries = [(i + 2, s.strip()) for i, s in enumerate(frame[column]) if s.strip()]
+        else:
+            entries = []
+            for number, line in enumerate(_open_text(path), start=1):
+                fields = line.split()
+                if fields and not (number == 1 and fields[0].lower() == "smiles"):
+                    entries.append((number, fields[0]))
+    except (OSError, UnicodeError, EOFError, gzip.BadGzipFile, ValueError) as err:
+        raise ValueError(f"cannot read {path}: {err}") from None
+    except Exception as err:  # pandas' parser errors have no common base  # noqa: BLE001
+        raise ValueError(f"cannot read {path}: {type(err).__name__}: {err}") from None
+    if not entries:
+        raise ValueError(f"no molecules in {path}")
+    return entries
+
+
+def _read_sdf(path: Path) -> list[tuple[int, str]]:
+    from rdkit import Chem
+
+    raw = path.read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    entries = []
+    with chem.quiet_rdkit():
+        supplier = Chem.ForwardSDMolSupplier(io.BytesIO(raw))
+        for number, mol in enumerate(supplier, start=1):
+            entries.append((number, Chem.MolToSmiles(mol) if mol is not None else ""))
+    return entries
+
+
+def _encode(smiles: str, max_atoms: int) -> tuple[str, np.ndarray, np.ndarray] | str:
+    """Encode one SMILES; returns ``(canonical, atoms, bonds)`` or the reason it was dropped."""
+    mol = chem.mol_from_smiles(smiles)
+    if mol is None:
+        return "unparsable SMILES"
+    reason = chem.graph_reject_reason(mol, max_atoms)
+    if reason is not None:
+        return reason
+    graph = chem.mol_to_graph(mol, max_atoms)
+    if graph is None:
+        return "cannot kekulise"
+    from rdkit import Chem
+
+    target = Chem.MolToSmiles(mol, isomericSmiles=False)  # the graph carries no stereo
+    if chem.graph_to_smiles(*graph) != chem.canonical(target):
+        return "does not round-trip (charges/radicals)"
+    return chem.canonical(target), graph[0], graph[1]
+
+
+def _encode_chunk(args: tuple[list[str], int]) -> list:
+    smiles, max_atoms = args
+    return [_encode(s, max_atoms) for s in smiles]
+
+
+def encode_all(smiles: list[str], max_atoms: int, workers: int | None = None) -> list:
+    """Encode many SMILES (``_encode`` on each), in a process pool when the list is large."""
+    workers = workers or min(os.cpu_count() or 1, 8)
+    if len(smiles) < 5000 or workers < 2:
+        return _encode_chunk((smiles, max_atoms))
+    size = -(-len(smiles) // (workers * 4))
+    chunks = [(smiles[i : i + size], max_atoms) for i in range(0, len(smiles), size)]
+    with ProcessPoolExecutor(workers) as pool:
+        return [item for part in pool.map(_encode_chunk, chunks) for item in part]
+
+
+def split_indices(m: int, seed: int) -> dict[str, torch.Tensor]:
+    """Deterministic 80/10/10 split of ``m`` rows for a seed (val and test get int(0.1·m))."""
+    perm = torch.randperm(m, generator=torch.Generator().manual_seed(seed))  # (M,)
+    n_val = n_test = int(0.1 * m)
+    n_train = m - n_val - n_test
+    return {
+        "train": perm[:n_train].sort().values,
+        "val": perm[n_train : n_train + n_val].sort().values,
+        "test": perm[n_train + n_val :].sort().values,
+    }
+
+
+def _cache_path(path: Path, max_atoms: int) -> Path:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    vocab = ",".join(chem.ATOM_TYPES + chem.BOND_TYPES)
+    key = hashlib.sha256(f"{digest}|{max_atoms}|{vocab}|{FORMAT}".encode()).hexdigest()[:16]
+    return path.resolve().parent / "cache" / f"{path.name.split('.')[0]}-{key}.pt"
+
+
+def load_dataset(
+    path: str | Path = DEFAULT_DATA,
+    max_atoms: int = 9,
+    split_seed: int = 0,
+    *,
+    use_cache: bool = True,
+    verbose: bool = True,
+) -> Dataset:
+    """Read, filter, encode and split a molecule file, with an on-disk cache.
+
+    Molecules are dropped (and counted per reason) when they do not parse, have more than
+    ``max_atoms`` heavy atoms, atoms outside C/N/O/F, an isolated atom or several fragments, or
+    do not decode back to the same canonical SMILES. The encoded tensors are cached next to the
+    file in ``cache/``, keyed by the file's checksum, ``max_atoms`` and the vocabulary.
+
+    Args:
+        path: a .smi/.csv/.sdf file, optionally gzipped. Defaults to the shipped QM9.
+        max_atoms: N, the number of graph nodes.
+        split_seed: seed of the 80/10/10 split (independent of the training seed).
+        use_cache: read and write the cache.
+        verbose: print drop counts and malformed lines to stderr.
+
+    Raises:
+        ValueError: the file is unreadable, empty, or no molecule survives the filters.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"data file not found: {path}")
+    cache = _cache_path(path, max_atoms)
+    if use_cache and cache.is_file():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            atoms, bonds, smiles, drops = blob["atoms"], blob["bonds"], blob["smiles"], blob["drops"]
+        except Exception:  # noqa: BLE001 -- a broken cache is rebuilt, never fatal
+            blob = None
+        if blob is not None:
+            return Dataset(atoms, bonds, smiles, split_indices(len(smiles), split_seed), drops)
+
+    entries = read_smiles(path)
+    results = encode_all([s for _, s in entries], max_atoms)
+    drops: Counter[str] = Counter()
+    kept, seen = [], set()
+    for (number, raw), result in zip(entries, results):
+        if isinstance(result, str):
+            drops[result] += 1
+            if result == "unparsable SMILES" and verbose and drops[result] <= _MAX_REPORTED_LINES:
+                print(f"{path.name}:{number}: skipped malformed entry {raw[:60]!r}", file=sys.stderr)
+        elif result[0] in seen:
+            drops["duplicate"] += 1
+        else:
+            seen.add(result[0])
+            kept.append(result)
+    if verbose:
+        summary = ", ".join(f"{n} {reason}" for reason, n in drops.most_common()) or "none"
+        print(f"{path.name}: {len(entries)} read, {len(kept)} kept; dropped: {summary}",
+              file=sys.stderr)
+    if not kept:
+        raise ValueError(f"no usable molecule in {path} (≤{max_atoms} heavy atoms of C, N, O, F)")
+    smiles = [k[0] for k in kept]
+    atoms = torch.from_numpy(np.stack([k[1] for k in kept]))  # (M, N)
+    bonds = torch.from_numpy(np.stack([k[2] for k in kept]))  # (M, N, N)
+    if use_cache:
+        _save_cache(cache, {"atoms": atoms, "bonds": bonds, "smiles": smiles, "drops": dict(drops)})
+    return Dataset(atoms, bonds, smiles, split_indices(len(smiles), split_seed), dict(drops))
+
+
+def _save_cache(cache: Path, blob: dict) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp")
+        torch.save(blob, tmp)
+        os.replace(tmp, cache)
+    except OSError as err:  # a read-only data folder only costs the cache
+        print(f"note: cannot write cache {cache}: {err}", file=sys.stderr)

@@ -1,0 +1,118 @@
+"""Set-level metrics of generated molecules: validity, uniqueness, novelty and property means.
+
+Definitions (pinned by tests/test_metrics.py):
+  valid          strictly valid / all inputs; strict = parses, non-empty, one fragment, no ``*``.
+                 ``None`` and unparsable strings count as invalid.
+  valid_lenient  parses and non-empty / all inputs (fragments allowed): the official code's
+                 figure, most likely behind the paper's 98.1%.
+  unique         distinct canonical SMILES / strictly valid.
+  novel          strictly valid and not in the training set / strictly valid (NaN without one).
+  qed, logp, sa, np, diversity, drugcandidate
+                 plain means over strictly valid molecules of the normalised [0, 1] scores of
+                 ``molgan.rewards`` (the paper's convention). NaN when no molecule is valid.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from molgan import chem, rewards
+
+PROPERTIES = ("qed", "logp", "sa", "np", "diversity", "drugcandidate")
+
+
+def _canonical_all(smiles: Sequence[str | None]) -> list[str | None]:
+    return [chem.canonical(s) if isinstance(s, str) else None for s in smiles]
+
+
+def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | None = None):
+    """One row per input molecule: validity flags, raw and normalised scores.
+
+    Args:
+        smiles: generated SMILES (``None`` for graphs that are not molecules).
+        train_smiles: the training set, for ``novel`` and the reference of ``diversity``.
+
+    Returns:
+        ``pandas.DataFrame`` with columns ``smiles`` (canonical or None), ``valid``,
+        ``valid_lenient``, ``novel``, ``qed``, ``logp_raw``, ``logp``, ``sa_raw``, ``sa``,
+        ``np_raw``, ``np``, ``diversity``, ``drugcandidate``; scores are 0 for invalid rows and
+        ``novel`` is NaN without a training set.
+    """
+    import pandas as pd
+
+    canon = _canonical_all(smiles)
+    train = None if train_smiles is None else {chem.canonical(s) or s for s in train_smiles}
+    valid = [chem.is_strictly_valid(s) for s in canon]
+    strict = [s if ok else None for s, ok in zip(canon, valid)]
+    table = rewards.score_table(strict, train, PROPERTIES)
+    raw = rewards.raw_scores(strict, ("logp", "sa", "np"))
+    frame = pd.DataFrame({
+        "smiles": canon,
+        "valid": valid,
+        "valid_lenient": [s is not None and len(s) > 0 for s in canon],
+        "novel": [math.nan if train is None else float(ok and s not in train)
+                  for s, ok in zip(canon, valid)],
+    })
+    frame["qed"] = table["qed"]
+    for name in ("logp", "sa", "np"):
+        frame[f"{name}_raw"] = raw[name]
+        frame[name] = table[name]
+    frame["diversity"] = table["diversity"]
+    frame["drugcandidate"] = table["drugcandidate"]
+    return frame
+
+
+def evaluate(
+    smiles: Sequence[str | None],
+    train_smiles: Iterable[str] | None = None,
+    *,
+    paper_means: bool = False,
+) -> dict[str, float]:
+    """Set-level metrics of a list of generated molecules (definitions in the module docstring).
+
+    Args:
+        smiles: generated SMILES, ``None`` where a graph was not a molecule.
+        train_smiles: training SMILES for novelty (and the diversity reference).
+        paper_means: also return ``<property>_nonzero``, the official code's mean over nonzero
+            scores only (inflated: it drops legitimately zero scores, e.g. 22% of QM9's SA).
+
+    Returns:
+        ``{"valid", "valid_lenient", "unique", "novel", "qed", "logp", "sa", "np", "diversity",
+        "drugcandidate", "n"}`` as floats (fractions in [0, 1]; ``n`` = number of inputs).
+    """
+    if len(smiles) == 0:
+        raise ValueError("evaluate() needs at least one molecule")
+    frame = evaluate_frame(smiles, train_smiles)
+    valid = frame[frame["valid"]]
+    n_valid = len(valid)
+    result = {
+        "n": float(len(frame)),
+        "valid": n_valid / len(frame),
+        "valid_lenient": float(frame["valid_lenient"].mean()),
+        "unique": valid["smiles"].nunique() / n_valid if n_valid else math.nan,
+        "novel": float(valid["novel"].mean()) if n_valid and train_smiles is not None else math.nan,
+    }
+    for name in PROPERTIES:
+        result[name] = float(valid[name].mean()) if n_valid else math.nan
+        if paper_means:
+            nonzero = valid[name][valid[name] > 0]
+            result[f"{name}_nonzero"] = float(nonzero.mean()) if len(nonzero) else math.nan
+    return result
+
+
+def format_row(metrics: dict[str, float], keys: Sequence[str] | None = None) -> str:
+    """One markdown table row, percentages for the fractions, 3 decimals for the scores."""
+    keys = keys or ("valid", "valid_lenient", "unique", "novel", *PROPERTIES)
+    cells = []
+    for key in keys:
+        value = metrics.get(key, math.nan)
+        if isinstance(value, float) and np.isnan(value):
+            cells.append("n/a")
+        elif key in ("valid", "valid_lenient", "unique", "novel"):
+            cells.append(f"{100 * value:.1f}")
+        else:
+            cells.append(f"{value:.3f}")
+    return "| " + " | ".join(cells) + " |"

@@ -1,0 +1,232 @@
+"""MolGAN networks: the generator (actor), the WGAN discriminator and the reward network.
+
+The generator maps z (B, Z) to node logits (B, N, T) and symmetric edge logits (B, N, N, R)
+whose diagonal is forced to "no bond". The discriminator (unbounded output) and the reward net
+(sigmoid output, the DDPG-style critic of the RL term) share one architecture with separate
+parameters: relational GCN -> gated aggregation -> MLP -> Linear(1) (paper §3, Fig. 2).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
+
+MODES = ("softmax", "gumbel", "hard_gumbel")
+
+
+class GeneratorOutput(NamedTuple):
+    """Logits of one generated batch: ``x_logits`` (B, N, T), ``adj_logits`` (B, N, N, R)."""
+
+    x_logits: torch.Tensor
+    adj_logits: torch.Tensor
+
+
+class Generator(nn.Module):
+    """z -> MLP (tanh) -> node and edge logits.
+
+    Args:
+        z_dim: Z.
+        hidden: MLP hidden sizes, e.g. (128, 256, 512).
+        num_nodes: N.
+        num_atom_types: T (index 0 = no atom).
+        num_bond_types: R (index 0 = no bond).
+        dropout: dropout after each hidden layer.
+    """
+
+    def __init__(self, z_dim: int, hidden: tuple[int, ...], num_nodes: int, num_atom_types: int,
+                 num_bond_types: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
+        self.body = mlp((z_dim, *hidden), dropout)
+        self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
+        self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
+        diagonal = torch.eye(num_nodes, dtype=torch.bool)[..., None].expand(-1, -1, num_bond_types)
+        channel = torch.arange(num_bond_types) > 0
+        self.register_buffer("self_bond", diagonal & channel, persistent=False)  # (N, N, R)
+
+    def forward(self, z: torch.Tensor) -> GeneratorOutput:
+        """z (B, Z) -> ``GeneratorOutput``; edge logits symmetric with no self-bonds."""
+        B = z.shape[0]
+        h = self.body(z)  # (B, H)
+        x_logits = self.node_head(h).view(B, self.N, self.T)  # (B, N, T)
+        adj_logits = self.edge_head(h).view(B, self.N, self.N, self.R)  # (B, N, N, R)
+        adj_logits = (adj_logits + adj_logits.transpose(1, 2)) / 2  # symmetric, as the TF code
+        # Deviation from the TF code: the diagonal is masked to "no bond" (spec §6.3).
+        adj_logits = adj_logits.masked_fill(self.self_bond, float("-inf"))  # (B, N, N, R)
+        return GeneratorOutput(x_logits, adj_logits)
+
+
+def gumbel_noise(shape: tuple[int, ...], *, symmetric: bool = False,
+                 generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+    """Standard Gumbel noise; with ``symmetric`` (shape (B, N, N, R)) the upper triangle is
+    drawn and mirrored so that sampled graphs stay symmetric (the TF code draws (i, j) and
+    (j, i) independently)."""
+    u = torch.rand(shape, generator=generator, device=device).clamp_(1e-10, 1.0 - 1e-7)
+    g = -torch.log(-torch.log(u))
+    if symmetric:
+        upper = torch.triu(g.movedim(-1, 1), diagonal=1)  # (B, R, N, N)
+        g = (upper + upper.transpose(-1, -2)).movedim(1, -1)  # (B, N, N, R)
+    return g
+
+
+def discretize(logits: torch.Tensor, mode: str, tau: float = 1.0,
+               noise: torch.Tensor | None = None) -> torch.Tensor:
+    """Turn logits (..., C) into what D and the reward net see, along the last axis.
+
+    Args:
+        logits: (..., C) pre-softmax scores.
+        mode: ``softmax`` (probabilities), ``gumbel`` (Gumbel-softmax, soft) or ``hard_gumbel``
+            (straight-through: one-hot of the Gumbel-argmax forward, Gumbel-softmax gradient).
+        tau: temperature.
+        noise: Gumbel noise like ``logits`` (needed for the Gumbel modes).
+
+    Returns:
+        (..., C) tensor: probabilities, or exactly one-hot for ``hard_gumbel``.
+    """
+    if mode == "softmax":
+        return torch.softmax(logits / tau, dim=-1)
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
+    if noise is None:
+        raise ValueError(f"mode {mode!r} needs Gumbel noise")
+    soft = torch.softmax((logits + noise) / tau, dim=-1)
+    if mode == "gumbel":
+        return soft
+    hard = nn.functional.one_hot(soft.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)
+    return hard + soft - soft.detach()
+
+
+class GraphEncoder(nn.Module):
+    """Relational GCN stack (tanh) -> gated aggregation -> MLP (tanh) -> Linear(1).
+
+    As in the official code the raw node one-hot is concatenated back to the hidden state
+    before every layer after the first and before aggregation.
+
+    Args:
+        num_atom_types: T.
+        num_bond_types: R (channel 0 ignored).
+        conv_dims: R-GCN output sizes, e.g. (64, 32).
+        agg_dim: aggregation size.
+        head_dims: MLP sizes after aggregation, e.g. (128,).
+        dropout: dropout after each layer.
+        normalize: degree normalisation in the R-GCN layers.
+    """
+
+    def __init__(self, num_atom_types: int, num_bond_types: int, conv_dims: tuple[int, ...],
+                 agg_dim: int, head_dims: tuple[int, ...], dropout: float = 0.0,
+                 normalize: bool = False) -> None:
+        super().__init__()
+        dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
+        self.convs = nn.ModuleList(
+            RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
+            for d_in, d_out in zip(dims_in, conv_dims)
+        )
+        self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
+        self.head = mlp((agg_dim, *head_dims), dropout)
+        self.out = nn.Linear(head_dims[-1] if head_dims else agg_dim, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score."""
+        h = x
+        for i, conv in enumerate(self.convs):
+            h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
+        g = self.dropout(self.aggregate(torch.cat([h, x], dim=-1)))  # (B, agg_dim)
+        return self.out(self.head(g))  # (B, 1)
+
+
+class Discriminator(GraphEncoder):
+    """The WGAN critic D(x, adj) -> (B, 1), unbounded."""
+
+
+class RewardNet(GraphEncoder):
+    """The reward network V(x, adj) -> (B, 1) in (0, 1): predicts the RDKit reward (RL critic)."""
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(super().forward(x, adj))
+
+
+class MolGAN(nn.Module):
+    """Container of the three networks plus the settings and vocabulary to rebuild them.
+
+    Args:
+        config: ``dataclasses.asdict`` of a ``Config`` (plain dict, so checkpoints stay
+            ``weights_only``-loadable).
+        atom_types: atom vocabulary, index 0 = pad.
+        bond_types: bond vocabulary, index 0 = no bond.
+    """
+
+    def __init__(self, config: dict, atom_types: tuple[str, ...], bond_types: tuple[str, ...]):
+        super().__init__()
+        self.config = dict(config)
+        self.atom_types, self.bond_types = tuple(atom_types), tuple(bond_types)
+        c, T, R = self.config, len(self.atom_types), len(self.bond_types)
+        encoder = dict(num_atom_types=T, num_bond_types=R, conv_dims=tuple(c["conv_dims"]),
+                       agg_dim=c["agg_dim"], head_dims=tuple(c["head_dims"]),
+                       dropout=c["dropout"], normalize=c["normalize_conv"])
+        self.generator = Generator(c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R,
+                                   c["dropout"])
+        self.discriminator = Discriminator(**encoder)
+        self.reward_net = RewardNet(**encoder)
+
+    @classmethod
+    def from_config(cls, cfg, atom_types=None, bond_types=None) -> MolGAN:
+        """Build from a ``Config`` (the one place config fields meet layer arguments)."""
+        import dataclasses
+
+        from molgan import chem
+
+        return cls(dataclasses.asdict(cfg), atom_types or chem.ATOM_TYPES,
+                   bond_types or chem.BOND_TYPES)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def sample_graphs(self, n: int, *, generator: torch.Generator | None = None,
+                      batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Gumbel-argmax graphs from n fresh z: ``(atoms (n, N), bonds (n, N, N))`` int arrays.
+
+        Noise is drawn on the CPU from ``generator`` so results do not depend on the device.
+        """
+        was_training = self.generator.training
+        self.generator.eval()
+        atoms, bonds = [], []
+        for start in range(0, n, batch_size):
+            b = min(batch_size, n - start)
+            z = torch.randn(b, self.generator.z_dim, generator=generator)  # (b, Z)
+            out = self.generator(z.to(self.device))
+            gx = gumbel_noise(out.x_logits.shape, generator=generator)
+            ga = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=generator)
+            atoms.append((out.x_logits + gx.to(self.device)).argmax(-1).cpu())  # (b, N)
+            bonds.append((out.adj_logits + ga.to(self.device)).argmax(-1).cpu())  # (b, N, N)
+        self.generator.train(was_training)
+        return torch.cat(atoms).numpy(), torch.cat(bonds).numpy()
+
+    def sample(self, n: int, seed: int | None = None, *, strict: bool = True,
+               batch_size: int = 4096) -> list[str | None]:
+        """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
+
+        Args:
+            n: number of molecules.
+            seed: makes the result deterministic; ``None`` draws a fresh seed.
+            strict: count multi-fragment graphs as invalid (else return their dotted SMILES).
+            batch_size: graphs generated per forward pass.
+        """
+        from molgan import chem
+
+        if n < 0:
+            raise ValueError(f"n must be ≥ 0, got {n}")
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            generator.manual_seed(seed)
+        atoms, bonds = self.sample_graphs(n, generator=generator, batch_size=batch_size)
+        return [chem.graph_to_smiles(a, b, strict=strict) for a, b in zip(atoms, bonds)]
