@@ -25,7 +25,7 @@ PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"torch": torch.__version__}
+    out = {"torch": str(torch.__version__)}
     for name in ("rdkit", "molgan"):
         try:
             out[name] = version(name)
@@ -104,7 +104,9 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
     blob = read(path)
     cfg = config_from(blob)
     vocab = blob.get("vocab", {})
-    model = MolGAN.from_config(cfg, tuple(vocab.get("atoms", ())), tuple(vocab.get("bonds", ())))
+    with torch.random.fork_rng(devices=[]):  # weight init must not move the caller's RNG
+        model = MolGAN.from_config(cfg, tuple(vocab.get("atoms", ())),
+                                   tuple(vocab.get("bonds", ())))
     try:
         model.generator.load_state_dict(blob["generator"])
         model.discriminator.load_state_dict(blob["discriminator"])

@@ -50,7 +50,7 @@ def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | N
     table = rewards.score_table(strict, train, PROPERTIES)
     raw = rewards.raw_scores(strict, ("logp", "sa", "np"))
     frame = pd.DataFrame({
-        "smiles": canon,
+        "smiles": pd.Series(canon, dtype=object),
         "valid": valid,
         "valid_lenient": [s is not None and len(s) > 0 for s in canon],
         "novel": [math.nan if train is None else float(ok and s not in train)

@@ -223,6 +223,8 @@ class MolGAN(nn.Module):
 
         if n < 0:
             raise ValueError(f"n must be ≥ 0, got {n}")
+        if n == 0:
+            return []
         generator = torch.Generator()
         if seed is None:
             generator.seed()

@@ -40,6 +40,17 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def resolve_data(path: str) -> Path:
+    """The data file: empty -> shipped QM9; a relative path missing here is tried in the repo."""
+    if not path:
+        return DEFAULT_DATA
+    candidate = Path(path)
+    repo_relative = DEFAULT_DATA.parent.parent / candidate
+    if not candidate.exists() and not candidate.is_absolute() and repo_relative.exists():
+        return repo_relative
+    return candidate
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CUDA included): the one place global RNGs are seeded."""
     random.seed(seed)
@@ -182,7 +193,7 @@ def train(cfg: Config) -> MolGAN:
     run_dir = Path(cfg.out_dir) / cfg.run_name
     ckpt_path = run_dir / "ckpt.pt"
     seed_everything(cfg.seed)
-    data = load_dataset(cfg.data or DEFAULT_DATA, cfg.max_atoms, cfg.split_seed)
+    data = load_dataset(resolve_data(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
     steps_per_epoch = max(len(train_idx) // cfg.batch_size, 1)
     total = cfg.max_steps or max(int(cfg.epochs * steps_per_epoch), 1)

@@ -1,0 +1,38 @@
+"""Shared fixtures: the debug config (sizes that all differ), the tiny QM9 fixture, devices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from molgan.config import make_config
+
+TINY = Path(__file__).parent / "data" / "qm9_tiny.smi"
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs CUDA")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    """The ``debug`` preset on the tiny fixture, writing into a temporary folder."""
+    return make_config("debug", data=str(TINY), out_dir=str(tmp_path / "runs"), max_steps=6,
+                       eval_every=3, log_every=3, eval_samples=16)
+
+
+@pytest.fixture
+def tiny_path() -> Path:
+    return TINY
+
+
+@pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def device(request) -> str:
+    return request.param

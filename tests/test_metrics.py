@@ -1,0 +1,72 @@
+import math
+
+import pytest
+
+from molgan import metrics
+
+
+def test_validity_counts_none_unparsable_fragments_and_dummies_as_invalid():
+    result = metrics.evaluate(["CCO", None, "xyz", "CC.O", "*CC", "c1ccccc1"])
+    assert result["valid"] == pytest.approx(2 / 6)
+    assert result["valid_lenient"] == pytest.approx(4 / 6)  # fragments and * parse
+
+
+def test_uniqueness_counts_equivalent_smiles_as_duplicates():
+    result = metrics.evaluate(["CCO", "OCC", "C(O)C", "CCN"])
+    assert result["unique"] == pytest.approx(2 / 4)
+
+
+def test_uniqueness_is_over_valid_molecules_only():
+    assert metrics.evaluate(["CCO", None, None, "CCN"])["unique"] == 1.0
+
+
+def test_novelty_is_zero_when_all_in_train():
+    assert metrics.evaluate(["CCO", "OCC", "CCN"], train_smiles=["NCC", "CCO"])["novel"] == 0.0
+
+
+def test_novelty_is_fraction_of_valid_not_in_train():
+    result = metrics.evaluate(["CCO", "CCN", "CCC", None], train_smiles=["OCC"])
+    assert result["novel"] == pytest.approx(2 / 3)
+
+
+def test_novelty_is_nan_without_a_training_set():
+    assert math.isnan(metrics.evaluate(["CCO"])["novel"])
+
+
+def test_property_means_are_plain_means_over_valid_molecules():
+    frame = metrics.evaluate_frame(["CCO", "CCN"])
+    result = metrics.evaluate(["CCO", "CCN", None, "CC.O"])
+    for name in ("qed", "logp", "sa", "np"):
+        assert result[name] == pytest.approx(frame[name].mean())
+
+
+def test_paper_nonzero_means_are_an_extra_and_at_least_the_plain_mean():
+    smiles = ["CCO", "CC12CC3C4C1C4(C)N32"]  # the cage has SA_norm 0
+    plain = metrics.evaluate(smiles)
+    paper = metrics.evaluate(smiles, paper_means=True)
+    assert "sa_nonzero" not in plain
+    assert paper["sa_nonzero"] > paper["sa"]
+
+
+def test_no_valid_molecule_gives_nan_means_not_an_error():
+    result = metrics.evaluate([None, "C1CC"])
+    assert result["valid"] == 0.0 and math.isnan(result["qed"])
+
+
+def test_empty_input_is_a_clear_error():
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.evaluate([])
+
+
+def test_frame_has_one_row_per_input_with_raw_and_normalised_scores():
+    frame = metrics.evaluate_frame(["OCC", None], train_smiles=["CCO"])
+    assert list(frame["smiles"]) == ["CCO", None]
+    assert frame.loc[0, "novel"] == 0.0 and not frame.loc[1, "valid"]
+    assert frame.loc[0, "sa_raw"] == pytest.approx(1.98, abs=0.01)
+    assert 0 < frame.loc[0, "sa"] <= 1
+
+
+def test_format_row_prints_percentages_and_na():
+    row = metrics.format_row({"valid": 0.5, "qed": 0.41234, "novel": math.nan},
+                             ("valid", "novel", "qed"))
+    assert row == "| 50.0 | n/a | 0.412 |"

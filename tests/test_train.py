@@ -1,0 +1,125 @@
+import importlib
+import json
+
+import pytest
+import torch
+
+from molgan import checkpoint, losses, rewards
+from molgan.config import make_config
+from molgan.data import load_dataset, one_hot
+from molgan.models import MolGAN
+
+train_module = importlib.import_module("molgan.train")  # molgan.train is also the function
+
+
+def _log(cfg):
+    path = f"{cfg.out_dir}/{cfg.run_name}/log.jsonl"
+    with open(path) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_short_run_has_finite_losses_and_updates_every_network(tiny_config):
+    torch.manual_seed(tiny_config.seed)
+    initial = MolGAN.from_config(tiny_config)
+    cfg = tiny_config.__class__(**{**tiny_config.__dict__, "rl_start": 0.0})
+    model = train_module.train(cfg)
+    records = _log(cfg)
+    assert records[-1]["step"] == 6
+    for key in ("loss/d", "loss/g", "loss/v", "loss/gp"):
+        assert all(v is not None and abs(v) < 1e6 for v in (r[key] for r in records)), key
+    for net in ("generator", "discriminator", "reward_net"):
+        before = torch.cat([p.flatten() for p in getattr(initial, net).parameters()])
+        after = torch.cat([p.flatten() for p in getattr(model, net).parameters()])
+        assert not torch.allclose(before, after), net
+    assert "score/valid" in records[-1] and "score/unique" in records[-1]
+
+
+def test_same_seed_gives_identical_losses(tiny_config, tmp_path):
+    a = make_config("debug", **{**_overrides(tiny_config), "out_dir": str(tmp_path / "a")})
+    b = make_config("debug", **{**_overrides(tiny_config), "out_dir": str(tmp_path / "b")})
+    train_module.train(a)
+    train_module.train(b)
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
+    assert strip(_log(a)) == strip(_log(b))
+
+
+def _overrides(cfg):
+    keep = ("data", "max_steps", "eval_every", "log_every", "eval_samples")
+    return {k: getattr(cfg, k) for k in keep}
+
+
+def test_resume_continues_the_same_stream(tiny_config, tmp_path):
+    base = {**_overrides(tiny_config), "rl_start": 0.0}
+    straight = make_config("debug", **base, out_dir=str(tmp_path / "a"))
+    train_module.train(straight)
+    first = make_config("debug", **{**base, "max_steps": 3}, out_dir=str(tmp_path / "b"))
+    train_module.train(first)
+    resumed = make_config("debug", **base, out_dir=str(tmp_path / "b"), resume=True)
+    train_module.train(resumed)
+    a = checkpoint.read(tmp_path / "a" / "debug-seed0" / "ckpt.pt")
+    b = checkpoint.read(tmp_path / "b" / "debug-seed0" / "ckpt.pt")
+    assert a["step"] == b["step"] == 6
+    for name in a["generator"]:
+        assert torch.equal(a["generator"][name], b["generator"][name]), name
+    assert _log(straight)[-1]["loss/d"] == _log(resumed)[-1]["loss/d"]
+
+
+def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("RDKit reward called with lam=1")
+
+    monkeypatch.setattr(rewards, "reward", forbidden)
+    monkeypatch.setattr(train_module, "real_rewards", forbidden)
+    cfg = make_config("debug", **{**_overrides(tiny_config), "lam": 1.0,
+                                  "out_dir": tiny_config.out_dir})
+    train_module.train(cfg)
+    assert all(r["loss/rl"] == 0.0 for r in _log(cfg))
+
+
+def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config):
+    torch.manual_seed(0)
+    cfg = make_config("debug", lam=0.0, lr=1e-2)
+    model = MolGAN.from_config(cfg)
+    opt = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr)
+    z = torch.randn(256, cfg.z_dim)
+
+    def score():
+        with torch.no_grad():
+            out = model.generator(z)
+            return model.reward_net(torch.softmax(out.x_logits, -1),
+                                    torch.softmax(out.adj_logits, -1)).mean().item()
+
+    before = score()
+    for _ in range(3):
+        train_module.g_step(model, opt, cfg, lam=0.0, use_rl=True)
+    assert score() > before
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_config, monkeypatch):
+    calls = {"n": 0}
+    original = losses.wasserstein_d
+
+    def poisoned(d_real, d_fake):
+        calls["n"] += 1
+        out = original(d_real, d_fake)
+        return out * float("nan") if calls["n"] > 3 else out
+
+    monkeypatch.setattr(losses, "wasserstein_d", poisoned)
+    with pytest.raises(train_module.TrainingError, match="non-finite loss/d, .* at step 6; last good checkpoint kept"):
+        train_module.train(tiny_config)
+    kept = checkpoint.read(f"{tiny_config.out_dir}/{tiny_config.run_name}/ckpt.pt")
+    assert kept["step"] == 3
+    assert all(torch.isfinite(t).all() for t in kept["generator"].values())
+
+
+def test_discriminator_step_lowers_its_loss_on_a_fixed_batch(tiny_path):
+    torch.manual_seed(0)
+    cfg = make_config("debug")
+    model = MolGAN.from_config(cfg)
+    data = load_dataset(tiny_path, verbose=False)
+    real = one_hot(data.atoms[:6], data.bonds[:6])
+    opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2)
+    first = train_module.d_step(model, opt, real, cfg)["loss/d"].item()
+    for _ in range(20):
+        last = train_module.d_step(model, opt, real, cfg)["loss/d"].item()
+    assert last < first
