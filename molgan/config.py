@@ -57,7 +57,7 @@ class Config:
     gp_weight: float = 10.0
     """Gradient-penalty weight of WGAN-GP."""
     # --- RL ---
-    lam: float = 0.5
+    lam: float = 0.9
     """λ: generator loss = λ·WGAN + (1-λ)·RL after warm-up; 1 = no RL (and no RDKit calls)."""
     reward: str = "qed"
     """Reward: product of normalised scores, e.g. qed | sa | logp | qed,sa | all."""

@@ -22,18 +22,21 @@ import numpy as np
 from molgan import chem, rewards
 
 PROPERTIES = ("qed", "logp", "sa", "np", "diversity", "drugcandidate")
+PERCENT = ("valid", "valid_lenient", "unique", "novel")  # fractions, printed as %
 
 
 def _canonical_all(smiles: Sequence[str | None]) -> list[str | None]:
     return [chem.canonical(s) if isinstance(s, str) else None for s in smiles]
 
 
-def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | None = None):
+def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | None = None, *,
+                   train_is_canonical: bool = False):
     """One row per input molecule: validity flags, raw and normalised scores.
 
     Args:
         smiles: generated SMILES (``None`` for graphs that are not molecules).
         train_smiles: the training set, for ``novel`` and the reference of ``diversity``.
+        train_is_canonical: skip canonicalising ``train_smiles`` (e.g. a ``Dataset``'s SMILES).
 
     Returns:
         ``pandas.DataFrame`` with columns ``smiles`` (canonical or None), ``valid``,
@@ -44,7 +47,12 @@ def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | N
     import pandas as pd
 
     canon = _canonical_all(smiles)
-    train = None if train_smiles is None else {chem.canonical(s) or s for s in train_smiles}
+    if train_smiles is None:
+        train = None
+    elif train_is_canonical:
+        train = train_smiles if isinstance(train_smiles, (set, frozenset)) else set(train_smiles)
+    else:
+        train = {chem.canonical(s) or s for s in train_smiles}
     valid = [chem.is_strictly_valid(s) for s in canon]
     strict = [s if ok else None for s, ok in zip(canon, valid)]
     table = rewards.score_table(strict, train, PROPERTIES)
@@ -70,6 +78,8 @@ def evaluate(
     train_smiles: Iterable[str] | None = None,
     *,
     paper_means: bool = False,
+    train_is_canonical: bool = False,
+    fcd_reference: Sequence[str] | None = None,
 ) -> dict[str, float]:
     """Set-level metrics of a list of generated molecules (definitions in the module docstring).
 
@@ -78,6 +88,9 @@ def evaluate(
         train_smiles: training SMILES for novelty (and the diversity reference).
         paper_means: also return ``<property>_nonzero``, the official code's mean over nonzero
             scores only (inflated: it drops legitimately zero scores, e.g. 22% of QM9's SA).
+        train_is_canonical: trust ``train_smiles`` to be canonical already (saves parsing it).
+        fcd_reference: also return ``fcd``, the Fréchet ChemNet Distance of the strictly valid
+            molecules to these (needs the optional ``fcd_torch``; see ``molgan.fcd``).
 
     Returns:
         ``{"valid", "valid_lenient", "unique", "novel", "qed", "logp", "sa", "np", "diversity",
@@ -85,7 +98,7 @@ def evaluate(
     """
     if len(smiles) == 0:
         raise ValueError("evaluate() needs at least one molecule")
-    frame = evaluate_frame(smiles, train_smiles)
+    frame = evaluate_frame(smiles, train_smiles, train_is_canonical=train_is_canonical)
     valid = frame[frame["valid"]]
     n_valid = len(valid)
     result = {
@@ -100,6 +113,10 @@ def evaluate(
         if paper_means:
             nonzero = valid[name][valid[name] > 0]
             result[f"{name}_nonzero"] = float(nonzero.mean()) if len(nonzero) else math.nan
+    if fcd_reference is not None:
+        from molgan import fcd
+
+        result["fcd"] = fcd.fcd(list(valid["smiles"]), fcd_reference) if n_valid > 1 else math.nan
     return result
 
 
@@ -111,7 +128,7 @@ def format_row(metrics: dict[str, float], keys: Sequence[str] | None = None) -> 
         value = metrics.get(key, math.nan)
         if isinstance(value, float) and np.isnan(value):
             cells.append("n/a")
-        elif key in ("valid", "valid_lenient", "unique", "novel"):
+        elif key in PERCENT:
             cells.append(f"{100 * value:.1f}")
         else:
             cells.append(f"{value:.3f}")

@@ -165,7 +165,7 @@ def fake_rewards(atoms: torch.Tensor, bonds: torch.Tensor, cfg: Config, train: s
 def evaluate_model(model: MolGAN, cfg: Config, train: set[str], step: int) -> dict[str, float]:
     """Sample ``eval_samples`` molecules (fixed seed) and score them with ``molgan.metrics``."""
     smiles = model.sample(cfg.eval_samples, seed=cfg.seed + 1, strict=False)
-    result = metrics.evaluate(smiles, train)
+    result = metrics.evaluate(smiles, train, train_is_canonical=True)
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
 
@@ -269,7 +269,8 @@ def train(cfg: Config) -> MolGAN:
                 now = time.monotonic()
                 values |= {"step": done, "epoch": done / steps_per_epoch,
                            "time/it_per_s": (done - last_done) / max(now - t_last, 1e-9),
-                           "time/elapsed_s": now - t0}
+                           "time/elapsed_s": now - t0,
+                           "time/eta_s": (now - t0) / max(done - start, 1) * (total - done)}
                 t_last, last_done = now, done
                 timed_out = cfg.time_limit and (now - t0) / 60 >= cfg.time_limit
                 if done % eval_every == 0 or done == total or timed_out:
@@ -305,5 +306,5 @@ def _format(values: dict) -> str:
         value = values.get(key)
         if isinstance(value, float) and math.isfinite(value):
             parts.append(f"{short} {value:.3f}")
-    parts.append(f"{values['time/it_per_s']:.0f} it/s")
+    parts.append(f"{values['time/it_per_s']:.0f} it/s | eta {values['time/eta_s'] / 60:.0f} min")
     return " | ".join(parts)

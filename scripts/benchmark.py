@@ -1,0 +1,181 @@
+"""Benchmark where time goes: training cycle, sampling, reward scoring, dense vs PyG conv.
+
+Every figure is the median of ``--repeats`` timed runs after a warm-up, on the device named in
+the table. Prints a markdown table (and ``--json FILE``). Takes ~3-4 minutes on 2 CPU cores.
+
+    python scripts/benchmark.py [--device cuda] [--quick] [--json bench.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import torch
+
+from molgan import chem, rewards
+from molgan.config import make_config
+from molgan.data import load_dataset, one_hot
+from molgan.layers import RelationalGraphConv
+from molgan.models import MolGAN
+
+train_module = importlib.import_module("molgan.train")
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_training(data, device, batch: int, reward: bool, cycles: int, repeats: int,
+                   memo: bool = True):
+    """Steps/s of full cycles: n_critic D steps, one G step, one V step (with RDKit rewards)."""
+    cfg = make_config("paper", batch_size=batch, lam=0.9 if reward else 1.0, device=str(device))
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg).to(device)
+    opts = {k: torch.optim.Adam(getattr(model, n).parameters(), lr=cfg.lr)
+            for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))}
+    train_set = set(data.smiles_of("train"))
+    idx = data.split["train"][:batch]
+    real = one_hot(data.atoms[idx], data.bonds[idx])
+    real = type(real)(real.x.to(device), real.adj.to(device))
+    r_real = torch.rand(batch, 1, device=device)
+
+    def run():
+        for step in range(cycles * cfg.n_critic):
+            train_module.d_step(model, opts["d"], real, cfg)
+            if step % cfg.n_critic == 0:
+                _, fake = train_module.g_step(model, opts["g"], cfg, cfg.lam, reward)
+                if reward:
+                    if not memo:  # "before": every generated molecule scored afresh
+                        rewards._MEMO["qed"].clear()
+                    r_fake = train_module.fake_rewards(fake[2], fake[3], cfg, train_set)
+                    train_module.v_step(model, opts["v"], real, r_real, fake, r_fake.to(device))
+
+    seconds = timed(run, repeats, device)
+    steps = cycles * cfg.n_critic
+    return steps / seconds, steps * batch / seconds
+
+
+def bench_sampling(device, n: int, repeats: int):
+    torch.manual_seed(0)
+    model = MolGAN.from_config(make_config("paper")).to(device)
+    graphs = timed(lambda: model.sample_graphs(n, generator=torch.Generator().manual_seed(0)),
+                   repeats, device)
+    smiles = timed(lambda: model.sample(n, seed=0), repeats, device)
+    return n / graphs, n / smiles
+
+
+def bench_scores(smiles: list[str], workers: int):
+    """Molecules/s per raw score: cold (memo cleared) and memoised."""
+    out = {}
+    for name in rewards.RAW_SCORES:
+        rewards._MEMO[name].clear()
+        start = time.perf_counter()
+        rewards.raw_scores(smiles, [name], workers=workers)
+        cold = len(smiles) / (time.perf_counter() - start)
+        start = time.perf_counter()
+        rewards.raw_scores(smiles, [name], workers=workers)
+        out[name] = (cold, len(smiles) / (time.perf_counter() - start))
+    return out
+
+
+def bench_conv(device, batch: int, repeats: int):
+    """Forward+backward time of our dense conv vs torch_geometric RGCNConv on the same graphs."""
+    from torch_geometric.nn import RGCNConv
+
+    data = load_dataset(verbose=False)
+    bonds = data.bonds[:batch].long()
+    adj = torch.nn.functional.one_hot(bonds, len(chem.BOND_TYPES)).float().to(device)
+    h = torch.randn(batch, 9, 64, device=device, requires_grad=True)
+    ours = RelationalGraphConv(64, 64, len(chem.BOND_TYPES)).to(device)
+    theirs = RGCNConv(64, 64, len(chem.BOND_TYPES) - 1, aggr="add").to(device)
+    b, i, j = torch.nonzero(bonds, as_tuple=True)
+    edge_index = torch.stack([b * 9 + j, b * 9 + i]).to(device)
+    edge_type = (bonds[b, i, j] - 1).to(device)
+    flat = h.detach().reshape(-1, 64).requires_grad_(True)
+
+    def dense():
+        ours(h, adj).sum().backward()
+
+    def sparse():
+        theirs(flat, edge_index, edge_type).sum().backward()
+
+    return timed(dense, repeats, device, 3), timed(sparse, repeats, device, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu", help="cpu / cuda")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure")
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (smoke test)")
+    parser.add_argument("--json", help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    data = load_dataset(verbose=False)
+    cycles = 2 if args.quick else 20
+    rows: list[tuple[str, str, float]] = []
+
+    def add(what: str, unit: str, value: float) -> None:
+        rows.append((what, unit, value))
+        print(f"  {what}: {value:,.1f} {unit}", file=sys.stderr)
+
+    for batch in (32, 128):
+        for reward, memo in ((False, True), (True, False), (True, True)):
+            kind = "off" if not reward else ("qed, memoised" if memo else "qed, no memo")
+            label = f"training cycle, batch {batch}, reward {kind}"
+            steps, mols = bench_training(data, device, batch, reward, cycles, args.repeats, memo)
+            add(label, "steps/s", steps)
+            add(label, "real molecules/s", mols)
+    n = 1000 if args.quick else 10_000
+    graphs, smiles = bench_sampling(device, n, args.repeats)
+    add(f"sampling {n} graphs (generator + Gumbel-argmax)", "graphs/s", graphs)
+    add(f"sampling {n} SMILES (incl. RDKit decoding)", "SMILES/s", smiles)
+    pool = data.smiles_of("test")[: 600 if args.quick else 4000]
+    cores = os.cpu_count() or 1
+    for workers in sorted({1, cores}):
+        for score, (cold, warm) in bench_scores(pool, workers).items():
+            add(f"score {score}, {workers} process(es), cold", "molecules/s", cold)
+            add(f"score {score}, {workers} process(es), memoised", "molecules/s", warm)
+    dense, sparse = bench_conv(device, 128, 20 if not args.quick else 5)
+    add("relational conv fwd+bwd, batch 128: dense (ours)", "ms", 1000 * dense)
+    add("relational conv fwd+bwd, batch 128: PyG RGCNConv", "ms", 1000 * sparse)
+    add("RGCNConv time / dense time", "ratio", sparse / dense)
+
+    print(f"\nDevice: {name}; medians of {args.repeats} runs\n")
+    print("| what | value | unit |\n|---|---:|---|")
+    for what, unit, value in rows:
+        print(f"| {what} | {value:,.1f} | {unit} |" if value >= 10 else
+              f"| {what} | {value:.2f} | {unit} |")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump({"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]},
+                      handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
