@@ -130,7 +130,7 @@ def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray) -> Chem.Mol | None:
     if not node_to_idx:
         return None
     rows, cols = np.nonzero(np.triu(bonds, k=1))
-    for i, j in zip(rows.tolist(), cols.tolist()):
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=False):
         if i in node_to_idx and j in node_to_idx:  # bonds to pad nodes are dropped (PR #13)
             mol.AddBond(node_to_idx[i], node_to_idx[j], _RDKIT_BOND[BOND_TYPES[bonds[i, j]]])
     mol = mol.GetMol()
@@ -181,7 +181,8 @@ def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: i
     mols = [m for m in (mol_from_smiles(s) for s in smiles) if m is not None][:max_mols]
     if not mols:
         raise ValueError("no valid molecule to draw")
-    image = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(200, 200),
-                                 legends=[Chem.MolToSmiles(m) for m in mols])
+    image = Draw.MolsToGridImage(
+        mols, molsPerRow=per_row, subImgSize=(200, 200), legends=[Chem.MolToSmiles(m) for m in mols]
+    )
     image.save(str(path))
     return len(mols)

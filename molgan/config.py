@@ -121,9 +121,21 @@ class Config:
 PRESETS: dict[str, dict] = {
     "paper": {},
     # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
-    "debug": dict(data="data/qm9_debug.smi", z_dim=7, gen_dims=(11, 13), conv_dims=(11, 13),
-                  agg_dim=17, head_dims=(19,), batch_size=6, max_steps=30, n_critic=3,
-                  log_every=10, eval_every=15, eval_samples=64, progress=False),
+    "debug": dict(
+        data="data/qm9_debug.smi",
+        z_dim=7,
+        gen_dims=(11, 13),
+        conv_dims=(11, 13),
+        agg_dim=17,
+        head_dims=(19,),
+        batch_size=6,
+        max_steps=30,
+        n_critic=3,
+        log_every=10,
+        eval_every=15,
+        eval_samples=64,
+        progress=False,
+    ),
 }
 
 
@@ -133,7 +145,7 @@ def field_docs() -> dict[str, str]:
     tree = ast.parse(inspect.getsource(Config))
     body = tree.body[0].body
     docs = {}
-    for node, nxt in zip(body, body[1:]):
+    for node, nxt in zip(body, body[1:], strict=False):
         if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
             docs[node.target.id] = str(nxt.value.value)
     return docs
@@ -149,9 +161,14 @@ def make_config(preset: str = "paper", **overrides) -> Config:
 def parse_args(argv: list[str] | None = None) -> Config:
     """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field."""
     parser = argparse.ArgumentParser(
-        description="Train MolGAN (defaults: the paper's QM9 settings).")
-    parser.add_argument("--preset", default="paper", choices=sorted(PRESETS),
-                        help="starting settings; flags override them")
+        description="Train MolGAN (defaults: the paper's QM9 settings)."
+    )
+    parser.add_argument(
+        "--preset",
+        default="paper",
+        choices=sorted(PRESETS),
+        help="starting settings; flags override them",
+    )
     docs = field_docs()
     for f in dataclasses.fields(Config):
         if f.metadata.get("cli", True) is False:
@@ -160,8 +177,9 @@ def parse_args(argv: list[str] | None = None) -> Config:
         kind = type(f.default)
         text = f"{docs.get(f.name, '')} (paper preset: {f.default!r})"
         if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
-                                help=text)
+            parser.add_argument(
+                flag, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
         elif kind is tuple:
             parser.add_argument(flag, type=int, nargs="+", default=None, help=text)
         else:

@@ -222,7 +222,12 @@ def load_dataset(
     if use_cache and cache.is_file():
         try:
             blob = torch.load(cache, weights_only=True)
-            atoms, bonds, smiles, drops = blob["atoms"], blob["bonds"], blob["smiles"], blob["drops"]
+            atoms, bonds, smiles, drops = (
+                blob["atoms"],
+                blob["bonds"],
+                blob["smiles"],
+                blob["drops"],
+            )
         except Exception:  # noqa: BLE001 -- a broken cache is rebuilt, never fatal
             blob = None
         if blob is not None:
@@ -232,11 +237,13 @@ def load_dataset(
     results = encode_all([s for _, s in entries], max_atoms)
     drops: Counter[str] = Counter()
     kept, seen = [], set()
-    for (number, raw), result in zip(entries, results):
+    for (number, raw), result in zip(entries, results, strict=False):
         if isinstance(result, str):
             drops[result] += 1
             if result == "unparsable SMILES" and verbose and drops[result] <= _MAX_REPORTED_LINES:
-                print(f"{path.name}:{number}: skipped malformed entry {raw[:60]!r}", file=sys.stderr)
+                print(
+                    f"{path.name}:{number}: skipped malformed entry {raw[:60]!r}", file=sys.stderr
+                )
         elif result[0] in seen:
             drops["duplicate"] += 1
         else:
@@ -244,8 +251,10 @@ def load_dataset(
             kept.append(result)
     if verbose:
         summary = ", ".join(f"{n} {reason}" for reason, n in drops.most_common()) or "none"
-        print(f"{path.name}: {len(entries)} read, {len(kept)} kept; dropped: {summary}",
-              file=sys.stderr)
+        print(
+            f"{path.name}: {len(entries)} read, {len(kept)} kept; dropped: {summary}",
+            file=sys.stderr,
+        )
     if not kept:
         raise ValueError(f"no usable molecule in {path} (≤{max_atoms} heavy atoms of C, N, O, F)")
     smiles = [k[0] for k in kept]

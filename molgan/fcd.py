@@ -17,8 +17,9 @@ import numpy as np
 from molgan import chem
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
-                     sigma2: np.ndarray) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray
+) -> float:
     """‖μ1 − μ2‖² + tr(Σ1 + Σ2 − 2·(Σ1Σ2)^½) of two Gaussians; (D,) means, (D, D) covariances."""
     eigenvalues = np.linalg.eigvals(sigma1 @ sigma2)
     trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0.0, None)).sum()
@@ -31,8 +32,9 @@ def _chemnet(device: str):
     try:
         from fcd_torch import FCD
     except ImportError as err:
-        raise ValueError("FCD needs the optional package fcd_torch: pip install 'molgan[fcd]'") \
-            from err
+        raise ValueError(
+            "FCD needs the optional package fcd_torch: pip install 'molgan[fcd]'"
+        ) from err
     return FCD(device=device, n_jobs=1)
 
 

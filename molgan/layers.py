@@ -14,7 +14,7 @@ from torch import nn
 def mlp(dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh) -> nn.Sequential:
     """Linear -> act -> dropout for each consecutive pair in ``dims`` (every layer activated)."""
     layers: list[nn.Module] = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
+    for d_in, d_out in zip(dims[:-1], dims[1:], strict=False):
         layers += [nn.Linear(d_in, d_out), act()]
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -38,8 +38,14 @@ class RelationalGraphConv(nn.Module):
         bias: give the self and relation maps a bias.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, num_relations: int, normalize: bool = False,
-                 bias: bool = True) -> None:
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        num_relations: int,
+        normalize: bool = False,
+        bias: bool = True,
+    ) -> None:
         super().__init__()
         self.in_dim, self.out_dim, self.num_relations = in_dim, out_dim, num_relations
         self.normalize = normalize

@@ -63,7 +63,7 @@ def gradient_penalty(
     B = x_real.shape[0]
     eps = torch.rand(B, 1, 1, generator=generator, device=x_real.device)  # (B, 1, 1)
     x_hat = (eps * x_real + (1 - eps) * x_fake.detach()).requires_grad_(True)  # (B, N, T)
-    adj_hat = (eps[..., None] * adj_real + (1 - eps[..., None]) * adj_fake.detach())
+    adj_hat = eps[..., None] * adj_real + (1 - eps[..., None]) * adj_fake.detach()
     adj_hat.requires_grad_(True)  # (B, N, N, R)
     out = critic(x_hat, adj_hat)  # (B, 1)
     grad_x, grad_adj = torch.autograd.grad(out.sum(), (x_hat, adj_hat), create_graph=True)
@@ -106,7 +106,7 @@ def generator_loss(
         return GeneratorLoss(wgan, wgan, zero, zero)
     rl = -v_fake.mean()
     if scale_rl:
-        alpha = (wgan.detach().abs() / rl.detach().abs().clamp(min=alpha_eps))
+        alpha = wgan.detach().abs() / rl.detach().abs().clamp(min=alpha_eps)
     else:
         alpha = torch.ones((), device=d_fake.device)
     loss = lam * wgan + (1.0 - lam) * alpha * rl if lam > 0 else alpha * rl

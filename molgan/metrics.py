@@ -29,8 +29,12 @@ def _canonical_all(smiles: Sequence[str | None]) -> list[str | None]:
     return [chem.canonical(s) if isinstance(s, str) else None for s in smiles]
 
 
-def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | None = None, *,
-                   train_is_canonical: bool = False):
+def evaluate_frame(
+    smiles: Sequence[str | None],
+    train_smiles: Iterable[str] | None = None,
+    *,
+    train_is_canonical: bool = False,
+):
     """One row per input molecule: validity flags, raw and normalised scores.
 
     Args:
@@ -54,16 +58,20 @@ def evaluate_frame(smiles: Sequence[str | None], train_smiles: Iterable[str] | N
     else:
         train = {chem.canonical(s) or s for s in train_smiles}
     valid = [chem.is_strictly_valid(s) for s in canon]
-    strict = [s if ok else None for s, ok in zip(canon, valid)]
+    strict = [s if ok else None for s, ok in zip(canon, valid, strict=False)]
     table = rewards.score_table(strict, train, PROPERTIES)
     raw = rewards.raw_scores(strict, ("logp", "sa", "np"))
-    frame = pd.DataFrame({
-        "smiles": pd.Series(canon, dtype=object),
-        "valid": valid,
-        "valid_lenient": [s is not None and len(s) > 0 for s in canon],
-        "novel": [math.nan if train is None else float(ok and s not in train)
-                  for s, ok in zip(canon, valid)],
-    })
+    frame = pd.DataFrame(
+        {
+            "smiles": pd.Series(canon, dtype=object),
+            "valid": valid,
+            "valid_lenient": [s is not None and len(s) > 0 for s in canon],
+            "novel": [
+                math.nan if train is None else float(ok and s not in train)
+                for s, ok in zip(canon, valid, strict=False)
+            ],
+        }
+    )
     frame["qed"] = table["qed"]
     for name in ("logp", "sa", "np"):
         frame[f"{name}_raw"] = raw[name]

@@ -38,8 +38,15 @@ class Generator(nn.Module):
         dropout: dropout after each hidden layer.
     """
 
-    def __init__(self, z_dim: int, hidden: tuple[int, ...], num_nodes: int, num_atom_types: int,
-                 num_bond_types: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        z_dim: int,
+        hidden: tuple[int, ...],
+        num_nodes: int,
+        num_atom_types: int,
+        num_bond_types: int,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
         self.body = mlp((z_dim, *hidden), dropout)
@@ -61,8 +68,13 @@ class Generator(nn.Module):
         return GeneratorOutput(x_logits, adj_logits)
 
 
-def gumbel_noise(shape: tuple[int, ...], *, symmetric: bool = False,
-                 generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+def gumbel_noise(
+    shape: tuple[int, ...],
+    *,
+    symmetric: bool = False,
+    generator: torch.Generator | None = None,
+    device=None,
+) -> torch.Tensor:
     """Standard Gumbel noise; with ``symmetric`` (shape (B, N, N, R)) the upper triangle is
     drawn and mirrored so that sampled graphs stay symmetric (the TF code draws (i, j) and
     (j, i) independently)."""
@@ -74,8 +86,9 @@ def gumbel_noise(shape: tuple[int, ...], *, symmetric: bool = False,
     return g
 
 
-def discretize(logits: torch.Tensor, mode: str, tau: float = 1.0,
-               noise: torch.Tensor | None = None) -> torch.Tensor:
+def discretize(
+    logits: torch.Tensor, mode: str, tau: float = 1.0, noise: torch.Tensor | None = None
+) -> torch.Tensor:
     """Turn logits (..., C) into what D and the reward net see, along the last axis.
 
     Args:
@@ -117,14 +130,21 @@ class GraphEncoder(nn.Module):
         normalize: degree normalisation in the R-GCN layers.
     """
 
-    def __init__(self, num_atom_types: int, num_bond_types: int, conv_dims: tuple[int, ...],
-                 agg_dim: int, head_dims: tuple[int, ...], dropout: float = 0.0,
-                 normalize: bool = False) -> None:
+    def __init__(
+        self,
+        num_atom_types: int,
+        num_bond_types: int,
+        conv_dims: tuple[int, ...],
+        agg_dim: int,
+        head_dims: tuple[int, ...],
+        dropout: float = 0.0,
+        normalize: bool = False,
+    ) -> None:
         super().__init__()
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
         self.convs = nn.ModuleList(
             RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
-            for d_in, d_out in zip(dims_in, conv_dims)
+            for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
         self.head = mlp((agg_dim, *head_dims), dropout)
@@ -166,11 +186,18 @@ class MolGAN(nn.Module):
         self.config = dict(config)
         self.atom_types, self.bond_types = tuple(atom_types), tuple(bond_types)
         c, T, R = self.config, len(self.atom_types), len(self.bond_types)
-        encoder = dict(num_atom_types=T, num_bond_types=R, conv_dims=tuple(c["conv_dims"]),
-                       agg_dim=c["agg_dim"], head_dims=tuple(c["head_dims"]),
-                       dropout=c["dropout"], normalize=c["normalize_conv"])
-        self.generator = Generator(c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R,
-                                   c["dropout"])
+        encoder = dict(
+            num_atom_types=T,
+            num_bond_types=R,
+            conv_dims=tuple(c["conv_dims"]),
+            agg_dim=c["agg_dim"],
+            head_dims=tuple(c["head_dims"]),
+            dropout=c["dropout"],
+            normalize=c["normalize_conv"],
+        )
+        self.generator = Generator(
+            c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"]
+        )
         self.discriminator = Discriminator(**encoder)
         self.reward_net = RewardNet(**encoder)
 
@@ -181,16 +208,18 @@ class MolGAN(nn.Module):
 
         from molgan import chem
 
-        return cls(dataclasses.asdict(cfg), atom_types or chem.ATOM_TYPES,
-                   bond_types or chem.BOND_TYPES)
+        return cls(
+            dataclasses.asdict(cfg), atom_types or chem.ATOM_TYPES, bond_types or chem.BOND_TYPES
+        )
 
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def sample_graphs(self, n: int, *, generator: torch.Generator | None = None,
-                      batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def sample_graphs(
+        self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Gumbel-argmax graphs from n fresh z: ``(atoms (n, N), bonds (n, N, N))`` int arrays.
 
         Noise is drawn on the CPU from ``generator`` so results do not depend on the device.
@@ -209,8 +238,9 @@ class MolGAN(nn.Module):
         self.generator.train(was_training)
         return torch.cat(atoms).numpy(), torch.cat(bonds).numpy()
 
-    def sample(self, n: int, seed: int | None = None, *, strict: bool = True,
-               batch_size: int = 4096) -> list[str | None]:
+    def sample(
+        self, n: int, seed: int | None = None, *, strict: bool = True, batch_size: int = 4096
+    ) -> list[str | None]:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
         Args:
@@ -231,4 +261,6 @@ class MolGAN(nn.Module):
         else:
             generator.manual_seed(seed)
         atoms, bonds = self.sample_graphs(n, generator=generator, batch_size=batch_size)
-        return [chem.graph_to_smiles(a, b, strict=strict) for a, b in zip(atoms, bonds)]
+        return [
+            chem.graph_to_smiles(a, b, strict=strict) for a, b in zip(atoms, bonds, strict=False)
+        ]

@@ -141,13 +141,15 @@ def raw_scores(
                 values = [row for part in pool.map(_compute, jobs) for row in part]
         else:
             values = _compute((todo, names))
-        for smi, row in zip(todo, values):
-            for name, value in zip(names, row):
+        for smi, row in zip(todo, values, strict=False):
+            for name, value in zip(names, row, strict=False):
                 memo = _MEMO[name]
                 if len(memo) >= _MEMO_LIMIT:
                     memo.clear()
                 memo[smi] = value
-    return {n: np.array([_MEMO[n].get(s, math.nan) if s else math.nan for s in smiles]) for n in names}
+    return {
+        n: np.array([_MEMO[n].get(s, math.nan) if s else math.nan for s in smiles]) for n in names
+    }
 
 
 @functools.cache
@@ -157,7 +159,9 @@ def _fingerprinter():
 
 def diversity_raw(smiles: Sequence[str | None], reference: Sequence[str]) -> np.ndarray:
     """Mean Tanimoto distance (Morgan r=4, 2048 bits) of each molecule to the reference set."""
-    ref_fps = [_fingerprinter().GetFingerprint(m) for m in map(chem.mol_from_smiles, reference) if m]
+    ref_fps = [
+        _fingerprinter().GetFingerprint(m) for m in map(chem.mol_from_smiles, reference) if m
+    ]
     out = np.full(len(smiles), math.nan)
     if not ref_fps:
         return out
@@ -198,11 +202,19 @@ def score_table(
     if unknown:
         raise ValueError(f"unknown reward(s) {sorted(unknown)}; choose from {REWARDS}")
     valid = np.array([chem.is_strictly_valid(s) for s in smiles], dtype=bool)
-    kept = [s if ok else None for s, ok in zip(smiles, valid)]
-    train = None if train_smiles is None else (
-        train_smiles if isinstance(train_smiles, (set, frozenset)) else set(train_smiles)
+    kept = [s if ok else None for s, ok in zip(smiles, valid, strict=False)]
+    train = (
+        None
+        if train_smiles is None
+        else (train_smiles if isinstance(train_smiles, (set, frozenset)) else set(train_smiles))
     )
-    needs = {"qed": {"qed"}, "logp": {"logp"}, "sa": {"sa"}, "np": {"np"}, "drugcandidate": {"logp", "sa"}}
+    needs = {
+        "qed": {"qed"},
+        "logp": {"logp"},
+        "sa": {"sa"},
+        "np": {"np"},
+        "drugcandidate": {"logp", "sa"},
+    }
     raw = raw_scores(kept, sorted(set().union(*(needs.get(n, set()) for n in names))))
     out: dict[str, np.ndarray] = {}
     novel = np.array([s is not None and (train is None or s not in train) for s in kept], float)
@@ -234,8 +246,10 @@ def score_table(
 
 def parse_reward(spec: str) -> tuple[str, ...]:
     """``"qed"`` / ``"qed,sa"`` / ``"all"`` (= qed·sa·logp, the paper's "All") -> score names."""
-    names = ("qed", "sa", "logp") if spec.strip() == "all" else tuple(
-        p.strip() for p in spec.split(",") if p.strip()
+    names = (
+        ("qed", "sa", "logp")
+        if spec.strip() == "all"
+        else tuple(p.strip() for p in spec.split(",") if p.strip())
     )
     bad = [n for n in names if n not in REWARDS]
     if not names or bad:
@@ -246,7 +260,7 @@ def parse_reward(spec: str) -> tuple[str, ...]:
 def reward(
     smiles: Sequence[str | None], spec: str, train_smiles: Iterable[str] | None = None
 ) -> np.ndarray:
-    """Product of the normalised scores named in ``spec``; (B, 1) float32 in [0, 1], invalid -> 0."""
+    """Product of the normalised scores named in ``spec`` -> (B, 1) float32, invalid -> 0."""
     table = score_table(smiles, train_smiles, parse_reward(spec))
     product = np.prod(np.stack(list(table.values())), axis=0)  # (B,)
     return product.astype(np.float32)[:, None]  # (B, 1)

@@ -70,8 +70,10 @@ def real_rewards(data: Dataset, spec: str, verbose: bool = True) -> torch.Tensor
         except Exception:  # noqa: BLE001 -- a broken cache is recomputed
             pass
     if verbose:
-        print(f"scoring {len(data.smiles)} dataset molecules for reward {spec!r} (once)...",
-              file=sys.stderr)
+        print(
+            f"scoring {len(data.smiles)} dataset molecules for reward {spec!r} (once)...",
+            file=sys.stderr,
+        )
     train = set(data.smiles_of("train"))
     values = torch.from_numpy(rewards.reward(data.smiles, spec, train)[:, 0])  # (M,)
     try:
@@ -104,17 +106,22 @@ def d_step(model: MolGAN, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
 
 def _fake_inputs(out, cfg: Config, noise=None):
     if cfg.mode == "softmax":
-        return discretize(out.x_logits, "softmax", cfg.tau), discretize(out.adj_logits, "softmax",
-                                                                         cfg.tau)
+        return discretize(out.x_logits, "softmax", cfg.tau), discretize(
+            out.adj_logits, "softmax", cfg.tau
+        )
     gx, ga = noise if noise is not None else _noise(out)
-    return (discretize(out.x_logits, cfg.mode, cfg.tau, gx),
-            discretize(out.adj_logits, cfg.mode, cfg.tau, ga))
+    return (
+        discretize(out.x_logits, cfg.mode, cfg.tau, gx),
+        discretize(out.adj_logits, cfg.mode, cfg.tau, ga),
+    )
 
 
 def _noise(out):
     device = out.x_logits.device
-    return (gumbel_noise(out.x_logits.shape, device=device),
-            gumbel_noise(out.adj_logits.shape, symmetric=True, device=device))
+    return (
+        gumbel_noise(out.x_logits.shape, device=device),
+        gumbel_noise(out.adj_logits.shape, symmetric=True, device=device),
+    )
 
 
 def g_step(model: MolGAN, opt_g, cfg: Config, lam: float, use_rl: bool):
@@ -130,16 +137,21 @@ def g_step(model: MolGAN, opt_g, cfg: Config, lam: float, use_rl: bool):
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
     d_fake = model.discriminator(x_fake, adj_fake)  # (B, 1)
     v_fake = model.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
-    parts = losses.generator_loss(d_fake, v_fake, lam, scale_rl=cfg.scale_rl,
-                                  alpha_eps=cfg.alpha_eps)
+    parts = losses.generator_loss(
+        d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps
+    )
     opt_g.zero_grad(set_to_none=True)
     parts.loss.backward()
     opt_g.step()
     with torch.no_grad():
         atoms = (out.x_logits + noise[0]).argmax(-1)  # (B, N)
         bonds = (out.adj_logits + noise[1]).argmax(-1)  # (B, N, N)
-    stats = {"loss/g": parts.loss.detach(), "loss/wgan": parts.wgan.detach(),
-             "loss/rl": parts.rl.detach(), "alpha": parts.alpha.detach()}
+    stats = {
+        "loss/g": parts.loss.detach(),
+        "loss/wgan": parts.wgan.detach(),
+        "loss/rl": parts.rl.detach(),
+        "alpha": parts.alpha.detach(),
+    }
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 
@@ -158,7 +170,10 @@ def fake_rewards(atoms: torch.Tensor, bonds: torch.Tensor, cfg: Config, train: s
     """RDKit rewards (B, 1) of generated index graphs."""
     from molgan import chem
 
-    smiles = [chem.graph_to_smiles(a, b) for a, b in zip(atoms.cpu().numpy(), bonds.cpu().numpy())]
+    smiles = [
+        chem.graph_to_smiles(a, b)
+        for a, b in zip(atoms.cpu().numpy(), bonds.cpu().numpy(), strict=False)
+    ]
     return torch.from_numpy(rewards.reward(smiles, cfg.reward, train))  # (B, 1)
 
 
@@ -170,8 +185,9 @@ def evaluate_model(model: MolGAN, cfg: Config, train: set[str], step: int) -> di
 
 
 def _write_log(handle, record: dict) -> None:
-    clean = {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-             for k, v in record.items()}
+    clean = {
+        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
+    }
     handle.write(json.dumps(clean) + "\n")
     handle.flush()
 
@@ -205,8 +221,10 @@ def train(cfg: Config) -> MolGAN:
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
-    opts = {k: torch.optim.Adam(getattr(model, net).parameters(), lr=cfg.lr)
-            for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))}
+    opts = {
+        k: torch.optim.Adam(getattr(model, net).parameters(), lr=cfg.lr)
+        for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
+    }
     start, last_metrics = 0, {}
     if cfg.resume:
         blob = checkpoint.read(ckpt_path)
@@ -223,20 +241,25 @@ def train(cfg: Config) -> MolGAN:
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
     def save(step: int, stats: dict) -> None:
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+        rng = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        }
         checkpoint.save(ckpt_path, model, opts, step, stats, extra={"rng": rng})
 
     bar = None
     if cfg.progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, initial=start, desc=cfg.run_name, dynamic_ncols=True,
-                   file=sys.stderr)
+        bar = tqdm(
+            total=total, initial=start, desc=cfg.run_name, dynamic_ncols=True, file=sys.stderr
+        )
     emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr))
-    print(f"run {run_dir}: {total} steps ({steps_per_epoch}/epoch) on {device}; "
-          f"RL {'off' if not use_rl else f'from step {rl_from}, λ={cfg.lam}, reward {cfg.reward}'}",
-          file=sys.stderr)
+    print(
+        f"run {run_dir}: {total} steps ({steps_per_epoch}/epoch) on {device}; "
+        f"RL {'off' if not use_rl else f'from step {rl_from}, λ={cfg.lam}, reward {cfg.reward}'}",
+        file=sys.stderr,
+    )
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done, latest = start, {}
     model.train()
@@ -264,13 +287,18 @@ def train(cfg: Config) -> MolGAN:
                 values = {k: float(v) for k, v in stats.items()}
                 if not all(math.isfinite(v) for v in values.values()):
                     bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    raise TrainingError(f"non-finite {', '.join(bad)} at step {done}; last good "
-                                        f"checkpoint kept at {ckpt_path}")
+                    raise TrainingError(
+                        f"non-finite {', '.join(bad)} at step {done}; last good "
+                        f"checkpoint kept at {ckpt_path}"
+                    )
                 now = time.monotonic()
-                values |= {"step": done, "epoch": done / steps_per_epoch,
-                           "time/it_per_s": (done - last_done) / max(now - t_last, 1e-9),
-                           "time/elapsed_s": now - t0,
-                           "time/eta_s": (now - t0) / max(done - start, 1) * (total - done)}
+                values |= {
+                    "step": done,
+                    "epoch": done / steps_per_epoch,
+                    "time/it_per_s": (done - last_done) / max(now - t_last, 1e-9),
+                    "time/elapsed_s": now - t0,
+                    "time/eta_s": (now - t0) / max(done - start, 1) * (total - done),
+                }
                 t_last, last_done = now, done
                 timed_out = cfg.time_limit and (now - t0) / 60 >= cfg.time_limit
                 if done % eval_every == 0 or done == total or timed_out:
@@ -285,8 +313,12 @@ def train(cfg: Config) -> MolGAN:
                 if done % cfg.log_every == 0 or "score/valid" in values:
                     emit(line)
                 unique = last_metrics.get("score/unique", 1.0)
-                if cfg.early_stop_unique and "score/valid" in values and unique is not None \
-                        and unique < cfg.early_stop_unique:
+                if (
+                    cfg.early_stop_unique
+                    and "score/valid" in values
+                    and unique is not None
+                    and unique < cfg.early_stop_unique
+                ):
                     emit(f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}")
                     break
                 if timed_out:
@@ -300,8 +332,16 @@ def train(cfg: Config) -> MolGAN:
 
 def _format(values: dict) -> str:
     parts = [f"step {values['step']}"]
-    names = {"loss/d": "d", "loss/g": "g", "loss/v": "v", "loss/gp": "gp", "score/valid": "valid",
-             "score/unique": "unique", "score/novel": "novel", "score/qed": "qed"}
+    names = {
+        "loss/d": "d",
+        "loss/g": "g",
+        "loss/v": "v",
+        "loss/gp": "gp",
+        "score/valid": "valid",
+        "score/unique": "unique",
+        "score/novel": "novel",
+        "score/qed": "qed",
+    }
     for key, short in names.items():
         value = values.get(key)
         if isinstance(value, float) and math.isfinite(value):

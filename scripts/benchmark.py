@@ -47,14 +47,17 @@ def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def bench_training(data, device, batch: int, reward: bool, cycles: int, repeats: int,
-                   memo: bool = True):
+def bench_training(
+    data, device, batch: int, reward: bool, cycles: int, repeats: int, memo: bool = True
+):
     """Steps/s of full cycles: n_critic D steps, one G step, one V step (with RDKit rewards)."""
     cfg = make_config("paper", batch_size=batch, lam=0.9 if reward else 1.0, device=str(device))
     torch.manual_seed(0)
     model = MolGAN.from_config(cfg).to(device)
-    opts = {k: torch.optim.Adam(getattr(model, n).parameters(), lr=cfg.lr)
-            for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))}
+    opts = {
+        k: torch.optim.Adam(getattr(model, n).parameters(), lr=cfg.lr)
+        for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
+    }
     train_set = set(data.smiles_of("train"))
     idx = data.split["train"][:batch]
     real = one_hot(data.atoms[idx], data.bonds[idx])
@@ -80,8 +83,9 @@ def bench_training(data, device, batch: int, reward: bool, cycles: int, repeats:
 def bench_sampling(device, n: int, repeats: int):
     torch.manual_seed(0)
     model = MolGAN.from_config(make_config("paper")).to(device)
-    graphs = timed(lambda: model.sample_graphs(n, generator=torch.Generator().manual_seed(0)),
-                   repeats, device)
+    graphs = timed(
+        lambda: model.sample_graphs(n, generator=torch.Generator().manual_seed(0)), repeats, device
+    )
     smiles = timed(lambda: model.sample(n, seed=0), repeats, device)
     return n / graphs, n / smiles
 
@@ -132,9 +136,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else (
+            f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        )
+    )
     data = load_dataset(verbose=False)
     cycles = 2 if args.quick else 20
     rows: list[tuple[str, str, float]] = []
@@ -168,12 +177,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDevice: {name}; medians of {args.repeats} runs\n")
     print("| what | value | unit |\n|---|---:|---|")
     for what, unit, value in rows:
-        print(f"| {what} | {value:,.1f} | {unit} |" if value >= 10 else
-              f"| {what} | {value:.2f} | {unit} |")
+        print(
+            f"| {what} | {value:,.1f} | {unit} |"
+            if value >= 10
+            else f"| {what} | {value:.2f} | {unit} |"
+        )
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]},
-                      handle, indent=2)
+            json.dump(
+                {"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]},
+                handle,
+                indent=2,
+            )
     return 0
 
 

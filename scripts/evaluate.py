@@ -1,7 +1,7 @@
 """Print the metrics table of a SMILES file (.smi/.csv/.sdf), optionally against a training set.
 
-    python scripts/evaluate.py samples.smi --train data/qm9.smi.gz --json metrics.json
-    python scripts/evaluate.py --qm9-reference     # QM9 test split vs its train split
+python scripts/evaluate.py samples.smi --train data/qm9.smi.gz --json metrics.json
+python scripts/evaluate.py --qm9-reference     # QM9 test split vs its train split
 """
 
 from __future__ import annotations
@@ -21,8 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("file", nargs="?", help="SMILES file to evaluate (empty lines skipped)")
     parser.add_argument("--train", help="training SMILES file, for novelty")
-    parser.add_argument("--qm9-reference", action="store_true",
-                        help="evaluate the shipped QM9 test split against its train split")
+    parser.add_argument(
+        "--qm9-reference",
+        action="store_true",
+        help="evaluate the shipped QM9 test split against its train split",
+    )
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     args = parser.parse_args(argv)
     try:
@@ -44,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "---|" * len(COLUMNS))
     print(metrics.format_row(result, COLUMNS))
     if args.json:
-        clean = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()}
+        clean = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()
+        }
         with open(args.json, "w") as handle:
             json.dump(clean, handle, indent=2)
     return 0

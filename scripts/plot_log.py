@@ -1,6 +1,6 @@
 """Plot a run's learning curve (losses and evaluation scores) from its log.jsonl into a PNG.
 
-    python scripts/plot_log.py runs/paper-seed0 --out curve.png     (needs matplotlib)
+python scripts/plot_log.py runs/paper-seed0 --out curve.png     (needs matplotlib)
 """
 
 from __future__ import annotations

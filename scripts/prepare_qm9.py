@@ -29,7 +29,9 @@ def qm9pack_smiles() -> list[str]:
         folder = Path(importlib.metadata.distribution("qm9pack").locate_file("qm9pack/data"))
     except importlib.metadata.PackageNotFoundError:
         sys.exit("error: qm9pack is not installed (pip install qm9pack==1.0.3), or pass --input")
-    parts = [pd.read_csv(folder / f"qm9_part{i}.csv", usecols=["Index", "SMILES"]) for i in (1, 2, 3)]
+    parts = [
+        pd.read_csv(folder / f"qm9_part{i}.csv", usecols=["Index", "SMILES"]) for i in (1, 2, 3)
+    ]
     return pd.concat(parts).sort_values("Index")["SMILES"].tolist()
 
 

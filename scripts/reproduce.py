@@ -39,8 +39,13 @@ def run_one(objective: str, seed: int, args, data) -> dict:
     done_file = Path(args.out) / "runs" / name / "result.json"
     if done_file.is_file():
         return json.loads(done_file.read_text())
-    overrides = dict(seed=seed, name=name, out_dir=str(Path(args.out) / "runs"), progress=False,
-                     device=args.device)
+    overrides = dict(
+        seed=seed,
+        name=name,
+        out_dir=str(Path(args.out) / "runs"),
+        progress=False,
+        device=args.device,
+    )
     if args.epochs:
         overrides["epochs"] = args.epochs
     if objective == "none":
@@ -52,10 +57,18 @@ def run_one(objective: str, seed: int, args, data) -> dict:
     model = molgan.train(cfg)
     minutes = (time.monotonic() - start) / 60
     smiles = model.sample(args.samples, seed=10_000 + seed, strict=False)
-    result = metrics.evaluate(smiles, data.smiles_of("train"), train_is_canonical=True,
-                              fcd_reference=None if args.no_fcd else data.smiles_of("test"))
-    result |= {"minutes": minutes, "device": str(model.device), "objective": objective,
-               "seed": seed}
+    result = metrics.evaluate(
+        smiles,
+        data.smiles_of("train"),
+        train_is_canonical=True,
+        fcd_reference=None if args.no_fcd else data.smiles_of("test"),
+    )
+    result |= {
+        "minutes": minutes,
+        "device": str(model.device),
+        "objective": objective,
+        "seed": seed,
+    }
     done_file.write_text(json.dumps(result, indent=2))
     return result
 
@@ -77,11 +90,18 @@ def table(results: list[dict], reference: dict | None) -> str:
         rows = [r for r in results if r["objective"] == objective]
         cells = [_cell([r.get(c, math.nan) for r in rows], c in metrics.PERCENT) for c in COLUMNS]
         label = "no RL (λ=1)" if objective == "none" else f"RL on {objective}"
-        lines.append(f"| molgan, {label}, {len(rows)} seeds | " + " | ".join(cells)
-                     + f" | {_cell([r['minutes'] for r in rows], False)} | {rows[0]['device']} |")
+        lines.append(
+            f"| molgan, {label}, {len(rows)} seeds | "
+            + " | ".join(cells)
+            + f" | {_cell([r['minutes'] for r in rows], False)} | {rows[0]['device']} |"
+        )
     for label, row in PAPER.items():
-        cells = [f"{row[c]:.1f}" if c in metrics.PERCENT and c in row else
-                 (f"{row[c]:.2f}" if c in row else "—") for c in COLUMNS]
+        cells = [
+            f"{row[c]:.1f}"
+            if c in metrics.PERCENT and c in row
+            else (f"{row[c]:.2f}" if c in row else "—")
+            for c in COLUMNS
+        ]
         lines.append(f"| {label} | " + " | ".join(cells) + " | — | — |")
     if reference:
         cells = [_cell([reference.get(c, math.nan)], c in metrics.PERCENT) for c in COLUMNS]
@@ -107,24 +127,30 @@ def main(argv: list[str] | None = None) -> int:
         results = [run_one(o, s, args, data) for o in args.objectives for s in args.seeds]
         reference = None
         if args.preset == "paper":
-            reference = metrics.evaluate(data.smiles_of("test"), data.smiles_of("train"),
-                                         train_is_canonical=True,
-                                         fcd_reference=None if args.no_fcd else data.smiles_of("test"))
+            reference = metrics.evaluate(
+                data.smiles_of("test"),
+                data.smiles_of("train"),
+                train_is_canonical=True,
+                fcd_reference=None if args.no_fcd else data.smiles_of("test"),
+            )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     from molgan import fcd
 
     text = table(results, reference)
-    protocol = (f"{args.samples} samples per run, seeds {args.seeds}, preset {args.preset}"
-                f"{f', {args.epochs} epochs' if args.epochs else ''}; valid = strict (one "
-                f"fragment), valid_lenient = sanitisable; fractions in %; QED/SA/logP = mean "
-                f"normalised score over valid molecules; FCD vs the QM9 test split with "
-                f"{fcd.version()}; novelty vs the QM9 train split.")
+    protocol = (
+        f"{args.samples} samples per run, seeds {args.seeds}, preset {args.preset}"
+        f"{f', {args.epochs} epochs' if args.epochs else ''}; valid = strict (one "
+        f"fragment), valid_lenient = sanitisable; fractions in %; QED/SA/logP = mean "
+        f"normalised score over valid molecules; FCD vs the QM9 test split with "
+        f"{fcd.version()}; novelty vs the QM9 train split."
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"protocol": protocol, "runs": results,
-                                                  "reference": reference}, indent=2))
+    (out / "results.json").write_text(
+        json.dumps({"protocol": protocol, "runs": results, "reference": reference}, indent=2)
+    )
     (out / "results.md").write_text(text + "\n\n" + protocol + "\n")
     print(text + "\n\n" + protocol)
     return 0

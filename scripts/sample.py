@@ -1,7 +1,7 @@
 """Sample molecules from a checkpoint into .csv (SMILES + scores), .smi or .sdf, and a PNG grid.
 
-    python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out samples.csv
-    python scripts/sample.py -n 100 --out samples.sdf --grid grid.png   # the shipped model
+python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out samples.csv
+python scripts/sample.py -n 100 --out samples.sdf --grid grid.png   # the shipped model
 """
 
 from __future__ import annotations

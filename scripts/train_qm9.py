@@ -1,9 +1,9 @@
 """Train MolGAN. With no arguments: the paper's QM9 settings on the shipped QM9.
 
-    python scripts/train_qm9.py                       # paper settings, GPU if available
-    python scripts/train_qm9.py --preset debug        # seconds, tiny sizes
-    python scripts/train_qm9.py --data my.smi --lam 1 # your own SMILES, no RL
-    python scripts/train_qm9.py --name run1 --resume  # continue an interrupted run
+python scripts/train_qm9.py                       # paper settings, GPU if available
+python scripts/train_qm9.py --preset debug        # seconds, tiny sizes
+python scripts/train_qm9.py --data my.smi --lam 1 # your own SMILES, no RL
+python scripts/train_qm9.py --name run1 --resume  # continue an interrupted run
 """
 
 from __future__ import annotations

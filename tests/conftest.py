@@ -24,8 +24,15 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def tiny_config(tmp_path):
     """The ``debug`` preset on the tiny fixture, writing into a temporary folder."""
-    return make_config("debug", data=str(TINY), out_dir=str(tmp_path / "runs"), max_steps=6,
-                       eval_every=3, log_every=3, eval_samples=16)
+    return make_config(
+        "debug",
+        data=str(TINY),
+        out_dir=str(tmp_path / "runs"),
+        max_steps=6,
+        eval_every=3,
+        log_every=3,
+        eval_samples=16,
+    )
 
 
 @pytest.fixture

@@ -86,3 +86,13 @@ def test_interrupted_save_keeps_the_previous_file(saved, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(path, model, step=8)
     assert path.read_bytes() == before
+
+
+def test_export_drops_optimizer_state_and_keeps_samples(saved, tmp_path):
+    model, path = saved
+    blob = torch.load(path, weights_only=True)
+    blob["optimizers"] = {"g": {"state": {}, "param_groups": []}}
+    torch.save(blob, path)
+    small = checkpoint.export(path, tmp_path / "small.pt")
+    assert "optimizers" not in torch.load(small, weights_only=True)
+    assert checkpoint.load(small).sample(20, seed=0) == model.sample(20, seed=0)

@@ -59,13 +59,16 @@ def test_empty_graph_is_none():
     assert chem.graph_to_smiles(np.zeros(3, int), np.zeros((3, 3), int), strict=False) is None
 
 
-@pytest.mark.parametrize("smiles, reason", [
-    ("CCCCCCCCCC", "too many heavy atoms"),
-    ("CCS", "atom S not in vocabulary"),
-    ("C", "isolated atom"),
-    ("CC.O", "isolated atom"),
-    ("CC.OO", "several fragments"),
-])
+@pytest.mark.parametrize(
+    "smiles, reason",
+    [
+        ("CCCCCCCCCC", "too many heavy atoms"),
+        ("CCS", "atom S not in vocabulary"),
+        ("C", "isolated atom"),
+        ("CC.O", "isolated atom"),
+        ("CC.OO", "several fragments"),
+    ],
+)
 def test_reject_reasons(smiles, reason):
     assert chem.graph_reject_reason(Chem.MolFromSmiles(smiles), 9) == reason
 

@@ -65,12 +65,15 @@ def test_reads_gzip_csv_and_sdf(tmp_path):
     assert [s for _, s in read_smiles(sdf)] == ["CCO", "c1ccoc1"]
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "not found"),
-    (b"", "no molecules"),
-    (b"\x1f\x8b broken gzip", "cannot read"),
-    (b"xx\nyy\n", "no usable molecule"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "not found"),
+        (b"", "no molecules"),
+        (b"\x1f\x8b broken gzip", "cannot read"),
+        (b"xx\nyy\n", "no usable molecule"),
+    ],
+)
 def test_bad_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "bad.smi"
     if content is not None:

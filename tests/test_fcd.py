@@ -13,8 +13,9 @@ def test_frechet_distance_of_identical_gaussians_is_zero():
 
 def test_frechet_distance_matches_the_closed_form_in_one_dimension():
     # (μ1 − μ2)² + σ1² + σ2² − 2·σ1·σ2 for variances σ1² = 4, σ2² = 1.
-    value = fcd.frechet_distance(np.array([1.0]), np.array([[4.0]]), np.array([3.0]),
-                                 np.array([[1.0]]))
+    value = fcd.frechet_distance(
+        np.array([1.0]), np.array([[4.0]]), np.array([3.0]), np.array([[1.0]])
+    )
     assert value == pytest.approx(4.0 + 4.0 + 1.0 - 4.0)
 
 

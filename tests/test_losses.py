@@ -53,6 +53,7 @@ def test_gradient_penalty_is_taken_at_interpolates_not_at_real_inputs():
 def test_gradient_penalty_backpropagates_to_critic_parameters():
     x, adj, x_f, adj_f = _batch()
     w = torch.tensor(2.0, requires_grad=True)
+
     def critic(x, adj):
         return w * (x**2).sum((1, 2))[:, None] + adj.sum((1, 2, 3))[:, None]
 

@@ -67,6 +67,7 @@ def test_frame_has_one_row_per_input_with_raw_and_normalised_scores():
 
 
 def test_format_row_prints_percentages_and_na():
-    row = metrics.format_row({"valid": 0.5, "qed": 0.41234, "novel": math.nan},
-                             ("valid", "novel", "qed"))
+    row = metrics.format_row(
+        {"valid": 0.5, "qed": 0.41234, "novel": math.nan}, ("valid", "novel", "qed")
+    )
     assert row == "| 50.0 | n/a | 0.412 |"

@@ -43,12 +43,15 @@ def test_process_pool_gives_the_same_values(monkeypatch):
     np.testing.assert_allclose(np.array(serial)[:, 0], pooled["qed"])
 
 
-@pytest.mark.parametrize("fn, low, high", [
-    (rewards.normalize_logp, -10.0, 10.0),
-    (rewards.normalize_sa, 10.0, 1.0),
-    (rewards.normalize_np, -5.0, 5.0),
-    (rewards.normalize_diversity, 0.0, 1.0),
-])
+@pytest.mark.parametrize(
+    "fn, low, high",
+    [
+        (rewards.normalize_logp, -10.0, 10.0),
+        (rewards.normalize_sa, 10.0, 1.0),
+        (rewards.normalize_np, -5.0, 5.0),
+        (rewards.normalize_diversity, 0.0, 1.0),
+    ],
+)
 def test_normalisations_clip_to_unit_interval(fn, low, high):
     values = fn(np.array([low, high, np.linspace(low, high, 7)[3]]))
     assert values[0] == 0.0 and values[1] == 1.0 and 0.0 <= values[2] <= 1.0

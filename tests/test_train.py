@@ -70,8 +70,9 @@ def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
 
     monkeypatch.setattr(rewards, "reward", forbidden)
     monkeypatch.setattr(train_module, "real_rewards", forbidden)
-    cfg = make_config("debug", **{**_overrides(tiny_config), "lam": 1.0,
-                                  "out_dir": tiny_config.out_dir})
+    cfg = make_config(
+        "debug", **{**_overrides(tiny_config), "lam": 1.0, "out_dir": tiny_config.out_dir}
+    )
     train_module.train(cfg)
     assert all(r["loss/rl"] == 0.0 for r in _log(cfg))
 
@@ -86,8 +87,11 @@ def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config)
     def score():
         with torch.no_grad():
             out = model.generator(z)
-            return model.reward_net(torch.softmax(out.x_logits, -1),
-                                    torch.softmax(out.adj_logits, -1)).mean().item()
+            return (
+                model.reward_net(torch.softmax(out.x_logits, -1), torch.softmax(out.adj_logits, -1))
+                .mean()
+                .item()
+            )
 
     before = score()
     for _ in range(3):
@@ -105,7 +109,10 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_co
         return out * float("nan") if calls["n"] > 3 else out
 
     monkeypatch.setattr(losses, "wasserstein_d", poisoned)
-    with pytest.raises(train_module.TrainingError, match="non-finite loss/d, .* at step 6; last good checkpoint kept"):
+    with pytest.raises(
+        train_module.TrainingError,
+        match="non-finite loss/d, .* at step 6; last good checkpoint kept",
+    ):
         train_module.train(tiny_config)
     kept = checkpoint.read(f"{tiny_config.out_dir}/{tiny_config.run_name}/ckpt.pt")
     assert kept["step"] == 3
