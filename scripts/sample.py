@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     if out.suffix not in (".csv", ".smi", ".sdf"):
         parser.error("--out must end in .csv, .smi or .sdf")
     try:
-        smiles = molgan.sample(args.n, args.checkpoint, seed=args.seed, device=args.device)
+        # CSV keeps multi-fragment graphs (dotted SMILES, valid=False) for lenient validity;
+        # .smi/.sdf hold strictly valid molecules only.
+        smiles = molgan.sample(
+            args.n, args.checkpoint, seed=args.seed, device=args.device, strict=out.suffix != ".csv"
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -36,10 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         frame = metrics.evaluate_frame(smiles)
         frame.drop(columns=["novel"]).to_csv(out, index=False)
     elif out.suffix == ".smi":
-        out.write_text("".join(f"{s}\n" for s in smiles if s))
+        out.write_text("".join(f"{s or ''}\n" for s in smiles))  # empty line = invalid
     else:
         chem.mols_to_sdf(smiles, str(out))
-    valid = sum(s is not None for s in smiles)
+    valid = sum(chem.is_strictly_valid(s) for s in smiles)
     print(f"{args.n} sampled, {valid} valid ({100 * valid / max(args.n, 1):.1f}%) -> {out}")
     if args.grid:
         try:
