@@ -2,7 +2,7 @@
 
     python scripts/evaluate.py samples.csv --train qm9 --fcd     # novelty vs QM9 train, FCD vs test
     python scripts/evaluate.py samples.smi --train my_train.smi --json metrics.json
-    python scripts/evaluate.py --qm9-reference --fcd              # QM9 test split vs its train split
+    python scripts/evaluate.py --qm9-reference --fcd              # QM9 test vs train split
 
 Sample files keep one entry per generated graph: in .smi an empty line, in .csv an empty
 ``smiles`` cell marks an invalid sample (as ``scripts/sample.py`` writes them), so validity is
