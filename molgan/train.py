@@ -226,6 +226,9 @@ def train(cfg: Config) -> MolGAN:
         for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
     }
     start, last_metrics = 0, {}
+    if not cfg.resume and ckpt_path.is_file():  # never overwrite a run's results silently
+        raise ValueError(f"{run_dir} already holds a checkpoint: pass --resume to continue it, "
+                         "or --name for a new run")
     if cfg.resume:
         blob = checkpoint.read(ckpt_path)
         for net in ("generator", "discriminator", "reward_net"):
@@ -263,7 +266,7 @@ def train(cfg: Config) -> MolGAN:
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done, latest = start, {}
     model.train()
-    with open(run_dir / "log.jsonl", "a") as log:
+    with open(run_dir / "log.jsonl", "a" if cfg.resume else "w") as log:
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable

@@ -13,6 +13,8 @@ the QM9 test split (FCD, fcd_torch). Writes ``<out>/results.json`` and ``<out>/r
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib
 import json
 import math
 import statistics
@@ -25,6 +27,8 @@ from molgan import metrics
 from molgan.config import make_config
 from molgan.train import resolve_data
 
+train_module = importlib.import_module("molgan.train")
+
 COLUMNS = ("valid", "valid_lenient", "unique", "novel", "qed", "sa", "logp", "fcd")
 PAPER = {  # spec §1: Table 3 (valid/unique/novel) and Table 2 "MolGAN (QM9)" rows
     "paper, Table 3 (objective unknown)": {"valid": 98.1, "unique": 10.4, "novel": 94.2},
@@ -34,11 +38,13 @@ PAPER = {  # spec §1: Table 3 (valid/unique/novel) and Table 2 "MolGAN (QM9)" r
 }
 
 
-def run_one(objective: str, seed: int, args, data) -> dict:
+def run_one(objective: str, seed: int, args, data) -> dict | None:
     name = f"{objective}-seed{seed}"
     done_file = Path(args.out) / "runs" / name / "result.json"
     if done_file.is_file():
         return json.loads(done_file.read_text())
+    if args.aggregate_only:
+        return None
     overrides = dict(
         seed=seed,
         name=name,
@@ -53,9 +59,18 @@ def run_one(objective: str, seed: int, args, data) -> dict:
     else:
         overrides["reward"] = objective
     cfg = make_config(args.preset, **overrides)
-    start = time.monotonic()
-    model = molgan.train(cfg)
-    minutes = (time.monotonic() - start) / 60
+    run_dir = Path(cfg.out_dir) / cfg.run_name
+    log = run_dir / "log.jsonl"
+    last = json.loads(log.read_text().splitlines()[-1]) if log.is_file() else {}
+    total_reached = last.get("step") == cfg.max_steps if cfg.max_steps else False
+    if last and (total_reached or last.get("epoch", 0) >= cfg.epochs - 1e-6):
+        # A completed training run (e.g. copied in): evaluate it, do not retrain.
+        model = molgan.load(run_dir / "ckpt.pt", device=train_module.resolve_device(cfg.device))
+        minutes = last["time/elapsed_s"] / 60
+    else:
+        start = time.monotonic()
+        model = molgan.train(dataclasses.replace(cfg, resume=(run_dir / "ckpt.pt").is_file()))
+        minutes = (time.monotonic() - start) / 60
     smiles = model.sample(args.samples, seed=10_000 + seed, strict=False)
     result = metrics.evaluate(
         smiles,
@@ -119,12 +134,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-fcd", action="store_true", help="skip FCD (needs fcd_torch)")
     parser.add_argument("--out", default="results")
+    parser.add_argument(
+        "--aggregate-only",
+        action="store_true",
+        help="train nothing; tabulate the runs that have finished",
+    )
     args = parser.parse_args(argv)
     from molgan.data import load_dataset
 
     try:
         data = load_dataset(resolve_data(make_config(args.preset).data))
         results = [run_one(o, s, args, data) for o in args.objectives for s in args.seeds]
+        results = [r for r in results if r is not None]
+        if not results:
+            raise ValueError("no finished run to aggregate")
         reference = None
         if args.preset == "paper":
             reference = metrics.evaluate(
@@ -139,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     from molgan import fcd
 
     text = table(results, reference)
+    seeds = sorted({r["seed"] for r in results})
     protocol = (
-        f"{args.samples} samples per run, seeds {args.seeds}, preset {args.preset}"
+        f"{args.samples} samples per run, seeds {seeds}, preset {args.preset}"
         f"{f', {args.epochs} epochs' if args.epochs else ''}; valid = strict (one "
         f"fragment), valid_lenient = sanitisable; fractions in %; QED/SA/logP = mean "
         f"normalised score over valid molecules; FCD vs the QM9 test split with "

@@ -20,19 +20,25 @@ def run(*args, check=True):
     return result
 
 
-def test_train_debug_then_sample_then_evaluate(tmp_path, tiny_path):
+def train_debug(tmp_path, data, steps, *extra) -> Path:
+    """Run the training script on the debug preset; returns the run directory it prints."""
     out = run(
         "scripts/train_qm9.py",
         "--preset",
         "debug",
         "--data",
-        tiny_path,
+        data,
         "--out-dir",
         tmp_path,
         "--max-steps",
-        "8",
+        steps,
+        *extra,
     )
-    run_dir = Path(out.stdout.strip().splitlines()[-1])
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def test_train_debug_then_sample_then_evaluate(tmp_path, tiny_path):
+    run_dir = train_debug(tmp_path, tiny_path, 8)
     ckpt = run_dir / "ckpt.pt"
     assert ckpt.is_file() and (run_dir / "config.json").is_file()
     assert len((run_dir / "log.jsonl").read_text().splitlines()) >= 1
@@ -145,19 +151,6 @@ def test_benchmark_quick_prints_the_table(tmp_path):
 
 def test_plot_log_writes_a_png(tmp_path, tiny_path):
     pytest.importorskip("matplotlib")
-    out = run(
-        "scripts/train_qm9.py",
-        "--preset",
-        "debug",
-        "--data",
-        tiny_path,
-        "--out-dir",
-        tmp_path,
-        "--max-steps",
-        "6",
-        "--eval-every",
-        "3",
-    )
-    run_dir = out.stdout.strip().splitlines()[-1]
+    run_dir = train_debug(tmp_path, tiny_path, 6, "--eval-every", "3")
     run("scripts/plot_log.py", run_dir, "--out", tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

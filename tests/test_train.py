@@ -130,3 +130,9 @@ def test_discriminator_step_lowers_its_loss_on_a_fixed_batch(tiny_path):
     for _ in range(20):
         last = train_module.d_step(model, opt, real, cfg)["loss/d"].item()
     assert last < first
+
+
+def test_a_new_run_never_overwrites_an_existing_checkpoint(tiny_config):
+    train_module.train(tiny_config)
+    with pytest.raises(ValueError, match="already holds a checkpoint: pass --resume"):
+        train_module.train(tiny_config)
