@@ -25,6 +25,22 @@ from molgan.config import Config
 from molgan.data import DEFAULT_DATA, Dataset, load_dataset, one_hot
 from molgan.models import MolGAN, discretize, gumbel_noise
 
+# Settings a resumed run takes from the command line; all others come from its checkpoint.
+RUN_CONTROL = (
+    "max_steps",
+    "epochs",
+    "time_limit",
+    "progress",
+    "log_every",
+    "eval_every",
+    "eval_samples",
+    "early_stop_unique",
+    "device",
+    "resume",
+    "out_dir",
+    "name",
+)
+
 
 class TrainingError(RuntimeError):
     """Training stopped on a non-finite loss; the last good checkpoint is kept."""
@@ -205,9 +221,25 @@ def train(cfg: Config) -> MolGAN:
     Raises:
         ValueError: bad data or settings. TrainingError: a loss became NaN/inf.
     """
-    device = resolve_device(cfg.device)
     run_dir = Path(cfg.out_dir) / cfg.run_name
     ckpt_path = run_dir / "ckpt.pt"
+    blob = None
+    if cfg.resume:
+        blob = checkpoint.read(ckpt_path)
+        if "rng" not in blob or not blob.get("optimizers"):
+            raise ValueError(
+                f"{ckpt_path} holds no optimiser/RNG state (sampling-only export); "
+                "it cannot be resumed"
+            )
+        # The run's own settings win; only run-control fields come from the command line.
+        control = {k: getattr(cfg, k) for k in RUN_CONTROL}
+        cfg = dataclasses.replace(checkpoint.config_from(blob), **control)
+    elif ckpt_path.is_file():  # never overwrite a run's results silently
+        raise ValueError(
+            f"{run_dir} already holds a checkpoint: pass --resume to continue it, "
+            "or --name for a new run"
+        )
+    device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
     data = load_dataset(resolve_data(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
@@ -226,11 +258,7 @@ def train(cfg: Config) -> MolGAN:
         for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
     }
     start, last_metrics = 0, {}
-    if not cfg.resume and ckpt_path.is_file():  # never overwrite a run's results silently
-        raise ValueError(f"{run_dir} already holds a checkpoint: pass --resume to continue it, "
-                         "or --name for a new run")
-    if cfg.resume:
-        blob = checkpoint.read(ckpt_path)
+    if blob is not None:
         for net in ("generator", "discriminator", "reward_net"):
             getattr(model, net).load_state_dict(blob[net])
         for k, opt in opts.items():

@@ -136,3 +136,17 @@ def test_a_new_run_never_overwrites_an_existing_checkpoint(tiny_config):
     train_module.train(tiny_config)
     with pytest.raises(ValueError, match="already holds a checkpoint: pass --resume"):
         train_module.train(tiny_config)
+
+
+def test_resume_takes_the_runs_own_settings_and_rejects_sampling_only_files(tiny_config, tmp_path):
+    first = make_config(
+        "debug", **{**_overrides(tiny_config), "max_steps": 3, "lam": 1.0}, out_dir=str(tmp_path)
+    )
+    train_module.train(first)
+    resumed = make_config("debug", **_overrides(tiny_config), out_dir=str(tmp_path), resume=True)
+    train_module.train(resumed)  # lam not repeated on the command line: the run keeps lam=1
+    assert all(r["loss/rl"] == 0.0 for r in _log(resumed))
+    ckpt = tmp_path / "debug-seed0" / "ckpt.pt"
+    checkpoint.export(ckpt, ckpt)
+    with pytest.raises(ValueError, match="cannot be resumed"):
+        train_module.train(resumed)
