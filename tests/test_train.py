@@ -150,3 +150,14 @@ def test_resume_takes_the_runs_own_settings_and_rejects_sampling_only_files(tiny
     checkpoint.export(ckpt, ckpt)
     with pytest.raises(ValueError, match="cannot be resumed"):
         train_module.train(resumed)
+
+
+@pytest.mark.parametrize("mode", ["gumbel", "hard_gumbel"])
+def test_gumbel_modes_train_with_finite_losses(tiny_config, mode):
+    cfg = make_config(
+        "debug",
+        **{**_overrides(tiny_config), "mode": mode, "rl_start": 0.0},
+        out_dir=tiny_config.out_dir,
+    )
+    train_module.train(cfg)
+    assert all(r["loss/d"] is not None and r["loss/v"] is not None for r in _log(cfg))
