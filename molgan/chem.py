@@ -52,6 +52,7 @@ def canonical(smiles: str | None) -> str | None:
     return None if mol is None else Chem.MolToSmiles(mol)
 
 
+@functools.lru_cache(maxsize=500_000)  # called on every reward and metric; pure in its input
 def is_strictly_valid(smiles: str | None) -> bool:
     """True for a parsable, non-empty, single-fragment SMILES without dummy (``*``) atoms."""
     mol = mol_from_smiles(smiles)

@@ -107,8 +107,11 @@ def d_step(model: MolGAN, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         out = model.generator(z)
         x_fake, adj_fake = _fake_inputs(out, cfg)
-        x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
-        adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
+        if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
+            x_soft, adj_soft = x_fake, adj_fake
+        else:
+            x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
+            adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
     d_real = model.discriminator(real.x, real.adj)  # (B, 1)
     d_fake = model.discriminator(x_fake, adj_fake)  # (B, 1)
     # As the official code: interpolate the real one-hot with the generator softmax.
