@@ -20,6 +20,22 @@ from molgan.models import MolGAN
 
 FORMAT = 1
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
+# Settings a resumed run takes from the command line; all others come from its checkpoint.
+RUN_CONTROL = (
+    "max_steps",
+    "epochs",
+    "time_limit",
+    "progress",
+    "log_every",
+    "eval_every",
+    "eval_samples",
+    "early_stop_unique",
+    "device",
+    "compile",
+    "resume",
+    "out_dir",
+    "name",
+)
 
 
 def _versions() -> dict[str, str]:
@@ -109,6 +125,42 @@ def config_from(blob: dict) -> Config:
     """The ``Config`` of a checkpoint; keys missing in older files take today's defaults."""
     known = {f.name for f in dataclasses.fields(Config)}
     return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
+
+
+def resume_config(blob: dict, cfg: Config, path: str | Path = "checkpoint") -> Config:
+    """The settings to resume ``blob`` with: its own, except the ``RUN_CONTROL`` fields of ``cfg``.
+
+    Raises:
+        ValueError: ``blob`` is a sampling-only export (no optimiser or RNG state).
+    """
+    if "rng" not in blob or not blob.get("optimizers"):
+        raise ValueError(
+            f"{path} holds no optimiser/RNG state (sampling-only export); it cannot be resumed"
+        )
+    control = {k: getattr(cfg, k) for k in RUN_CONTROL}
+    return dataclasses.replace(config_from(blob), **control)
+
+
+def rng_state(device: torch.device) -> dict:
+    """The torch RNG states a resumed run needs to continue the same random stream."""
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return {"torch": torch.get_rng_state(), "cuda": cuda}
+
+
+def restore(blob: dict, model: MolGAN, optimizers: dict, device: torch.device) -> tuple[int, dict]:
+    """Load weights, optimiser and RNG states of a training checkpoint in place.
+
+    Returns:
+        ``(step, metrics)`` stored in the checkpoint.
+    """
+    for net in ("generator", "discriminator", "reward_net"):
+        getattr(model, net).load_state_dict(blob[net])
+    for k, opt in optimizers.items():
+        opt.load_state_dict(blob["optimizers"][k])
+    torch.set_rng_state(blob["rng"]["torch"])
+    if device.type == "cuda" and blob["rng"].get("cuda") is not None:
+        torch.cuda.set_rng_state(blob["rng"]["cuda"], device)
+    return blob["step"], blob.get("metrics", {})
 
 
 def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> MolGAN:

@@ -72,6 +72,8 @@ class Config:
     """Seed of weights, noise and data order."""
     device: str = "auto"
     """auto (cuda if available) | cpu | cuda | cuda:N."""
+    compile: bool = False
+    """torch.compile G, D and V for training (~30 s of compiling up front; the GP stays eager)."""
     out_dir: str = "runs"
     """Parent folder of run directories."""
     name: str = ""

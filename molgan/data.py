@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import chem
+from molgan import chem, rewards
 
 FORMAT = 1  # bump when the cached tensor layout changes
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "qm9.smi.gz"
@@ -183,6 +183,17 @@ def split_indices(m: int, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
+def resolve_path(path: str | Path) -> Path:
+    """The data file: empty -> shipped QM9; a relative path missing here is tried in the repo."""
+    if not str(path):
+        return DEFAULT_DATA
+    candidate = Path(path)
+    repo_relative = DEFAULT_DATA.parent.parent / candidate
+    if not candidate.exists() and not candidate.is_absolute() and repo_relative.exists():
+        return repo_relative
+    return candidate
+
+
 def _cache_path(path: Path, max_atoms: int) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
     vocab = ",".join(chem.ATOM_TYPES + chem.BOND_TYPES)
@@ -273,3 +284,23 @@ def _save_cache(cache: Path, blob: dict) -> None:
         os.replace(tmp, cache)
     except OSError as err:  # a read-only data folder only costs the cache
         print(f"note: cannot write cache {cache}: {err}", file=sys.stderr)
+
+
+def dataset_rewards(data: Dataset, spec: str, verbose: bool = True) -> torch.Tensor:
+    """Reward ``spec`` of every dataset molecule, (M,), computed once and cached in data/cache/."""
+    key = hashlib.sha256(("\n".join(data.smiles) + "|" + spec).encode()).hexdigest()[:16]
+    cache = DEFAULT_DATA.parent / "cache" / f"rewards-{key}.pt"
+    if cache.is_file():
+        try:
+            return torch.load(cache, weights_only=True)
+        except Exception:  # noqa: BLE001 -- a broken cache is recomputed
+            pass
+    if verbose:
+        print(
+            f"scoring {len(data.smiles)} dataset molecules for reward {spec!r} (once)...",
+            file=sys.stderr,
+        )
+    train = set(data.smiles_of("train"))
+    values = torch.from_numpy(rewards.reward(data.smiles, spec, train)[:, 0])  # (M,)
+    _save_cache(cache, values)
+    return values

@@ -16,30 +16,15 @@ import random
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 
 from molgan import checkpoint, losses, metrics, rewards
 from molgan.config import Config
-from molgan.data import DEFAULT_DATA, Dataset, load_dataset, one_hot
+from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, discretize, gumbel_noise
-
-# Settings a resumed run takes from the command line; all others come from its checkpoint.
-RUN_CONTROL = (
-    "max_steps",
-    "epochs",
-    "time_limit",
-    "progress",
-    "log_every",
-    "eval_every",
-    "eval_samples",
-    "early_stop_unique",
-    "device",
-    "resume",
-    "out_dir",
-    "name",
-)
 
 
 class TrainingError(RuntimeError):
@@ -56,15 +41,25 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def resolve_data(path: str) -> Path:
-    """The data file: empty -> shipped QM9; a relative path missing here is tried in the repo."""
-    if not path:
-        return DEFAULT_DATA
-    candidate = Path(path)
-    repo_relative = DEFAULT_DATA.parent.parent / candidate
-    if not candidate.exists() and not candidate.is_absolute() and repo_relative.exists():
-        return repo_relative
-    return candidate
+class Nets(NamedTuple):
+    """The networks the step functions call: a model's own, or torch.compile'd views of them.
+
+    Compiled views share the model's parameters. The gradient penalty differentiates twice,
+    which compiled graphs do not support, so it always calls the eager ``gp_critic``.
+    """
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    reward_net: torch.nn.Module
+    gp_critic: torch.nn.Module
+    device: torch.device
+
+
+def step_nets(model: MolGAN, compile: bool = False) -> Nets:
+    """``Nets`` over ``model``; ``compile`` wraps G, D and V in ``torch.compile``."""
+    wrap = torch.compile if compile else (lambda net: net)
+    g, d, v = model.generator, model.discriminator, model.reward_net
+    return Nets(wrap(g), wrap(d), wrap(v), d, model.device)
 
 
 def seed_everything(seed: int) -> None:
@@ -74,48 +69,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def real_rewards(data: Dataset, spec: str, verbose: bool = True) -> torch.Tensor:
-    """Rewards of every dataset molecule, (M,), computed once and cached beside the data cache."""
-    import hashlib
-
-    key = hashlib.sha256(("\n".join(data.smiles) + "|" + spec).encode()).hexdigest()[:16]
-    cache = DEFAULT_DATA.parent / "cache" / f"rewards-{key}.pt"
-    if cache.is_file():
-        try:
-            return torch.load(cache, weights_only=True)
-        except Exception:  # noqa: BLE001 -- a broken cache is recomputed
-            pass
-    if verbose:
-        print(
-            f"scoring {len(data.smiles)} dataset molecules for reward {spec!r} (once)...",
-            file=sys.stderr,
-        )
-    train = set(data.smiles_of("train"))
-    values = torch.from_numpy(rewards.reward(data.smiles, spec, train)[:, 0])  # (M,)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(values, cache)
-    except OSError:
-        pass
-    return values
-
-
-def d_step(model: MolGAN, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
+def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
     """One WGAN-GP discriminator update on a real batch and a fresh fake batch."""
     B = real.x.shape[0]
     z = torch.randn(B, cfg.z_dim, device=real.x.device)  # (B, Z)
     with torch.no_grad():
-        out = model.generator(z)
+        out = nets.generator(z)
         x_fake, adj_fake = _fake_inputs(out, cfg)
         if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
             x_soft, adj_soft = x_fake, adj_fake
         else:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
-    d_real = model.discriminator(real.x, real.adj)  # (B, 1)
-    d_fake = model.discriminator(x_fake, adj_fake)  # (B, 1)
+    d_real = nets.discriminator(real.x, real.adj)  # (B, 1)
+    d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
     # As the official code: interpolate the real one-hot with the generator softmax.
-    gp = losses.gradient_penalty(model.discriminator, real.x, real.adj, x_soft, adj_soft)
+    gp = losses.gradient_penalty(nets.gp_critic, real.x, real.adj, x_soft, adj_soft)
     loss_d = losses.wasserstein_d(d_real, d_fake) + cfg.gp_weight * gp
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -143,19 +112,19 @@ def _noise(out):
     )
 
 
-def g_step(model: MolGAN, opt_g, cfg: Config, lam: float, use_rl: bool):
+def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool):
     """One generator update on λ·L_WGAN + (1-λ)·α·L_RL.
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
         the Gumbel-argmax graphs of the same z (their molecules are the reward targets).
     """
-    z = torch.randn(cfg.batch_size, cfg.z_dim, device=model.device)  # (B, Z)
-    out = model.generator(z)
+    z = torch.randn(cfg.batch_size, cfg.z_dim, device=nets.device)  # (B, Z)
+    out = nets.generator(z)
     noise = _noise(out)
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
-    d_fake = model.discriminator(x_fake, adj_fake)  # (B, 1)
-    v_fake = model.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
+    d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
+    v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
     parts = losses.generator_loss(
         d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps
     )
@@ -174,10 +143,10 @@ def g_step(model: MolGAN, opt_g, cfg: Config, lam: float, use_rl: bool):
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 
-def v_step(model: MolGAN, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
+def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
     """One reward-net update regressing V onto real and generated rewards, (B, 1) each."""
-    v_real = model.reward_net(real.x, real.adj)  # (B, 1)
-    v_fake = model.reward_net(fake[0], fake[1])  # (B, 1)
+    v_real = nets.reward_net(real.x, real.adj)  # (B, 1)
+    v_fake = nets.reward_net(fake[0], fake[1])  # (B, 1)
     loss_v = losses.reward_net_loss(v_real, r_real, v_fake, r_fake)
     opt_v.zero_grad(set_to_none=True)
     loss_v.backward()
@@ -229,14 +198,7 @@ def train(cfg: Config) -> MolGAN:
     blob = None
     if cfg.resume:
         blob = checkpoint.read(ckpt_path)
-        if "rng" not in blob or not blob.get("optimizers"):
-            raise ValueError(
-                f"{ckpt_path} holds no optimiser/RNG state (sampling-only export); "
-                "it cannot be resumed"
-            )
-        # The run's own settings win; only run-control fields come from the command line.
-        control = {k: getattr(cfg, k) for k in RUN_CONTROL}
-        cfg = dataclasses.replace(checkpoint.config_from(blob), **control)
+        cfg = checkpoint.resume_config(blob, cfg, ckpt_path)  # the run's own settings win
     elif ckpt_path.is_file():  # never overwrite a run's results silently
         raise ValueError(
             f"{run_dir} already holds a checkpoint: pass --resume to continue it, "
@@ -244,7 +206,7 @@ def train(cfg: Config) -> MolGAN:
         )
     device = resolve_device(cfg.device)
     seed_everything(cfg.seed)
-    data = load_dataset(resolve_data(cfg.data), cfg.max_atoms, cfg.split_seed)
+    data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
     steps_per_epoch = max(len(train_idx) // cfg.batch_size, 1)
     total = cfg.max_steps or max(int(cfg.epochs * steps_per_epoch), 1)
@@ -252,7 +214,7 @@ def train(cfg: Config) -> MolGAN:
     rl_from = int(cfg.rl_start * total)
     use_rl = cfg.lam < 1.0
     train_set = set(data.smiles_of("train"))
-    r_all = real_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
+    r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
@@ -262,23 +224,13 @@ def train(cfg: Config) -> MolGAN:
     }
     start, last_metrics = 0, {}
     if blob is not None:
-        for net in ("generator", "discriminator", "reward_net"):
-            getattr(model, net).load_state_dict(blob[net])
-        for k, opt in opts.items():
-            opt.load_state_dict(blob["optimizers"][k])
-        torch.set_rng_state(blob["rng"]["torch"])
-        if device.type == "cuda" and blob["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(blob["rng"]["cuda"], device)
-        start, last_metrics = blob["step"], blob.get("metrics", {})
+        start, last_metrics = checkpoint.restore(blob, model, opts, device)
         print(f"resuming {run_dir} at step {start}/{total}", file=sys.stderr)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
 
     def save(step: int, stats: dict) -> None:
-        rng = {
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        }
+        rng = checkpoint.rng_state(device)
         checkpoint.save(ckpt_path, model, opts, step, stats, extra={"rng": rng})
 
     bar = None
@@ -296,6 +248,7 @@ def train(cfg: Config) -> MolGAN:
     )
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done, latest = start, {}
+    nets = step_nets(model, cfg.compile)
     model.train()
     with open(run_dir / "log.jsonl", "a" if cfg.resume else "w") as log:
         for step in range(start, total):
@@ -306,14 +259,14 @@ def train(cfg: Config) -> MolGAN:
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
             real = one_hot(atoms_all[idx], bonds_all[idx])
             stats = latest
-            stats |= d_step(model, opts["d"], real, cfg)
+            stats |= d_step(nets, opts["d"], real, cfg)
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0
-                g_stats, fake = g_step(model, opts["g"], cfg, lam, use_rl)
+                g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl)
                 stats |= g_stats
                 if use_rl:
                     r_fake = fake_rewards(fake[2], fake[3], cfg, train_set).to(device)
-                    stats |= v_step(model, opts["v"], real, r_all[idx][:, None], fake, r_fake)
+                    stats |= v_step(nets, opts["v"], real, r_all[idx][:, None], fake, r_fake)
             done = step + 1
             if bar is not None:
                 bar.update(1)

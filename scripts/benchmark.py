@@ -4,6 +4,7 @@ Every figure is the median of ``--repeats`` timed runs after a warm-up, on the d
 the table. Prints a markdown table (and ``--json FILE``). Takes ~3-4 minutes on 2 CPU cores.
 
     python scripts/benchmark.py [--device cuda] [--quick] [--json bench.json]
+    python scripts/benchmark.py --only training --compile     # eager vs torch.compile
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
 
 train_module = importlib.import_module("molgan.train")
+SECTIONS = ("training", "sampling", "scores", "conv")
 
 
 def _sync(device: torch.device) -> None:
@@ -48,7 +50,14 @@ def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
 
 
 def bench_training(
-    data, device, batch: int, reward: bool, cycles: int, repeats: int, memo: bool = True
+    data,
+    device,
+    batch: int,
+    reward: bool,
+    cycles: int,
+    repeats: int,
+    memo: bool = True,
+    compile: bool = False,
 ):
     """Steps/s of full cycles: n_critic D steps, one G step, one V step (with RDKit rewards).
 
@@ -68,17 +77,18 @@ def bench_training(
     real = one_hot(data.atoms[idx], data.bonds[idx])
     real = type(real)(real.x.to(device), real.adj.to(device))
     r_real = torch.rand(batch, 1, device=device)
+    nets = train_module.step_nets(model, compile)
 
     def run():
         for step in range(cycles * cfg.n_critic):
-            train_module.d_step(model, opts["d"], real, cfg)
+            train_module.d_step(nets, opts["d"], real, cfg)
             if step % cfg.n_critic == 0:
-                _, fake = train_module.g_step(model, opts["g"], cfg, cfg.lam, reward)
+                _, fake = train_module.g_step(nets, opts["g"], cfg, cfg.lam, reward)
                 if reward:
                     if not memo:  # "before": every generated molecule scored afresh
                         rewards._MEMO["qed"].clear()
                     r_fake = train_module.fake_rewards(fake[2], fake[3], cfg, train_set)
-                    train_module.v_step(model, opts["v"], real, r_real, fake, r_fake.to(device))
+                    train_module.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
 
     seconds = timed(run, repeats, device)
     steps = cycles * cfg.n_critic
@@ -140,6 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure")
     parser.add_argument("--quick", action="store_true", help="smaller workloads (smoke test)")
     parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        default=SECTIONS,
+        help="run only these sections (default: all)",
+    )
+    parser.add_argument(
+        "--compile", action="store_true", help="add training rows with torch.compile'd networks"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     name = (
@@ -158,27 +178,34 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((what, unit, value))
         print(f"  {what}: {value:,.1f} {unit}", file=sys.stderr)
 
-    for batch in (32, 128):
+    for batch in (32, 128) if "training" in args.only else ():
         for reward, memo in ((False, True), (True, False), (True, True)):
             kind = "off" if not reward else ("qed, memoised" if memo else "qed, no memo")
             label = f"training cycle, batch {batch}, reward {kind}"
             steps, mols = bench_training(data, device, batch, reward, cycles, args.repeats, memo)
             add(label, "steps/s", steps)
             add(label, "real molecules/s", mols)
-    n = 1000 if args.quick else 10_000
-    graphs, smiles = bench_sampling(device, n, args.repeats)
-    add(f"sampling {n} graphs (generator + Gumbel-argmax)", "graphs/s", graphs)
-    add(f"sampling {n} SMILES (incl. RDKit decoding)", "SMILES/s", smiles)
-    pool = data.smiles_of("test")[: 600 if args.quick else 4000]
-    cores = os.cpu_count() or 1
-    for workers in sorted({1, cores}):
-        for score, (cold, warm) in bench_scores(pool, workers).items():
-            add(f"score {score}, {workers} process(es), cold", "molecules/s", cold)
-            add(f"score {score}, {workers} process(es), memoised", "molecules/s", warm)
-    dense, sparse = bench_conv(device, 128, 20 if not args.quick else 5)
-    add("relational conv fwd+bwd, batch 128: dense (ours)", "ms", 1000 * dense)
-    add("relational conv fwd+bwd, batch 128: PyG RGCNConv", "ms", 1000 * sparse)
-    add("RGCNConv time / dense time", "ratio", sparse / dense)
+        if args.compile:  # compilation happens in the warm-up run, outside the timing
+            steps, mols = bench_training(
+                data, device, batch, False, cycles, args.repeats, True, True
+            )
+            add(f"training cycle, batch {batch}, reward off, torch.compile", "steps/s", steps)
+    if "sampling" in args.only:
+        n = 1000 if args.quick else 10_000
+        graphs, smiles = bench_sampling(device, n, args.repeats)
+        add(f"sampling {n} graphs (generator + Gumbel-argmax)", "graphs/s", graphs)
+        add(f"sampling {n} SMILES (incl. RDKit decoding)", "SMILES/s", smiles)
+    if "scores" in args.only:
+        pool = data.smiles_of("test")[: 600 if args.quick else 4000]
+        for workers in sorted({1, os.cpu_count() or 1}):
+            for score, (cold, warm) in bench_scores(pool, workers).items():
+                add(f"score {score}, {workers} process(es), cold", "molecules/s", cold)
+                add(f"score {score}, {workers} process(es), memoised", "molecules/s", warm)
+    if "conv" in args.only:
+        dense, sparse = bench_conv(device, 128, 20 if not args.quick else 5)
+        add("relational conv fwd+bwd, batch 128: dense (ours)", "ms", 1000 * dense)
+        add("relational conv fwd+bwd, batch 128: PyG RGCNConv", "ms", 1000 * sparse)
+        add("RGCNConv time / dense time", "ratio", sparse / dense)
 
     print(f"\nDevice: {name}; medians of {args.repeats} runs\n")
     print("| what | value | unit |\n|---|---:|---|")

@@ -25,7 +25,7 @@ from pathlib import Path
 import molgan
 from molgan import metrics
 from molgan.config import make_config
-from molgan.train import resolve_data
+from molgan.data import resolve_path
 
 train_module = importlib.import_module("molgan.train")
 
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     from molgan.data import load_dataset
 
     try:
-        data = load_dataset(resolve_data(make_config(args.preset).data))
+        data = load_dataset(resolve_path(make_config(args.preset).data))
         results = [run_one(o, s, args, data) for o in args.objectives for s in args.seeds]
         results = [r for r in results if r is not None]
         if not results:

@@ -69,7 +69,7 @@ def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
         raise AssertionError("RDKit reward called with lam=1")
 
     monkeypatch.setattr(rewards, "reward", forbidden)
-    monkeypatch.setattr(train_module, "real_rewards", forbidden)
+    monkeypatch.setattr(train_module, "dataset_rewards", forbidden)
     cfg = make_config(
         "debug", **{**_overrides(tiny_config), "lam": 1.0, "out_dir": tiny_config.out_dir}
     )
@@ -95,7 +95,7 @@ def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config)
 
     before = score()
     for _ in range(3):
-        train_module.g_step(model, opt, cfg, lam=0.0, use_rl=True)
+        train_module.g_step(train_module.step_nets(model), opt, cfg, lam=0.0, use_rl=True)
     assert score() > before
 
 
@@ -126,9 +126,10 @@ def test_discriminator_step_lowers_its_loss_on_a_fixed_batch(tiny_path):
     data = load_dataset(tiny_path, verbose=False)
     real = one_hot(data.atoms[:6], data.bonds[:6])
     opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2)
-    first = train_module.d_step(model, opt, real, cfg)["loss/d"].item()
+    nets = train_module.step_nets(model)
+    first = train_module.d_step(nets, opt, real, cfg)["loss/d"].item()
     for _ in range(20):
-        last = train_module.d_step(model, opt, real, cfg)["loss/d"].item()
+        last = train_module.d_step(nets, opt, real, cfg)["loss/d"].item()
     assert last < first
 
 
@@ -161,3 +162,33 @@ def test_gumbel_modes_train_with_finite_losses(tiny_config, mode):
     )
     train_module.train(cfg)
     assert all(r["loss/d"] is not None and r["loss/v"] is not None for r in _log(cfg))
+
+
+@pytest.mark.slow
+def test_compiled_steps_match_eager_steps(tiny_path):
+    """--compile changes speed, not results: same losses and weights as eager steps."""
+    data = load_dataset(tiny_path, verbose=False)
+    real = one_hot(data.atoms[:8], data.bonds[:8])
+    cfg = make_config("debug", batch_size=8, lam=0.5)
+    runs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = MolGAN.from_config(cfg)
+        opts = {
+            k: torch.optim.Adam(getattr(model, n).parameters(), lr=1e-3)
+            for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
+        }
+        nets = train_module.step_nets(model, compile=compiled)
+        losses_seen = []
+        for _ in range(3):
+            losses_seen.append(train_module.d_step(nets, opts["d"], real, cfg)["loss/d"].item())
+            stats, fake = train_module.g_step(nets, opts["g"], cfg, lam=0.5, use_rl=True)
+            r = torch.rand(8, 1)
+            losses_seen.append(stats["loss/g"].item())
+            losses_seen.append(
+                train_module.v_step(nets, opts["v"], real, r, fake, r)["loss/v"].item()
+            )
+        runs.append((losses_seen, model.generator.state_dict()))
+    assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4, abs=1e-5)
+    for name, value in runs[0][1].items():
+        torch.testing.assert_close(runs[1][1][name], value, rtol=1e-4, atol=1e-5)
