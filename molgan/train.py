@@ -271,13 +271,7 @@ def train(cfg: Config) -> MolGAN:
             if bar is not None:
                 bar.update(1)
             if done % cfg.log_every == 0 or done % eval_every == 0 or done == total:
-                values = {k: float(v) for k, v in stats.items()}
-                if not all(math.isfinite(v) for v in values.values()):
-                    bad = [k for k, v in values.items() if not math.isfinite(v)]
-                    raise TrainingError(
-                        f"non-finite {', '.join(bad)} at step {done}; last good "
-                        f"checkpoint kept at {ckpt_path}"
-                    )
+                values = _finite(stats, done, ckpt_path)
                 now = time.monotonic()
                 values |= {
                     "step": done,
@@ -299,22 +293,36 @@ def train(cfg: Config) -> MolGAN:
                     bar.set_postfix_str(line.split(" | ", 1)[1][:80])
                 if done % cfg.log_every == 0 or "score/valid" in values:
                     emit(line)
-                unique = last_metrics.get("score/unique", 1.0)
-                if (
-                    cfg.early_stop_unique
-                    and "score/valid" in values
-                    and unique is not None
-                    and unique < cfg.early_stop_unique
-                ):
-                    emit(f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}")
-                    break
-                if timed_out:
-                    emit(f"time limit of {cfg.time_limit} min reached at step {done}")
+                reason = _stop_reason(cfg, values, last_metrics, timed_out, done)
+                if reason:
+                    emit(reason)
                     break
     if bar is not None:
         bar.close()
     print(f"done: {run_dir}", file=sys.stderr)
     return model.eval()
+
+
+def _finite(stats: dict, done: int, ckpt_path: Path) -> dict[str, float]:
+    """``stats`` as floats; raises ``TrainingError`` naming any NaN/inf entry."""
+    values = {k: float(v) for k, v in stats.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingError(
+            f"non-finite {', '.join(bad)} at step {done}; last good checkpoint kept at {ckpt_path}"
+        )
+    return values
+
+
+def _stop_reason(cfg: Config, values: dict, metrics: dict, timed_out, done: int) -> str:
+    """Why training stops after this log step ("" = it goes on)."""
+    unique = metrics.get("score/unique")
+    if cfg.early_stop_unique and "score/valid" in values and unique is not None:
+        if unique < cfg.early_stop_unique:
+            return f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}"
+    if timed_out:
+        return f"time limit of {cfg.time_limit} min reached at step {done}"
+    return ""
 
 
 def _format(values: dict) -> str:

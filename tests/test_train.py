@@ -1,3 +1,4 @@
+import dataclasses
 import importlib
 import json
 
@@ -192,3 +193,27 @@ def test_compiled_steps_match_eager_steps(tiny_path):
     assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4, abs=1e-5)
     for name, value in runs[0][1].items():
         torch.testing.assert_close(runs[1][1][name], value, rtol=1e-4, atol=1e-5)
+
+
+def test_early_stop_on_uniqueness_stops_at_the_first_evaluation_below_the_threshold(
+    tiny_config, monkeypatch
+):
+    scores = iter([0.5, 0.01, 0.5])  # uniqueness at steps 3, 6, 9 (collapsed at 6)
+    monkeypatch.setattr(
+        train_module,
+        "evaluate_model",
+        lambda *args: {"score/valid": 0.9, "score/unique": next(scores)},
+    )
+    cfg = dataclasses.replace(tiny_config, early_stop_unique=0.02, max_steps=9)
+    train_module.train(cfg)
+    records = _log(cfg)
+    assert records[-1]["step"] == 6 and records[-1]["score/unique"] == 0.01
+    assert checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")["step"] == 6
+
+
+def test_time_limit_stops_with_an_evaluation_and_a_checkpoint(tiny_config):
+    cfg = dataclasses.replace(tiny_config, time_limit=1e-9, eval_every=1000, max_steps=9)
+    train_module.train(cfg)
+    records = _log(cfg)
+    assert records[-1]["step"] == 3 and "score/valid" in records[-1]
+    assert checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")["step"] == 3
