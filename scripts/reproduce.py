@@ -88,13 +88,13 @@ def run_one(objective: str, seed: int, args, data) -> dict | None:
     return result
 
 
-def _cell(values: list[float], percent: bool) -> str:
+def _cell(values: list[float], percent: bool, digits: int | None = None) -> str:
     values = [v for v in values if v is not None and not math.isnan(v)]
     if not values:
         return "n/a"
     scale = 100 if percent else 1
     mean = statistics.fmean(values) * scale
-    digits = 1 if percent else 3
+    digits = digits if digits is not None else (1 if percent else 3)
     if len(values) == 1:
         return f"{mean:.{digits}f}"
     std = statistics.stdev(values) * scale
@@ -111,7 +111,7 @@ def table(results: list[dict], reference: dict | None) -> str:
         lines.append(
             f"| molgan, {label}, {len(rows)} seeds | "
             + " | ".join(cells)
-            + f" | {_cell([r['minutes'] for r in rows], False)} | {rows[0]['device']} |"
+            + f" | {_cell([r['minutes'] for r in rows], False, 1)} | {rows[0]['device']} |"
         )
     for label, row in PAPER.items():
         cells = [
