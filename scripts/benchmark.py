@@ -49,17 +49,11 @@ def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def bench_training(
-    data,
-    device,
-    batch: int,
-    reward: bool,
-    cycles: int,
-    repeats: int,
-    memo: bool = True,
-    compile: bool = False,
+def training_cycles(
+    data, device, batch: int, reward: bool, cycles: int, memo: bool = True, compile: bool = False
 ):
-    """Steps/s of full cycles: n_critic D steps, one G step, one V step (with RDKit rewards).
+    """A callable running ``cycles`` full cycles (n_critic D steps, one G step, one V step with
+    RDKit rewards), and the number of steps it runs.
 
     Starts from the shipped pretrained weights when present, so that generated molecules are
     mostly valid and diverse (an untrained generator's garbage costs RDKit nothing)."""
@@ -90,9 +84,26 @@ def bench_training(
                     r_fake = train_module.fake_rewards(fake[2], fake[3], cfg, train_set)
                     train_module.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
 
+    return run, cycles * cfg.n_critic
+
+
+def bench_training(data, device, batch: int, reward: bool, cycles: int, repeats: int, memo=True):
+    """Steps/s and real molecules/s of full training cycles."""
+    run, steps = training_cycles(data, device, batch, reward, cycles, memo)
     seconds = timed(run, repeats, device)
-    steps = cycles * cfg.n_critic
     return steps / seconds, steps * batch / seconds
+
+
+def bench_compile(data, device, batch: int, cycles: int, repeats: int):
+    """Eager vs torch.compile'd cycles (reward off), timed alternately so that drift in the
+    machine's speed hits both: (eager steps/s, compiled steps/s, median per-pair speed-up)."""
+    eager, steps = training_cycles(data, device, batch, False, cycles)
+    compiled, _ = training_cycles(data, device, batch, False, cycles, compile=True)
+    compiled()  # compilation, outside the timing
+    pairs = [(timed(eager, 1, device), timed(compiled, 1, device)) for _ in range(repeats)]
+    t_eager = statistics.median(e for e, _ in pairs)
+    t_compiled = statistics.median(c for _, c in pairs)
+    return steps / t_eager, steps / t_compiled, statistics.median(e / c for e, c in pairs)
 
 
 def bench_sampling(device, n: int, repeats: int):
@@ -185,11 +196,14 @@ def main(argv: list[str] | None = None) -> int:
             steps, mols = bench_training(data, device, batch, reward, cycles, args.repeats, memo)
             add(label, "steps/s", steps)
             add(label, "real molecules/s", mols)
-        if args.compile:  # compilation happens in the warm-up run, outside the timing
-            steps, mols = bench_training(
-                data, device, batch, False, cycles, args.repeats, True, True
+        if args.compile:
+            eager, compiled, ratio = bench_compile(
+                data, device, batch, cycles, 2 * args.repeats + 1
             )
-            add(f"training cycle, batch {batch}, reward off, torch.compile", "steps/s", steps)
+            label = f"training cycle, batch {batch}, reward off"
+            add(f"{label}, eager (paired with the next row)", "steps/s", eager)
+            add(f"{label}, torch.compile", "steps/s", compiled)
+            add(f"{label}, torch.compile speed-up (median of paired runs)", "ratio", ratio)
     if "sampling" in args.only:
         n = 1000 if args.quick else 10_000
         graphs, smiles = bench_sampling(device, n, args.repeats)
