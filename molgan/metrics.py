@@ -128,6 +128,24 @@ def evaluate(
     return result
 
 
+def reference_row(
+    train: Sequence[str],
+    val: Sequence[str],
+    test: Sequence[str],
+    *,
+    with_fcd: bool = False,
+    paper_means: bool = False,
+) -> dict[str, float]:
+    """The reference row: the (canonical) test split scored like a sample set against the train
+    split. A set's FCD to itself is 0, so ``fcd`` (with ``with_fcd``) is val vs test."""
+    result = evaluate(test, train, paper_means=paper_means, train_is_canonical=True)
+    if with_fcd:
+        from molgan import fcd
+
+        result["fcd"] = fcd.fcd(val, test)
+    return result
+
+
 def format_row(metrics: dict[str, float], keys: Sequence[str] | None = None) -> str:
     """One markdown table row, percentages for the fractions, 3 decimals for the scores."""
     keys = keys or ("valid", "valid_lenient", "unique", "novel", *PROPERTIES)

@@ -63,25 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.qm9_reference or args.fcd or args.train == "qm9":
             qm9 = load_dataset(DEFAULT_DATA, verbose=False)
         if args.qm9_reference:
-            smiles, train = qm9.smiles_of("test"), qm9.smiles_of("train")
+            splits = (qm9.smiles_of(k) for k in ("train", "val", "test"))
+            result = metrics.reference_row(*splits, with_fcd=args.fcd, paper_means=True)
         else:
-            smiles = read_samples(args.file)
             train = None
             if args.train == "qm9":
                 train = qm9.smiles_of("train")
             elif args.train:
                 train = [s for _, s in read_smiles(args.train)]
-        fcd_reference = qm9.smiles_of("test") if args.fcd else None
-        result = metrics.evaluate(
-            smiles,
-            train,
-            paper_means=True,
-            fcd_reference=None if args.qm9_reference else fcd_reference,
-        )
-        if args.qm9_reference and args.fcd:  # FCD of a set with itself is 0: use the val split
-            from molgan import fcd
-
-            result["fcd"] = fcd.fcd(qm9.smiles_of("val"), fcd_reference)
+            result = metrics.evaluate(
+                read_samples(args.file),
+                train,
+                paper_means=True,
+                fcd_reference=qm9.smiles_of("test") if args.fcd else None,
+            )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -155,13 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ValueError("no finished run to aggregate")
         reference = None
         if args.preset == "paper":
-            reference = metrics.evaluate(
-                data.smiles_of("test"), data.smiles_of("train"), train_is_canonical=True
-            )
-            if not args.no_fcd:  # FCD of the test split with itself is 0: use the val split
-                from molgan import fcd
-
-                reference["fcd"] = fcd.fcd(data.smiles_of("val"), data.smiles_of("test"))
+            splits = (data.smiles_of(k) for k in ("train", "val", "test"))
+            reference = metrics.reference_row(*splits, with_fcd=not args.no_fcd)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -71,3 +71,15 @@ def test_format_row_prints_percentages_and_na():
         {"valid": 0.5, "qed": 0.41234, "novel": math.nan}, ("valid", "novel", "qed")
     )
     assert row == "| 50.0 | n/a | 0.412 |"
+
+
+def test_reference_row_scores_test_against_train_and_takes_fcd_of_val_vs_test(monkeypatch):
+    from molgan import fcd
+
+    seen = []
+    monkeypatch.setattr(fcd, "fcd", lambda a, b: seen.append((list(a), list(b))) or 0.5)
+    train, val, test = ["CCO", "CCN"], ["CCC"], ["CCO", "CC(C)O"]
+    row = metrics.reference_row(train, val, test, with_fcd=True)
+    assert row["valid"] == 1.0 and row["novel"] == 0.5 and row["fcd"] == 0.5
+    assert seen == [(val, test)]  # never test vs itself (that FCD is 0)
+    assert "fcd" not in metrics.reference_row(train, val, test)
