@@ -16,11 +16,13 @@ from pathlib import Path
 import torch
 
 from molgan.config import Config
-from molgan.models import MolGAN
+from molgan.models import MolGAN, resolve_device
 
 FORMAT = 1
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
 # Settings a resumed run takes from the command line; all others come from its checkpoint.
+# Settings an explicit flag may change when a run is resumed; all others (model, data,
+# optimisation, RL) are fixed for the run's life and a different value is refused.
 RUN_CONTROL = (
     "max_steps",
     "epochs",
@@ -30,11 +32,10 @@ RUN_CONTROL = (
     "eval_every",
     "eval_samples",
     "early_stop_unique",
+    "ckpt_minutes",
     "device",
+    "threads",
     "compile",
-    "resume",
-    "out_dir",
-    "name",
 )
 
 
@@ -104,41 +105,108 @@ def export(path: str | Path, out: str | Path) -> Path:
 def read(path: str | Path) -> dict:
     """Read and validate a checkpoint dict; every failure is a one-line ``ValueError``."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
         raise ValueError(f"checkpoint not found: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(4)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{path} is not a readable molgan checkpoint ({first[:120]})") from None
+    except pickle.UnpicklingError:
+        if head.startswith(b"PK") or head[:1] == b"\x80":
+            raise ValueError(
+                f"{path}: refused: it holds Python objects, not only tensors (not a molgan "
+                "checkpoint; nothing in it was run)"
+            ) from None
+        raise ValueError(f"{path} is not a molgan checkpoint (not a PyTorch file)") from None
+    except EOFError:
+        raise ValueError(f"{path} is empty, not a molgan checkpoint") from None
+    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+        if head.startswith(b"PK"):
+            raise ValueError(f"{path} is truncated or corrupt (unreadable archive)") from None
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"{path} is not a molgan checkpoint ({first[:100]})") from None
     if not isinstance(blob, dict) or "generator" not in blob or "format" not in blob:
         raise ValueError(f"{path} is not a molgan checkpoint (no generator/format entry)")
+    if not isinstance(blob["format"], int) or isinstance(blob["format"], bool):
+        raise ValueError(f"{path} is not a molgan checkpoint (format {blob['format']!r})")
     if blob["format"] > FORMAT:
         raise ValueError(
             f"{path} has checkpoint format {blob['format']}, newer than this molgan "
             f"reads ({FORMAT}); upgrade molgan"
         )
+    if not isinstance(blob.get("config", {}), dict) or not isinstance(blob["generator"], dict):
+        raise ValueError(f"{path} is not a molgan checkpoint (malformed config or weights)")
     return blob
 
 
-def config_from(blob: dict) -> Config:
-    """The ``Config`` of a checkpoint; keys missing in older files take today's defaults."""
-    known = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
-
-
-def resume_config(blob: dict, cfg: Config, path: str | Path = "checkpoint") -> Config:
-    """The settings to resume ``blob`` with: its own, except the ``RUN_CONTROL`` fields of ``cfg``.
+def config_from(blob: dict, path: str | Path = "checkpoint") -> Config:
+    """The ``Config`` of a checkpoint; keys missing in older files take today's defaults.
 
     Raises:
-        ValueError: ``blob`` is a sampling-only export (no optimiser or RNG state).
+        ValueError: the stored settings are not valid settings.
+    """
+    known = {f.name for f in dataclasses.fields(Config)}
+    try:
+        return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path} holds invalid settings: {err}") from None
+
+
+def resume_config(
+    blob: dict, cfg: Config, path: str | Path = "checkpoint", explicit=None
+) -> tuple[Config, list[str]]:
+    """The settings to resume ``blob`` with: the run's own, changed only where asked.
+
+    Args:
+        blob: the run's checkpoint.
+        cfg: the settings asked for now (its ``out_dir`` and run name locate the run).
+        path: for messages.
+        explicit: the field names given explicitly (e.g. on the command line); ``None`` = the
+            fields of ``cfg`` that differ from its preset's values.
+
+    Returns:
+        ``(config, changes)``: ``changes`` describes each run-control setting that differs
+        from the run's own (e.g. ``"max_steps 40 -> 80"``).
+
+    Raises:
+        ValueError: a sampling-only export, or an explicit change of a setting that fixes the
+            model, data or optimisation (only ``RUN_CONTROL`` settings may change).
     """
     if "rng" not in blob or not blob.get("optimizers"):
         raise ValueError(
             f"{path} holds no optimiser/RNG state (sampling-only export); it cannot be resumed"
         )
-    control = {k: getattr(cfg, k) for k in RUN_CONTROL}
-    return dataclasses.replace(config_from(blob), **control)
+    stored = config_from(blob, path)
+    if explicit is None:
+        from molgan.config import make_config
+
+        base = make_config(cfg.preset) if cfg.preset else Config()
+        explicit = [
+            f.name
+            for f in dataclasses.fields(Config)
+            if getattr(cfg, f.name) != getattr(base, f.name)
+        ]
+    skip = ("resume", "out_dir", "name", "preset")
+    asked = {  # in field order, so that messages are stable
+        f.name: getattr(cfg, f.name)
+        for f in dataclasses.fields(Config)
+        if f.name in explicit and f.name not in skip
+    }
+    changed = {k: v for k, v in asked.items() if v != getattr(stored, k)}
+    fixed = [
+        f"{k} {getattr(stored, k)!r} -> {v!r}" for k, v in changed.items() if k not in RUN_CONTROL
+    ]
+    if fixed:
+        raise ValueError(
+            f"--resume continues {path} with its own model and optimisation settings; refused: "
+            f"{'; '.join(fixed)} (start a new run with --name to change them)"
+        )
+    resumed = dataclasses.replace(
+        stored, **changed, out_dir=cfg.out_dir, name=cfg.run_name, resume=True
+    )
+    return resumed, [f"{k} {getattr(stored, k)!r} -> {v!r}" for k, v in changed.items()]
 
 
 def rng_state(device: torch.device) -> dict:
@@ -173,18 +241,19 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         if not PRETRAINED.is_file():
             raise ValueError("this install ships no pretrained model; pass a checkpoint path")
         path = PRETRAINED
+    device = resolve_device(str(device))
     blob = read(path)
-    cfg = config_from(blob)
+    cfg = config_from(blob, path)
     vocab = blob.get("vocab", {})
-    with torch.random.fork_rng(devices=[]):  # weight init must not move the caller's RNG
-        model = MolGAN.from_config(
-            cfg, tuple(vocab.get("atoms", ())), tuple(vocab.get("bonds", ()))
-        )
     try:
+        with torch.random.fork_rng(devices=[]):  # weight init must not move the caller's RNG
+            model = MolGAN.from_config(
+                cfg, tuple(vocab.get("atoms", ())), tuple(vocab.get("bonds", ()))
+            )
         model.generator.load_state_dict(blob["generator"])
         model.discriminator.load_state_dict(blob["discriminator"])
         model.reward_net.load_state_dict(blob["reward_net"])
-    except (RuntimeError, KeyError) as err:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(
             f"{path}: weights do not match its config ({str(err).splitlines()[0]})"
         ) from None

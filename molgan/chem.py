@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 from collections.abc import Iterator
 
 import numpy as np
@@ -27,6 +28,26 @@ _RDKIT_BOND = {
 }
 
 
+MAX_SMILES_LENGTH = 1000  # far beyond any molecule molgan can encode; longer input is refused
+
+
+class Samples(list):
+    """Generated SMILES, one per graph, that also remember each graph's lenient SMILES.
+
+    The list holds the strict result (``None`` for a graph that is not one valid molecule)
+    or, with ``strict=False``, the dotted SMILES of multi-fragment graphs. ``lenient[i]`` is
+    always the latter, so ``molgan.evaluate`` reports lenient validity correctly either way.
+    """
+
+    def __init__(self, lenient: list[str | None], strict: bool = True):
+        super().__init__([None if strict and s and "." in s else s for s in lenient])
+        self.lenient = list(lenient)
+
+    @classmethod
+    def concat(cls, parts: list[Samples], strict: bool = True) -> Samples:
+        return cls([s for part in parts for s in part.lenient], strict=strict)
+
+
 @contextlib.contextmanager
 def quiet_rdkit() -> Iterator[None]:
     """Silence RDKit's logger inside the block (generated graphs are often garbage)."""
@@ -39,7 +60,7 @@ def quiet_rdkit() -> Iterator[None]:
 
 def mol_from_smiles(smiles: str | None) -> Chem.Mol | None:
     """Parse and sanitise a SMILES string; ``None`` if it is empty or RDKit rejects it."""
-    if not smiles or not isinstance(smiles, str):
+    if not smiles or not isinstance(smiles, str) or len(smiles) > MAX_SMILES_LENGTH:
         return None
     with quiet_rdkit():
         return Chem.MolFromSmiles(smiles)
@@ -158,30 +179,42 @@ def graph_to_smiles(atoms: np.ndarray, bonds: np.ndarray, strict: bool = True) -
     return smiles
 
 
-def mols_to_sdf(smiles: list[str | None], path: str) -> int:
-    """Write the valid SMILES as an SDF file (2D coordinates); returns the number written."""
+def sdf_block(smiles: list[str | None], start: int = 0) -> str:
+    """SDF text with one record per entry, named ``sample_<start + i>``, 2D coordinates.
+
+    An entry that is not a molecule gives an empty record (no atoms), so a reader counts every
+    sample; multi-fragment molecules are kept as such. For ``Samples`` the lenient SMILES are
+    written (each record's ``strictly_valid`` property says 1 or 0).
+    """
     from rdkit.Chem import AllChem
 
-    written = 0
-    with Chem.SDWriter(str(path)) as writer:
-        for i, smi in enumerate(smiles):
+    entries = smiles.lenient if isinstance(smiles, Samples) else list(smiles)
+    out = io.StringIO()
+    with Chem.SDWriter(out) as writer:
+        for i, smi in enumerate(entries):
             mol = mol_from_smiles(smi)
             if mol is None:
-                continue
-            AllChem.Compute2DCoords(mol)
-            mol.SetProp("_Name", f"sample_{i}")
+                mol = Chem.Mol()
+            else:
+                AllChem.Compute2DCoords(mol)
+            mol.SetProp("_Name", f"sample_{start + i}")
+            mol.SetIntProp("strictly_valid", int(is_strictly_valid(smi)))
             writer.write(mol)
-            written += 1
-    return written
+    return out.getvalue()
 
 
 def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: int = 48) -> int:
-    """Draw up to ``max_mols`` valid molecules as a PNG grid; returns the number drawn."""
+    """Draw up to ``max_mols`` strictly valid molecules (one fragment) as a PNG grid.
+
+    Returns:
+        The number drawn. Raises ``ValueError`` when none is strictly valid.
+    """
     from rdkit.Chem import Draw
 
-    mols = [m for m in (mol_from_smiles(s) for s in smiles) if m is not None][:max_mols]
+    valid = [s for s in smiles if is_strictly_valid(s)][:max_mols]
+    mols = [mol_from_smiles(s) for s in valid]
     if not mols:
-        raise ValueError("no valid molecule to draw")
+        raise ValueError("no strictly valid molecule to draw")
     image = Draw.MolsToGridImage(
         mols, molsPerRow=per_row, subImgSize=(200, 200), legends=[Chem.MolToSmiles(m) for m in mols]
     )

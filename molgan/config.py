@@ -12,7 +12,12 @@ import ast
 import dataclasses
 import functools
 import inspect
+import re
 from dataclasses import dataclass, field
+
+MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+-]*")
 
 
 @dataclass
@@ -48,7 +53,7 @@ class Config:
     """Adam learning rate of all three nets."""
     batch_size: int = 32
     """Molecules per step."""
-    epochs: float = 30
+    epochs: float = 30.0
     """Passes over the training split (one step = one batch)."""
     max_steps: int = 0
     """Stop after this many steps (0 = use epochs)."""
@@ -72,6 +77,8 @@ class Config:
     """Seed of weights, noise and data order."""
     device: str = "auto"
     """auto (cuda if available) | cpu | cuda | cuda:N."""
+    threads: int = 1
+    """torch CPU threads of this run; 0 = all cores (1 is as fast as 2 here, and robust to load)."""
     compile: bool = False
     """torch.compile G, D and V for training (~30 s of compiling up front; the GP stays eager)."""
     out_dir: str = "runs"
@@ -84,6 +91,8 @@ class Config:
     """Steps between evaluations and checkpoints (0 = once per epoch)."""
     eval_samples: int = 5000
     """Molecules sampled per evaluation."""
+    ckpt_minutes: float = 5.0
+    """Also write the checkpoint every this many minutes of training (0 = only at evaluations)."""
     early_stop_unique: float = 0.0
     """Stop when uniqueness drops below this (paper: 0.02); 0 = off."""
     time_limit: float = 0.0
@@ -96,8 +105,7 @@ class Config:
     """Preset these settings started from."""
 
     def __post_init__(self) -> None:
-        for name in ("gen_dims", "conv_dims", "head_dims"):
-            setattr(self, name, tuple(int(v) for v in getattr(self, name)))
+        self._check_types()
         if not 0.0 <= self.lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {self.lam}")
         if not 0.0 <= self.rl_start <= 1.0:
@@ -105,15 +113,48 @@ class Config:
         if self.mode not in ("softmax", "gumbel", "hard_gumbel"):
             raise ValueError(f"mode must be softmax, gumbel or hard_gumbel, got {self.mode!r}")
         positive = ("max_atoms", "z_dim", "agg_dim", "batch_size", "n_critic", "eval_samples")
-        for name in positive:
+        for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.max_atoms > MAX_ATOMS_LIMIT:
+            raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
+        for name in ("max_steps", "eval_every", "threads", "seed", "split_seed"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        for name in ("time_limit", "gp_weight", "early_stop_unique", "ckpt_minutes"):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.seed >= 2**32 or self.split_seed >= 2**32:
+            raise ValueError("seed and split_seed must be < 2**32")
         if not self.gen_dims or not self.conv_dims:
             raise ValueError("gen_dims and conv_dims need at least one size each")
-        if self.lr <= 0 or self.tau <= 0 or self.epochs <= 0:
-            raise ValueError("lr, tau and epochs must be positive")
+        for name in ("gen_dims", "conv_dims", "head_dims"):
+            if any(v < 1 for v in getattr(self, name)):
+                raise ValueError(f"{name} sizes must be ≥ 1, got {getattr(self, name)}")
+        for name in ("lr", "tau", "epochs", "alpha_eps"):
+            if not 0 < getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not _DEVICE.fullmatch(self.device):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
+        if self.name and (not _NAME.fullmatch(self.name)):
+            raise ValueError(
+                f"name must be a plain folder name (letters, digits, _.,=+-), got {self.name!r}"
+            )
+
+    def _check_types(self) -> None:
+        """Coerce ints to floats and sequences to tuples; refuse values of the wrong type."""
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), type(f.default)
+            if kind is tuple and isinstance(value, (list, tuple)):
+                if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                    raise ValueError(f"{f.name} must be a list of integers, got {value!r}")
+                setattr(self, f.name, tuple(value))
+            elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+                setattr(self, f.name, float(value))
+            elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise ValueError(f"{f.name} must be {kind.__name__}, got {value!r}")
 
     @property
     def run_name(self) -> str:
@@ -160,14 +201,24 @@ def make_config(preset: str = "paper", **overrides) -> Config:
     return Config(**{**PRESETS[preset], **overrides, "preset": preset})
 
 
-def parse_args(argv: list[str] | None = None) -> Config:
-    """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field."""
+def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
+    """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field.
+
+    Returns:
+        ``(config, explicit)``: ``explicit`` names the fields given on the command line (a
+        resumed run takes all others from its checkpoint).
+    """
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", default="paper", choices=sorted(PRESETS))
+    preset = pre.parse_known_args(argv)[0].preset
+    base = make_config(preset)
     parser = argparse.ArgumentParser(
-        description="Train MolGAN (defaults: the paper's QM9 settings)."
+        description=f"Train MolGAN (defaults: the {preset!r} preset; the paper's QM9 settings "
+        "are the 'paper' preset)."
     )
     parser.add_argument(
         "--preset",
-        default="paper",
+        default=preset,
         choices=sorted(PRESETS),
         help="starting settings; flags override them",
     )
@@ -177,7 +228,8 @@ def parse_args(argv: list[str] | None = None) -> Config:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = type(f.default)
-        text = f"{docs.get(f.name, '')} (paper preset: {f.default!r})"
+        text = f"{docs.get(f.name, '')} ({preset} preset: {getattr(base, f.name)!r})"
+        text = text.replace("%", "%%")
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=text
@@ -187,9 +239,14 @@ def parse_args(argv: list[str] | None = None) -> Config:
         else:
             parser.add_argument(flag, type=kind, default=None, help=text)
     args = vars(parser.parse_args(argv))
-    preset = args.pop("preset")
+    args.pop("preset")
     overrides = {k: v for k, v in args.items() if v is not None}
     try:
-        return make_config(preset, **overrides)
-    except ValueError as err:
-        parser.error(str(err))
+        return make_config(preset, **overrides), frozenset(overrides)
+    except ValueError as err:  # one line, not argparse's usage block
+        parser.exit(2, f"error: {err}\n")
+
+
+def parse_args(argv: list[str] | None = None) -> Config:
+    """``parse_cli`` without the set of explicit flags."""
+    return parse_cli(argv)[0]

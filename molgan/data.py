@@ -16,8 +16,8 @@ import hashlib
 import io
 import os
 import sys
+import zlib
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from molgan import chem, rewards
+from molgan.pool import pool_map, progress_bar
 
 FORMAT = 1  # bump when the cached tensor layout changes
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "qm9.smi.gz"
@@ -73,11 +74,64 @@ def one_hot(atoms: torch.Tensor, bonds: torch.Tensor) -> Batch:
     return Batch(x, adj)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    raw = path.read_bytes()
+def _read_text(path: Path) -> str:
+    """A file's text, gunzipped if it is gzip; one-line errors for anything that is not text."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a file")
+    if not path.is_file():
+        raise ValueError(f"file not found: {path}")
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"cannot read {path}: {err.strerror}") from None
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
-    return io.StringIO(raw.decode("utf-8", errors="replace"))
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise ValueError(f"{path}: corrupt gzip data ({err})") from None
+    elif path.suffix.lower() == ".gz":
+        raise ValueError(f"{path} ends in .gz but is not gzip-compressed")
+    if b"\x00" in raw[:65536]:
+        raise ValueError(f"{path} holds binary data, not molecules as text")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(
+            f"{path} is not UTF-8 text (bad byte at offset {err.start}); not a molecule file?"
+        ) from None
+
+
+def _kind(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes and suffixes[-1] in (".sdf", ".csv") else ".smi"
+
+
+def _entries(path: Path, keep_blank: bool) -> list[tuple[int, str]]:
+    """``(line or record number, SMILES)`` of every entry; ``""`` for blank or unreadable ones
+    when ``keep_blank`` (sample files mark invalid graphs that way), else those are skipped."""
+    text, kind = _read_text(path), _kind(path)
+    if kind == ".sdf":
+        entries = _read_sdf(text)
+    elif kind == ".csv":
+        import pandas as pd
+
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except Exception as err:  # pandas' parser errors have no common base  # noqa: BLE001
+            raise ValueError(f"cannot read {path} as CSV: {str(err).splitlines()[0]}") from None
+        column = next((c for c in frame.columns if c.strip().lower() == "smiles"), None)
+        if column is None:
+            found = ", ".join(map(str, frame.columns[:8])) or "none"
+            raise ValueError(f"{path} has no 'smiles' column (columns: {found})")
+        entries = [(i + 2, s.strip()) for i, s in enumerate(frame[column])]
+    else:
+        entries = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            fields = line.split()
+            if number == 1 and fields and fields[0].lower() == "smiles":
+                continue  # a header line
+            entries.append((number, fields[0] if fields else ""))
+    return entries if keep_blank else [(n, s) for n, s in entries if s]
 
 
 def read_smiles(path: str | Path) -> list[tuple[int, str]]:
@@ -85,52 +139,44 @@ def read_smiles(path: str | Path) -> list[tuple[int, str]]:
 
     Args:
         path: the file. In .smi files the first whitespace-separated token of each line is the
-            SMILES; .csv files need a ``smiles`` column (any case) or use the first column.
+            SMILES; .csv files need a ``smiles`` column (any case).
 
     Returns:
-        ``(line_number, smiles)`` pairs (record number for SDF), in file order, blanks skipped.
+        ``(line_number, smiles)`` pairs (record number for SDF), in file order, blanks skipped;
+        an SDF record RDKit cannot read gives ``""``.
 
     Raises:
-        ValueError: the file is missing, unreadable or holds no molecules.
+        ValueError: the file is missing, a directory, binary, not gzip although named .gz, a CSV
+            without a ``smiles`` column, or holds no molecules.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"data file not found: {path}")
-    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
-    kind = suffixes[-1] if suffixes else ".smi"
-    try:
-        if kind == ".sdf":
-            entries = _read_sdf(path)
-        elif kind == ".csv":
-            import pandas as pd
-
-            frame = pd.read_csv(_open_text(path), dtype=str, keep_default_na=False)
-            column = next((c for c in frame.columns if c.lower() == "smiles"), frame.columns[0])
-            entries = [(i + 2, s.strip()) for i, s in enumerate(frame[column]) if s.strip()]
-        else:
-            entries = []
-            for number, line in enumerate(_open_text(path), start=1):
-                fields = line.split()
-                if fields and not (number == 1 and fields[0].lower() == "smiles"):
-                    entries.append((number, fields[0]))
-    except (OSError, UnicodeError, EOFError, gzip.BadGzipFile, ValueError) as err:
-        raise ValueError(f"cannot read {path}: {err}") from None
-    except Exception as err:  # pandas' parser errors have no common base  # noqa: BLE001
-        raise ValueError(f"cannot read {path}: {type(err).__name__}: {err}") from None
+    entries = _entries(path, keep_blank=_kind(path) == ".sdf")
     if not entries:
         raise ValueError(f"no molecules in {path}")
     return entries
 
 
-def _read_sdf(path: Path) -> list[tuple[int, str]]:
+def read_samples(path: str | Path) -> list[str | None]:
+    """All samples of a sample file, in order, ``None`` for invalid ones (an empty line in .smi,
+    an empty ``smiles`` cell in .csv, an empty or unreadable record in .sdf), so that validity is
+    counted over every generated graph whatever the format.
+
+    Raises:
+        ValueError: as ``read_smiles``, or a file without any entry.
+    """
+    path = Path(path)
+    samples = [s or None for _, s in _entries(path, keep_blank=True)]
+    if not samples:
+        raise ValueError(f"no samples in {path}")
+    return samples
+
+
+def _read_sdf(text: str) -> list[tuple[int, str]]:
     from rdkit import Chem
 
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
     entries = []
     with chem.quiet_rdkit():
-        supplier = Chem.ForwardSDMolSupplier(io.BytesIO(raw))
+        supplier = Chem.ForwardSDMolSupplier(io.BytesIO(text.encode()))
         for number, mol in enumerate(supplier, start=1):
             entries.append((number, Chem.MolToSmiles(mol) if mol is not None else ""))
     return entries
@@ -161,14 +207,16 @@ def _encode_chunk(args: tuple[list[str], int]) -> list:
 
 
 def encode_all(smiles: list[str], max_atoms: int, workers: int | None = None) -> list:
-    """Encode many SMILES (``_encode`` on each), in a process pool when the list is large."""
+    """Encode many SMILES (``_encode`` on each), in a process pool when the list is large,
+    with a progress bar on a terminal (a first QM9 load takes ~20 s)."""
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(smiles) < 5000 or workers < 2:
         return _encode_chunk((smiles, max_atoms))
-    size = -(-len(smiles) // (workers * 4))
+    size = -(-len(smiles) // (workers * 16))
     chunks = [(smiles[i : i + size], max_atoms) for i in range(0, len(smiles), size)]
-    with ProcessPoolExecutor(workers) as pool:
-        return [item for part in pool.map(_encode_chunk, chunks) for item in part]
+    with progress_bar(len(chunks), f"encoding {len(smiles):,} molecules") as update:
+        parts = list(pool_map(_encode_chunk, chunks, workers, update))
+    return [item for part in parts for item in part]
 
 
 def split_indices(m: int, seed: int) -> dict[str, torch.Tensor]:
@@ -227,6 +275,8 @@ def load_dataset(
         ValueError: the file is unreadable, empty, or no molecule survives the filters.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a data file")
     if not path.is_file():
         raise ValueError(f"data file not found: {path}")
     cache = _cache_path(path, max_atoms)
@@ -252,9 +302,8 @@ def load_dataset(
         if isinstance(result, str):
             drops[result] += 1
             if result == "unparsable SMILES" and verbose and drops[result] <= _MAX_REPORTED_LINES:
-                print(
-                    f"{path.name}:{number}: skipped malformed entry {raw[:60]!r}", file=sys.stderr
-                )
+                what = f"malformed entry {raw[:60]!r}" if raw else "an SDF record RDKit cannot read"
+                print(f"{path.name}:{number}: skipped {what}", file=sys.stderr)
         elif result[0] in seen:
             drops["duplicate"] += 1
         else:

@@ -29,6 +29,28 @@ def _canonical_all(smiles: Sequence[str | None]) -> list[str | None]:
     return [chem.canonical(s) if isinstance(s, str) else None for s in smiles]
 
 
+def check_smiles_list(smiles, name: str = "smiles", allow_none: bool = True) -> list:
+    """``smiles`` as a list, refusing a bare string (a str is not a list of SMILES), ``None``,
+    and entries that are neither ``str`` nor (where allowed) ``None``."""
+    if smiles is None or isinstance(smiles, (str, bytes)):
+        raise ValueError(
+            f"{name} must be a list of SMILES strings, got {type(smiles).__name__}"
+            + (" (wrap one SMILES in a list)" if isinstance(smiles, str) else "")
+        )
+    try:
+        items = list(smiles)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a list of SMILES strings, got {type(smiles).__name__}"
+        ) from None
+    bad = next((s for s in items if not (isinstance(s, str) or (allow_none and s is None))), 0)
+    if bad != 0:
+        raise ValueError(
+            f"{name} holds {bad!r}; expected SMILES strings" + (" or None" if allow_none else "")
+        )
+    return items
+
+
 def evaluate_frame(
     smiles: Sequence[str | None],
     train_smiles: Iterable[str] | None = None,
@@ -50,7 +72,15 @@ def evaluate_frame(
     """
     import pandas as pd
 
+    lenient = getattr(smiles, "lenient", None)
+    smiles = check_smiles_list(smiles)
     canon = _canonical_all(smiles)
+    if lenient is not None and len(lenient) == len(smiles):  # strict samples keep fragments here
+        lenient_ok = [chem.canonical(s) is not None if s else False for s in lenient]
+    else:
+        lenient_ok = [s is not None and len(s) > 0 for s in canon]
+    if train_smiles is not None:
+        train_smiles = check_smiles_list(train_smiles, "train_smiles", allow_none=False)
     if train_smiles is None:
         train = None
     elif train_is_canonical:
@@ -65,7 +95,7 @@ def evaluate_frame(
         {
             "smiles": pd.Series(canon, dtype=object),
             "valid": valid,
-            "valid_lenient": [s is not None and len(s) > 0 for s in canon],
+            "valid_lenient": lenient_ok,
             "novel": [
                 math.nan if train is None else float(ok and s not in train)
                 for s, ok in zip(canon, valid, strict=False)
@@ -104,6 +134,8 @@ def evaluate(
         ``{"valid", "valid_lenient", "unique", "novel", "qed", "logp", "sa", "np", "diversity",
         "drugcandidate", "n"}`` as floats (fractions in [0, 1]; ``n`` = number of inputs).
     """
+    if not isinstance(smiles, chem.Samples):
+        smiles = check_smiles_list(smiles)
     if len(smiles) == 0:
         raise ValueError("evaluate() needs at least one molecule")
     frame = evaluate_frame(smiles, train_smiles, train_is_canonical=train_is_canonical)

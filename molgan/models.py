@@ -8,13 +8,17 @@ parameters: relational GCN -> gated aggregation -> MLP -> Linear(1) (paper §3, 
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
 from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
+
+if TYPE_CHECKING:
+    from molgan.chem import Samples
 
 MODES = ("softmax", "gumbel", "hard_gumbel")
 
@@ -171,6 +175,31 @@ class RewardNet(GraphEncoder):
         return torch.sigmoid(super().forward(x, adj))
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """``auto`` -> cuda if available else cpu; anything else as given, checked.
+
+    Raises:
+        ValueError: an unknown device, or CUDA/MPS asked for where it is not available.
+    """
+    if isinstance(name, torch.device):
+        name = str(name)
+    if not isinstance(name, str):
+        raise ValueError(f"device must be a string such as 'cpu' or 'cuda', got {name!r}")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"unknown device {name!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for but CUDA is not available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {name!r} asked for but MPS is not available")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or auto")
+    return device
+
+
 class MolGAN(nn.Module):
     """Container of the three networks plus the settings and vocabulary to rebuild them.
 
@@ -217,30 +246,66 @@ class MolGAN(nn.Module):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def sample_graphs(
+    def graph_batches(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Gumbel-argmax graphs from n fresh z: ``(atoms (n, N), bonds (n, N, N))`` int arrays.
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Gumbel-argmax graphs from n fresh z, ``batch_size`` at a time: ``(atoms (b, N),
+        bonds (b, N, N))`` int arrays per batch.
 
         Noise is drawn on the CPU from ``generator`` so results do not depend on the device.
         """
         was_training = self.generator.training
         self.generator.eval()
-        atoms, bonds = [], []
-        for start in range(0, n, batch_size):
-            b = min(batch_size, n - start)
-            z = torch.randn(b, self.generator.z_dim, generator=generator)  # (b, Z)
-            out = self.generator(z.to(self.device))
-            gx = gumbel_noise(out.x_logits.shape, generator=generator)
-            ga = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=generator)
-            atoms.append((out.x_logits + gx.to(self.device)).argmax(-1).cpu())  # (b, N)
-            bonds.append((out.adj_logits + ga.to(self.device)).argmax(-1).cpu())  # (b, N, N)
-        self.generator.train(was_training)
-        return torch.cat(atoms).numpy(), torch.cat(bonds).numpy()
+        try:
+            for start in range(0, n, batch_size):
+                b = min(batch_size, n - start)
+                z = torch.randn(b, self.generator.z_dim, generator=generator)  # (b, Z)
+                out = self.generator(z.to(self.device))
+                gx = gumbel_noise(out.x_logits.shape, generator=generator)
+                ga = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=generator)
+                atoms = (out.x_logits + gx.to(self.device)).argmax(-1).cpu()  # (b, N)
+                bonds = (out.adj_logits + ga.to(self.device)).argmax(-1).cpu()  # (b, N, N)
+                yield atoms.numpy(), bonds.numpy()
+        finally:
+            self.generator.train(was_training)
+
+    def sample_graphs(
+        self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """All of ``graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
+        parts = list(self.graph_batches(n, generator=generator, batch_size=batch_size))
+        if not parts:
+            N = self.generator.N
+            return np.zeros((0, N), np.int64), np.zeros((0, N, N), np.int64)
+        return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
+
+    def iter_samples(
+        self, n: int, seed: int | None = None, *, strict: bool = True, batch_size: int = 4096
+    ) -> Iterator[Samples]:
+        """``sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
+
+        Raises:
+            ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer.
+        """
+        from molgan import chem
+
+        check_count("n", n, 0)
+        check_count("batch_size", batch_size, 1)
+        generator = torch.Generator()
+        if seed is None:
+            generator.seed()
+        else:
+            check_count("seed", seed, 0, 2**64)
+            generator.manual_seed(seed)
+        for atoms, bonds in self.graph_batches(n, generator=generator, batch_size=batch_size):
+            lenient = [
+                chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
+            ]
+            yield chem.Samples(lenient, strict=strict)
 
     def sample(
         self, n: int, seed: int | None = None, *, strict: bool = True, batch_size: int = 4096
-    ) -> list[str | None]:
+    ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
         Args:
@@ -248,19 +313,22 @@ class MolGAN(nn.Module):
             seed: makes the result deterministic; ``None`` draws a fresh seed.
             strict: count multi-fragment graphs as invalid (else return their dotted SMILES).
             batch_size: graphs generated per forward pass.
+
+        Returns:
+            A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
+            that ``molgan.evaluate`` reports the lenient validity of strict samples correctly.
         """
         from molgan import chem
 
-        if n < 0:
-            raise ValueError(f"n must be ≥ 0, got {n}")
-        if n == 0:
-            return []
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            generator.manual_seed(seed)
-        atoms, bonds = self.sample_graphs(n, generator=generator, batch_size=batch_size)
-        return [
-            chem.graph_to_smiles(a, b, strict=strict) for a, b in zip(atoms, bonds, strict=False)
-        ]
+        parts = list(self.iter_samples(n, seed, strict=strict, batch_size=batch_size))
+        return chem.Samples.concat(parts, strict=strict)
+
+
+def check_count(name: str, value, low: int, high: int | None = None) -> None:
+    """Refuse anything but an integer in [low, high) (bools, floats and strings included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value >= high):
+        top = "2**64" if high == 2**64 else str(high)
+        bound = f"in [{low}, {top})" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")

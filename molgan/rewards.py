@@ -20,17 +20,18 @@ import pickle
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from rdkit import Chem, DataStructs, RDConfig
 from rdkit.Chem import QED, Crippen, rdFingerprintGenerator
 
 from molgan import chem
+from molgan.pool import pool_map, progress_bar
 
 RAW_SCORES = ("qed", "logp", "sa", "np")
 REWARDS = ("validity", "qed", "logp", "sa", "np", "diversity", "drugcandidate", "novelty", "unique")
 POOL_THRESHOLD = 2000  # uncached molecules above which a process pool pays for its start-up
+PROGRESS_THRESHOLD = 20_000  # uncached molecules above which scoring shows progress
 _MEMO: dict[str, dict[str, float]] = {name: {} for name in RAW_SCORES}
 _MEMO_LIMIT = 2_000_000
 
@@ -135,10 +136,16 @@ def raw_scores(
     if todo:
         workers = workers or os.cpu_count() or 1
         if workers > 1 and len(todo) >= POOL_THRESHOLD:
-            size = -(-len(todo) // (workers * 4))
+            size = -(-len(todo) // (workers * (16 if len(todo) >= PROGRESS_THRESHOLD else 4)))
             jobs = [(todo[i : i + size], names) for i in range(0, len(todo), size)]
-            with ProcessPoolExecutor(workers) as pool:
-                values = [row for part in pool.map(_compute, jobs) for row in part]
+            if len(todo) >= PROGRESS_THRESHOLD:
+                with progress_bar(
+                    len(jobs), f"scoring {len(todo):,} molecules ({', '.join(names)})"
+                ) as update:
+                    parts = list(pool_map(_compute, jobs, workers, update))
+            else:
+                parts = list(pool_map(_compute, jobs, workers))
+            values = [row for part in parts for row in part]
         else:
             values = _compute((todo, names))
         for smi, row in zip(todo, values, strict=False):

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from molgan import checkpoint as ckpt
-from molgan.models import MolGAN
+from molgan.models import MolGAN, check_count, resolve_device
 
 
 def sample(
@@ -35,9 +33,15 @@ def sample(
         the sample is ``mean(s is not None)``.
 
     Raises:
-        ValueError: a missing, corrupt or foreign checkpoint.
+        ValueError: a missing, corrupt or foreign checkpoint; ``n``, ``seed`` or
+            ``batch_size`` not an integer in range; an unknown or unavailable device.
     """
+    check_count("n", n, 0)
+    check_count("batch_size", batch_size, 1)
+    if seed is not None:
+        check_count("seed", seed, 0, 2**64)
+    target = resolve_device(device) if device is not None else None
     model = checkpoint if isinstance(checkpoint, MolGAN) else ckpt.load(checkpoint)
-    if device is not None:
-        model = model.to(torch.device(device))
+    if target is not None:
+        model = model.to(target)
     return model.sample(n, seed, strict=strict, batch_size=batch_size)

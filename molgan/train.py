@@ -10,35 +10,64 @@ there λ is forced to 1 only in epoch 0 and the schedule is 4 D steps : 1 G step
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
+import os
 import random
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from molgan import checkpoint, losses, metrics, rewards
+from molgan import checkpoint, losses, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
-from molgan.models import MolGAN, discretize, gumbel_noise
+from molgan.models import MolGAN, discretize, gumbel_noise, resolve_device
+
+# After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
+Callback = Callable[[int, dict], "str | bool | None"]
+SMALL_DATA = 1000  # training molecules below which a notice is printed
 
 
 class TrainingError(RuntimeError):
     """Training stopped on a non-finite loss; the last good checkpoint is kept."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> cuda if available else cpu; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for but CUDA is not available")
-    return device
+class Interrupted(RuntimeError):
+    """SIGINT/SIGTERM during training: a checkpoint of the current step was written."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+class _Signals:
+    """Turns the first SIGINT/SIGTERM into a flag the loop checks after each step (a second
+    one acts at once, as usual). Only in the main thread, where Python delivers signals."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._old: dict = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
 
 
 class Nets(NamedTuple):
@@ -172,46 +201,71 @@ def evaluate_model(model: MolGAN, cfg: Config, train: set[str], step: int) -> di
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
 
-def _write_log(handle, record: dict) -> None:
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in record.items()
-    }
-    handle.write(json.dumps(clean) + "\n")
-    handle.flush()
-
-
-def train(cfg: Config) -> MolGAN:
+def train(
+    cfg: Config,
+    *,
+    explicit: Collection[str] | None = None,
+    callback: Callback | None = None,
+) -> MolGAN:
     """Train MolGAN; writes ``<out_dir>/<name>/{config.json, log.jsonl, ckpt.pt}``.
 
     Args:
-        cfg: all settings; ``cfg.resume`` continues the run directory's checkpoint exactly
-            (same data order and RNG stream).
+        cfg: all settings. With ``cfg.resume`` the run directory's checkpoint is continued
+            exactly (same data order and RNG stream) with the run's own settings; only the
+            ``checkpoint.RUN_CONTROL`` settings in ``explicit`` may differ.
+        explicit: the settings given explicitly (the command line's flags); ``None`` = those
+            that differ from ``cfg.preset``'s values.
+        callback: called after each evaluation, once its checkpoint is written, with
+            ``(step, metrics)``; a true return value (a reason string, or ``True``) stops the run.
 
     Returns:
         The trained model (in eval mode).
 
     Raises:
-        ValueError: bad data or settings. TrainingError: a loss became NaN/inf.
+        ValueError: bad data or settings, or a run directory that is not empty (without
+            resume). TrainingError: a loss became NaN/inf. Interrupted: SIGINT/SIGTERM, after a
+            checkpoint of the current step was written.
     """
     run_dir = Path(cfg.out_dir) / cfg.run_name
-    ckpt_path = run_dir / "ckpt.pt"
-    blob = None
+    ckpt_path = run_dir / rundir.CKPT
+    blob, changes = None, []
     if cfg.resume:
+        if not ckpt_path.is_file():
+            raise ValueError(f"nothing to resume: {ckpt_path} does not exist")
         blob = checkpoint.read(ckpt_path)
-        cfg = checkpoint.resume_config(blob, cfg, ckpt_path)  # the run's own settings win
-    elif ckpt_path.is_file():  # never overwrite a run's results silently
-        raise ValueError(
-            f"{run_dir} already holds a checkpoint: pass --resume to continue it, "
-            "or --name for a new run"
-        )
+        cfg, changes = checkpoint.resume_config(blob, cfg, ckpt_path, explicit)
+    else:
+        rundir.check_new(run_dir)
+    rewards.parse_reward(cfg.reward)  # a typo fails now, not after the data has loaded
     device = resolve_device(cfg.device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    try:
+        return _train(cfg, device, run_dir, blob, changes, callback)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
+    ckpt_path = run_dir / rundir.CKPT
     seed_everything(cfg.seed)
     data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
+    if cfg.batch_size > len(train_idx):
+        raise ValueError(
+            f"batch_size {cfg.batch_size} exceeds the {len(train_idx)} training molecules"
+        )
+    if len(train_idx) < SMALL_DATA:
+        print(
+            f"note: only {len(train_idx)} training molecules; MolGAN needs thousands to learn "
+            "a distribution (QM9 has 104,130)",
+            file=sys.stderr,
+        )
     steps_per_epoch = max(len(train_idx) // cfg.batch_size, 1)
     total = cfg.max_steps or max(int(cfg.epochs * steps_per_epoch), 1)
     eval_every = cfg.eval_every or steps_per_epoch
-    rl_from = int(cfg.rl_start * total)
+    # The step RL starts at is fixed when a run starts: extending a resumed run keeps it.
+    rl_from = int(blob.get("rl_from", cfg.rl_start * total)) if blob else int(cfg.rl_start * total)
     use_rl = cfg.lam < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
@@ -222,57 +276,70 @@ def train(cfg: Config) -> MolGAN:
         k: torch.optim.Adam(getattr(model, net).parameters(), lr=cfg.lr)
         for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
     }
-    start, last_metrics = 0, {}
+    start, last_metrics, latest = 0, {}, {}
     if blob is not None:
         start, last_metrics = checkpoint.restore(blob, model, opts, device)
-        print(f"resuming {run_dir} at step {start}/{total}", file=sys.stderr)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2) + "\n")
+        last_metrics = {k: v for k, v in last_metrics.items() if k.startswith("score/")}
+        latest = dict(blob.get("stats", {}))  # the loss values the next log rows carry
+        dropped = rundir.truncate_log(run_dir / rundir.LOG, start)
+        note = f"; {dropped} log rows after it dropped" if dropped else ""
+        print(f"resuming {run_dir} at step {start}/{total}{note}", file=sys.stderr)
+        for change in changes:
+            print(f"  changed for this resume: {change}", file=sys.stderr)
+    else:
+        rundir.write_config(run_dir, dataclasses.asdict(cfg))
+    saved = {"step": start if blob else None, "time": time.monotonic()}
 
-    def save(step: int, stats: dict) -> None:
-        rng = checkpoint.rng_state(device)
-        checkpoint.save(ckpt_path, model, opts, step, stats, extra={"rng": rng})
+    def save(step: int) -> None:
+        extra = {
+            "rng": checkpoint.rng_state(device),
+            "stats": {k: float(v) for k, v in latest.items()},
+            "rl_from": rl_from,
+        }
+        checkpoint.save(ckpt_path, model, opts, step, last_metrics, extra=extra)
+        saved["step"], saved["time"] = step, time.monotonic()
 
     bar = None
-    if cfg.progress:
+    if cfg.progress and sys.stderr.isatty():
         from tqdm.auto import tqdm
 
         bar = tqdm(
             total=total, initial=start, desc=cfg.run_name, dynamic_ncols=True, file=sys.stderr
         )
-    emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr))
+    emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr, flush=True))
     print(
-        f"run {run_dir}: {total} steps ({steps_per_epoch}/epoch) on {device}; "
+        f"run {run_dir}: {total} steps ({steps_per_epoch}/epoch) on {device}, "
+        f"{torch.get_num_threads()} thread(s); "
         f"RL {'off' if not use_rl else f'from step {rl_from}, λ={cfg.lam}, reward {cfg.reward}'}",
         file=sys.stderr,
     )
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
-    last_done, latest = start, {}
+    last_done = start
     nets = step_nets(model, cfg.compile)
     model.train()
-    with open(run_dir / "log.jsonl", "a" if cfg.resume else "w") as log:
+    with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log:
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
-                g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+                g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) % 2**64)
                 perm, perm_epoch = train_idx[torch.randperm(len(train_idx), generator=g)], epoch
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
             real = one_hot(atoms_all[idx], bonds_all[idx])
-            stats = latest
-            stats |= d_step(nets, opts["d"], real, cfg)
+            latest |= d_step(nets, opts["d"], real, cfg)
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0
                 g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl)
-                stats |= g_stats
+                latest |= g_stats
                 if use_rl:
                     r_fake = fake_rewards(fake[2], fake[3], cfg, train_set).to(device)
-                    stats |= v_step(nets, opts["v"], real, r_all[idx][:, None], fake, r_fake)
+                    latest |= v_step(nets, opts["v"], real, r_all[idx][:, None], fake, r_fake)
             done = step + 1
             if bar is not None:
                 bar.update(1)
+            now = time.monotonic()
+            reason = ""
             if done % cfg.log_every == 0 or done % eval_every == 0 or done == total:
-                values = _finite(stats, done, ckpt_path)
-                now = time.monotonic()
+                values = _finite(latest, done, saved["step"], ckpt_path)
                 values |= {
                     "step": done,
                     "epoch": done / steps_per_epoch,
@@ -282,35 +349,59 @@ def train(cfg: Config) -> MolGAN:
                 }
                 t_last, last_done = now, done
                 timed_out = cfg.time_limit and (now - t0) / 60 >= cfg.time_limit
-                if done % eval_every == 0 or done == total or timed_out:
+                evaluated = done % eval_every == 0 or done == total or timed_out
+                if evaluated:
                     last_metrics = evaluate_model(model, cfg, train_set, done)
                     model.train()
                     values |= last_metrics
-                    save(done, values)
-                _write_log(log, values)
+                rundir.write_row(log, values)  # before the checkpoint: a kill between loses nothing
+                if evaluated:
+                    save(done)
+                    if callback is not None:
+                        asked = callback(done, dict(last_metrics))
+                        if asked:
+                            reason = asked if isinstance(asked, str) else "stopped by callback"
                 line = _format(values)
                 if bar is not None:
                     bar.set_postfix_str(line.split(" | ", 1)[1][:80])
                 if done % cfg.log_every == 0 or "score/valid" in values:
                     emit(line)
-                reason = _stop_reason(cfg, values, last_metrics, timed_out, done)
+                reason = reason or _stop_reason(cfg, values, last_metrics, timed_out, done)
                 if reason:
+                    rundir.write_row(log, {"step": done, "event": "stop", "reason": reason})
                     emit(reason)
                     break
+            elif cfg.ckpt_minutes and now - saved["time"] >= 60 * cfg.ckpt_minutes:
+                _finite(latest, done, saved["step"], ckpt_path)
+                save(done)
+            if signals.received:
+                _finite(latest, done, saved["step"], ckpt_path)
+                if saved["step"] != done:
+                    save(done)
+                if bar is not None:
+                    bar.close()
+                raise Interrupted(
+                    f"{signals.received} at step {done}/{total}: checkpoint written to "
+                    f"{ckpt_path}; continue with --name {cfg.run_name} --resume",
+                    done,
+                )
     if bar is not None:
         bar.close()
     print(f"done: {run_dir}", file=sys.stderr)
     return model.eval()
 
 
-def _finite(stats: dict, done: int, ckpt_path: Path) -> dict[str, float]:
+def _finite(stats: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:
     """``stats`` as floats; raises ``TrainingError`` naming any NaN/inf entry."""
     values = {k: float(v) for k, v in stats.items()}
     bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
-        raise TrainingError(
-            f"non-finite {', '.join(bad)} at step {done}; last good checkpoint kept at {ckpt_path}"
+        kept = (
+            f"last good checkpoint (step {saved_step}) kept at {ckpt_path}"
+            if saved_step is not None
+            else "no checkpoint was written"
         )
+        raise TrainingError(f"non-finite {', '.join(bad)} at step {done}; {kept}")
     return values
 
 

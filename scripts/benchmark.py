@@ -27,7 +27,7 @@ from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
 
 train_module = importlib.import_module("molgan.train")
-SECTIONS = ("training", "sampling", "scores", "conv")
+SECTIONS = ("training", "threads", "sampling", "scores", "conv")
 
 
 def _sync(device: torch.device) -> None:
@@ -106,6 +106,38 @@ def bench_compile(data, device, batch: int, cycles: int, repeats: int):
     return steps / t_eager, steps / t_compiled, statistics.median(e / c for e, c in pairs)
 
 
+def _burn(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def bench_threads(data, device, batch: int, cycles: int, repeats: int, counts, load: bool):
+    """Steps/s of training cycles (QED reward, memoised) per torch thread count, timed
+    alternately (count after count, ``repeats`` rounds) so that drift hits every count alike.
+    With ``load`` a busy process runs beside the timing, as another run or job would."""
+    import multiprocessing
+
+    run, steps = training_cycles(data, device, batch, True, cycles)
+    before = torch.get_num_threads()
+    burner = None
+    if load:
+        burner = multiprocessing.get_context("spawn").Process(target=_burn, args=(3600.0,))
+        burner.start()
+    try:
+        times = {k: [] for k in counts}
+        for _ in range(repeats):
+            for k in counts:
+                torch.set_num_threads(k)
+                times[k].append(timed(run, 1, device))
+    finally:
+        torch.set_num_threads(before)
+        if burner is not None:
+            burner.kill()
+            burner.join()
+    return {k: steps / statistics.median(v) for k, v in times.items()}
+
+
 def bench_sampling(device, n: int, repeats: int):
     torch.manual_seed(0)
     model = MolGAN.from_config(make_config("paper")).to(device)
@@ -171,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--compile", action="store_true", help="add training rows with torch.compile'd networks"
     )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads for all sections (0 = all cores)"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -204,6 +240,18 @@ def main(argv: list[str] | None = None) -> int:
             add(f"{label}, eager (paired with the next row)", "steps/s", eager)
             add(f"{label}, torch.compile", "steps/s", compiled)
             add(f"{label}, torch.compile speed-up (median of paired runs)", "ratio", ratio)
+    if "threads" in args.only:
+        counts = sorted({1, 2, os.cpu_count() or 1})
+        for load in (False, True):
+            for batch in (32, 128):
+                speeds = bench_threads(data, device, batch, cycles, args.repeats, counts, load)
+                for k, value in speeds.items():
+                    where = "beside a busy process" if load else "idle machine"
+                    add(
+                        f"training cycle, batch {batch}, QED, {k} thread(s), {where}",
+                        "steps/s",
+                        value,
+                    )
     if "sampling" in args.only:
         n = 1000 if args.quick else 10_000
         graphs, smiles = bench_sampling(device, n, args.repeats)

@@ -5,8 +5,9 @@
     python scripts/evaluate.py --qm9-reference --fcd              # QM9 test vs train split
 
 Sample files keep one entry per generated graph: in .smi an empty line, in .csv an empty
-``smiles`` cell marks an invalid sample (as ``scripts/sample.py`` writes them), so validity is
-computed over all samples. "qm9" stands for the shipped QM9 split (seed 0).
+``smiles`` cell, in .sdf an empty record marks an invalid sample (as ``scripts/sample.py``
+writes them; any may be gzipped), so validity is the same whatever the format. "qm9" stands for
+the shipped QM9 split (seed 0).
 """
 
 from __future__ import annotations
@@ -15,36 +16,19 @@ import argparse
 import json
 import math
 import sys
-from pathlib import Path
 
-from molgan import metrics
-from molgan.data import DEFAULT_DATA, load_dataset, read_smiles
+from molgan import chem, metrics
+from molgan.data import DEFAULT_DATA, load_dataset, read_samples, read_smiles
+from molgan.rundir import output_path
 
 COLUMNS = ("valid", "valid_lenient", "unique", "novel", *metrics.PROPERTIES)
 
 
-def read_samples(path: str) -> list[str | None]:
-    """All samples of a file, ``None`` for empty entries (invalid graphs)."""
-    file = Path(path)
-    if not file.is_file():
-        raise ValueError(f"file not found: {path}")
-    if file.suffix == ".csv":
-        import pandas as pd
-
-        frame = pd.read_csv(file, dtype=str, keep_default_na=False)
-        column = next((c for c in frame.columns if c.lower() == "smiles"), frame.columns[0])
-        return [s.strip() or None for s in frame[column]]
-    if file.suffix in (".sdf", ".gz"):
-        return [s for _, s in read_smiles(file)]
-    lines = file.read_text().splitlines()
-    if lines and lines[0].strip().lower() == "smiles":
-        lines = lines[1:]
-    return [(line.split() or [None])[0] for line in lines]
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("file", nargs="?", help="samples: .smi / .csv (or a .sdf / .gz set)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("file", nargs="?", help="samples: .smi, .csv or .sdf, optionally .gz")
     parser.add_argument("--train", help="training SMILES file for novelty, or 'qm9'")
     parser.add_argument(
         "--qm9-reference",
@@ -59,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.file and not args.qm9_reference:
         parser.error("give a FILE or --qm9-reference")
     try:
+        if args.json:
+            output_path(args.json, "--json")
         qm9 = None
         if args.qm9_reference or args.fcd or args.train == "qm9":
             qm9 = load_dataset(DEFAULT_DATA, verbose=False)
@@ -66,13 +52,16 @@ def main(argv: list[str] | None = None) -> int:
             splits = (qm9.smiles_of(k) for k in ("train", "val", "test"))
             result = metrics.reference_row(*splits, with_fcd=args.fcd, paper_means=True)
         else:
+            samples = read_samples(args.file)  # read (and checked) before the training set
             train = None
             if args.train == "qm9":
                 train = qm9.smiles_of("train")
             elif args.train:
                 train = [s for _, s in read_smiles(args.train)]
+                if not any(chem.canonical(s) for s in train):
+                    raise ValueError(f"no valid molecule in the training file {args.train}")
             result = metrics.evaluate(
-                read_samples(args.file),
+                samples,
                 train,
                 paper_means=True,
                 fcd_reference=qm9.smiles_of("test") if args.fcd else None,

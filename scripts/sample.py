@@ -1,58 +1,142 @@
 """Sample molecules from a checkpoint into .csv (SMILES + scores), .smi or .sdf, and a PNG grid.
 
-python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out samples.csv
-python scripts/sample.py -n 100 --out samples.sdf --grid grid.png   # the shipped model
+python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out runs/samples.csv
+python scripts/sample.py -n 100 --out runs/samples.sdf --grid runs/grid.png   # the shipped model
+
+Every output keeps one entry per generated graph, so validity reads the same from each: in .csv
+an empty ``smiles`` cell (multi-fragment graphs keep their dotted SMILES with valid=False), in
+.smi an empty line (fragments as dotted SMILES), in .sdf an empty record named ``sample_<i>``.
+Any of them may end in .gz. Samples are written in chunks, so memory stays bounded for any -n.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import os
 import sys
 from pathlib import Path
 
 import molgan
 from molgan import chem, metrics
+from molgan.models import resolve_device
+from molgan.rundir import output_path
+
+FORMATS = (".csv", ".smi", ".sdf")
+GRID_SIZE = 48
+
+
+def _format(out: Path) -> str:
+    suffixes = [s.lower() for s in out.suffixes if s.lower() != ".gz"]
+    return suffixes[-1] if suffixes and suffixes[-1] in FORMATS else ""
+
+
+class Writer:
+    """Appends sample chunks to .csv / .smi / .sdf (optionally .gz), via a temporary file that
+    replaces ``out`` only when every sample is written."""
+
+    def __init__(self, out: Path):
+        self.out, self.kind, self.index = out, _format(out), 0
+        self.tmp = out.with_name(out.name + ".part")
+        raw = open(self.tmp, "wb")
+        self.handle = gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) if out.suffix == ".gz" else raw
+        self.raw = raw
+
+    def write(self, samples: chem.Samples) -> None:
+        if self.kind == ".csv":
+            frame = metrics.evaluate_frame(samples).drop(columns=["novel"])
+            frame["smiles"] = samples.lenient  # None, or dotted SMILES for fragments (valid=False)
+            self.handle.write(frame.to_csv(index=False, header=self.index == 0).encode())
+        elif self.kind == ".smi":
+            self.handle.write("".join(f"{s or ''}\n" for s in samples.lenient).encode())
+        else:
+            self.handle.write(chem.sdf_block(samples, start=self.index).encode())
+        self.index += len(samples)
+
+    def close(self) -> None:
+        if self.handle is not self.raw:
+            self.handle.close()
+        self.raw.close()
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        self.raw.close()
+        self.tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="checkpoint file (default: shipped pretrained model)")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", help="checkpoint file (default: the shipped pretrained QM9 model)"
+    )
     parser.add_argument("-n", type=int, default=1000, help="number of molecules")
-    parser.add_argument("--out", required=True, help="output file: .csv, .smi or .sdf")
+    parser.add_argument("--out", help="samples file: .csv, .smi or .sdf, optionally .gz")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
-    parser.add_argument("--device", default=None, help="cpu / cuda")
-    parser.add_argument("--grid", help="also draw up to 48 valid molecules into this PNG")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = all)")
+    parser.add_argument(
+        "--grid", help=f"also draw the first {GRID_SIZE} strictly valid molecules into this PNG"
+    )
+    parser.add_argument("--chunk", type=int, default=10_000, help="graphs per written chunk")
     args = parser.parse_args(argv)
-    out = Path(args.out)
-    if out.suffix not in (".csv", ".smi", ".sdf"):
-        parser.error("--out must end in .csv, .smi or .sdf")
     try:
-        # CSV keeps multi-fragment graphs (dotted SMILES, valid=False) for lenient validity;
-        # .smi/.sdf hold strictly valid molecules only.
-        smiles = molgan.sample(
-            args.n, args.checkpoint, seed=args.seed, device=args.device, strict=out.suffix != ".csv"
-        )
+        if not args.out and not args.grid:
+            raise ValueError("give --out FILE, --grid FILE.png, or both")
+        out = output_path(args.out, "--out") if args.out else None
+        if out is not None and not _format(out):
+            raise ValueError("--out must end in .csv, .smi or .sdf (optionally + .gz)")
+        grid = output_path(args.grid, "--grid") if args.grid else None
+        if grid is not None and grid.suffix.lower() != ".png":
+            raise ValueError("--grid must end in .png")
+        if args.n < 1 or args.chunk < 1 or args.threads < 0:
+            raise ValueError("-n and --chunk must be ≥ 1, --threads ≥ 0")
+        import torch
+
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
+        model = molgan.load(args.checkpoint, device=resolve_device(args.device))
+        batches = model.iter_samples(args.n, args.seed, strict=True, batch_size=args.chunk)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".csv":
-        frame = metrics.evaluate_frame(smiles)
-        frame.drop(columns=["novel"]).to_csv(out, index=False)
-    elif out.suffix == ".smi":
-        out.write_text("".join(f"{s or ''}\n" for s in smiles))  # empty line = invalid
-    else:
-        chem.mols_to_sdf(smiles, str(out))
-    valid = sum(chem.is_strictly_valid(s) for s in smiles)
-    print(f"{args.n} sampled, {valid} valid ({100 * valid / max(args.n, 1):.1f}%) -> {out}")
-    if args.grid:
+    writer = Writer(out) if out is not None else None
+    valid, lenient, drawable = 0, 0, []
+    try:
+        with _progress(args.n) as update:
+            for samples in batches:
+                if writer is not None:
+                    writer.write(samples)
+                valid += sum(s is not None for s in samples)
+                lenient += sum(s is not None for s in samples.lenient)
+                if len(drawable) < GRID_SIZE:
+                    drawable += [s for s in samples if s is not None][: GRID_SIZE - len(drawable)]
+                update(len(samples))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.close()
+    where = f" -> {out}" if out is not None else ""
+    print(
+        f"{args.n} sampled, {valid} valid ({100 * valid / args.n:.1f}%; "
+        f"{100 * lenient / args.n:.1f}% allowing fragments){where}"
+    )
+    if grid is not None:
         try:
-            drawn = chem.draw_grid(smiles, args.grid)
-            print(f"{drawn} molecules drawn -> {args.grid}")
+            drawn = chem.draw_grid(drawable, str(grid), max_mols=GRID_SIZE)
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+        print(f"{drawn} strictly valid molecules drawn -> {grid}")
     return 0
+
+
+def _progress(n: int):
+    from molgan.pool import progress_bar
+
+    return progress_bar(n, f"sampling {n:,} molecules")
 
 
 if __name__ == "__main__":

@@ -4,28 +4,45 @@ python scripts/train_qm9.py                       # paper settings, GPU if avail
 python scripts/train_qm9.py --preset debug        # seconds, tiny sizes
 python scripts/train_qm9.py --data my.smi --lam 1 # your own SMILES, no RL
 python scripts/train_qm9.py --name run1 --resume  # continue an interrupted run
+
+Ctrl-C (or SIGTERM) writes a checkpoint of the current step first; --resume continues from it.
 """
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from molgan.config import parse_args
-from molgan.train import TrainingError, train
+from molgan import checkpoint
+from molgan.config import parse_cli
+from molgan.train import Interrupted, TrainingError, train
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg = parse_args(argv)
+    cfg, explicit = parse_cli(argv)
     try:
-        train(cfg)
+        train(cfg, explicit=explicit)
     except (ValueError, TrainingError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted: the last checkpoint is intact; continue with --resume", file=sys.stderr)
+    except Interrupted as err:
+        print(f"interrupted: {err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # before the first step, or a second Ctrl-C
+        print(f"interrupted: {_on_disk(cfg)}", file=sys.stderr)
         return 130
     print(f"{cfg.out_dir}/{cfg.run_name}")
     return 0
+
+
+def _on_disk(cfg) -> str:
+    """What an interrupted run left, in words that are true."""
+    path = Path(cfg.out_dir) / cfg.run_name / "ckpt.pt"
+    try:
+        step = checkpoint.read(path)["step"]
+    except ValueError:
+        return "no checkpoint was written"
+    return f"the checkpoint at step {step} ({path}) is intact; continue with --resume"
 
 
 if __name__ == "__main__":

@@ -43,13 +43,68 @@ def test_future_format_is_a_clear_error(saved, tmp_path):
         checkpoint.load(future)
 
 
-@pytest.mark.parametrize("content", [b"", b"not a checkpoint at all", b"PK\x03\x04truncated"])
-def test_corrupt_file_is_a_one_line_error(tmp_path, content):
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "is empty"),
+        (b"not a checkpoint at all", "not a molgan checkpoint \\(not a PyTorch file\\)"),
+        (b"PK\x03\x04truncated", "truncated or corrupt"),
+    ],
+)
+def test_corrupt_file_is_a_one_line_error_in_our_words(tmp_path, content, message):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
-    with pytest.raises(ValueError, match="not a readable molgan checkpoint") as info:
+    with pytest.raises(ValueError, match=message) as info:
         checkpoint.load(path)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "Weights only" not in str(info.value)
+
+
+def test_truncated_checkpoint_is_reported_as_truncated(saved, tmp_path):
+    data = saved[1].read_bytes()
+    path = tmp_path / "cut.pt"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        checkpoint.load(path)
+
+
+class _Payload:
+    def __reduce__(self):
+        import os
+
+        return (os.getcwd, ())
+
+
+def test_checkpoint_holding_python_objects_is_refused_without_running_them(tmp_path):
+    path = tmp_path / "objects.pt"
+    torch.save({"format": 1, "generator": _Payload()}, path)
+    with pytest.raises(ValueError, match="refused: it holds Python objects"):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"format": "1"}, "format '1'"),
+        ({"config": {"z_dim": "big"}}, "invalid settings: z_dim must be int"),
+        ({"config": "nope"}, "malformed config"),
+    ],
+)
+def test_checkpoint_with_wrongly_typed_entries_is_a_clear_error(saved, tmp_path, change, message):
+    blob = torch.load(saved[1], weights_only=True)
+    for key, value in change.items():
+        if isinstance(value, dict):
+            blob[key].update(value)
+        else:
+            blob[key] = value
+    path = tmp_path / "typed.pt"
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match=message):
+        checkpoint.load(path)
+
+
+def test_directory_given_as_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"):
+        checkpoint.load(tmp_path)
 
 
 def test_foreign_torch_file_is_rejected(tmp_path):

@@ -3,7 +3,7 @@ import gzip
 import pytest
 import torch
 
-from molgan.data import load_dataset, one_hot, read_smiles, split_indices
+from molgan.data import load_dataset, one_hot, read_samples, read_smiles, split_indices
 
 
 def test_filter_counts_each_drop_reason(tiny_path, tmp_path, capsys):
@@ -70,8 +70,10 @@ def test_reads_gzip_csv_and_sdf(tmp_path):
     [
         (None, "not found"),
         (b"", "no molecules"),
-        (b"\x1f\x8b broken gzip", "cannot read"),
+        (b"\x1f\x8b broken gzip", "corrupt gzip data"),
         (b"xx\nyy\n", "no usable molecule"),
+        (b"CCO\n\x00\x01\x02\xff" * 20, "holds binary data"),
+        (b"CCO\n\xff\xfe\xfa\n", "is not UTF-8 text"),
     ],
 )
 def test_bad_files_are_one_line_errors(tmp_path, content, message):
@@ -81,3 +83,53 @@ def test_bad_files_are_one_line_errors(tmp_path, content, message):
     with pytest.raises(ValueError, match=message) as info:
         load_dataset(path, use_cache=False, verbose=False)
     assert "\n" not in str(info.value)
+
+
+def test_a_gz_name_on_plain_text_is_refused(tmp_path):
+    path = tmp_path / "plain.smi.gz"
+    path.write_text("CCO\n")
+    with pytest.raises(ValueError, match="ends in .gz but is not gzip-compressed"):
+        read_smiles(path)
+
+
+def test_a_directory_is_reported_as_a_directory(tmp_path):
+    with pytest.raises(ValueError, match="is a directory"):
+        load_dataset(tmp_path, use_cache=False, verbose=False)
+    with pytest.raises(ValueError, match="is a directory"):
+        read_smiles(tmp_path)
+
+
+def test_a_csv_without_a_smiles_column_is_refused(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_text("name,value\nethanol,CCO\n")
+    with pytest.raises(ValueError, match="no 'smiles' column \\(columns: name, value\\)"):
+        read_smiles(path)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".smi", ".smi.gz", ".sdf", ".sdf.gz", ".csv.gz"])
+def test_sample_files_keep_invalid_entries_in_every_format(tmp_path, suffix):
+    import gzip
+
+    from molgan import chem
+
+    samples = chem.Samples(["CCO", None, "C.CC", "c1ccoc1"])
+    path = tmp_path / f"s{suffix}"
+    if ".csv" in suffix:
+        text = "smiles,valid\n" + "".join(f"{s or ''},x\n" for s in samples.lenient)
+    elif ".sdf" in suffix:
+        text = chem.sdf_block(samples)
+    else:
+        text = "".join(f"{s or ''}\n" for s in samples.lenient)
+    data = text.encode()
+    path.write_bytes(gzip.compress(data) if suffix.endswith(".gz") else data)
+    assert read_samples(path) == ["CCO", None, "C.CC", "c1ccoc1"]
+
+
+def test_load_notes_unreadable_sdf_records_in_words(tmp_path, capsys):
+    from molgan import chem
+
+    path = tmp_path / "m.sdf"
+    path.write_text(chem.sdf_block(["CCO", None, "CCN"]))
+    data = load_dataset(path, use_cache=False)
+    assert sorted(data.smiles) == ["CCN", "CCO"]
+    assert "m.sdf:2: skipped an SDF record RDKit cannot read" in capsys.readouterr().err

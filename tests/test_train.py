@@ -13,10 +13,11 @@ from molgan.models import MolGAN
 train_module = importlib.import_module("molgan.train")  # molgan.train is also the function
 
 
-def _log(cfg):
+def _log(cfg, events=False):
     path = f"{cfg.out_dir}/{cfg.run_name}/log.jsonl"
     with open(path) as handle:
-        return [json.loads(line) for line in handle]
+        rows = [json.loads(line) for line in handle]
+    return rows if events else [r for r in rows if "event" not in r]
 
 
 def test_short_run_has_finite_losses_and_updates_every_network(tiny_config):
@@ -112,7 +113,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_co
     monkeypatch.setattr(losses, "wasserstein_d", poisoned)
     with pytest.raises(
         train_module.TrainingError,
-        match="non-finite loss/d, .* at step 6; last good checkpoint kept",
+        match=r"non-finite loss/d, .* at step 6; last good checkpoint \(step 3\) kept",
     ):
         train_module.train(tiny_config)
     kept = checkpoint.read(f"{tiny_config.out_dir}/{tiny_config.run_name}/ckpt.pt")
@@ -217,3 +218,151 @@ def test_time_limit_stops_with_an_evaluation_and_a_checkpoint(tiny_config):
     records = _log(cfg)
     assert records[-1]["step"] == 3 and "score/valid" in records[-1]
     assert checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")["step"] == 3
+
+
+def test_nan_before_any_checkpoint_says_none_was_written(tiny_config, monkeypatch):
+    original = losses.wasserstein_d
+    monkeypatch.setattr(losses, "wasserstein_d", lambda a, b: original(a, b) * float("nan"))
+    with pytest.raises(train_module.TrainingError, match="no checkpoint was written"):
+        train_module.train(tiny_config)
+    assert not (tiny_config.out_dir + "/debug-seed0/ckpt.pt").endswith("x")
+    assert not __import__("pathlib").Path(tiny_config.out_dir, "debug-seed0", "ckpt.pt").exists()
+
+
+def _interrupt_at(monkeypatch, step_count: int, sig=None):
+    """Send the process a signal during the ``step_count``-th discriminator step."""
+    import os
+    import signal
+
+    original, calls = train_module.d_step, {"n": 0}
+
+    def d_step(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == step_count:
+            os.kill(os.getpid(), sig or signal.SIGINT)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "d_step", d_step)
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_interrupt_writes_a_checkpoint_at_the_current_step(tiny_config, monkeypatch, signame):
+    import signal
+
+    cfg = dataclasses.replace(tiny_config, max_steps=12, eval_every=10)
+    _interrupt_at(monkeypatch, 5, getattr(signal, signame))
+    with pytest.raises(train_module.Interrupted, match=f"{signame} at step 5/12: checkpoint"):
+        train_module.train(cfg)
+    assert checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")["step"] == 5
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
+    tiny_config, monkeypatch, tmp_path
+):
+    base = dict(max_steps=12, eval_every=6, log_every=2, rl_start=0.25)
+    straight = dataclasses.replace(tiny_config, **base, out_dir=str(tmp_path / "a"))
+    train_module.train(straight)
+    cut = dataclasses.replace(tiny_config, **base, out_dir=str(tmp_path / "b"))
+    _interrupt_at(monkeypatch, 9)
+    with pytest.raises(train_module.Interrupted):
+        train_module.train(cut)
+    monkeypatch.undo()
+    train_module.train(dataclasses.replace(cut, resume=True))
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
+    assert strip(_log(cut)) == strip(_log(straight))
+
+
+def test_checkpoints_are_also_written_by_wall_time(tiny_config, monkeypatch):
+    steps = []
+    original = checkpoint.save
+    monkeypatch.setattr(
+        checkpoint,
+        "save",
+        lambda path, model, opts, step, *a, **k: (
+            steps.append(step) or original(path, model, opts, step, *a, **k)
+        ),
+    )
+    cfg = dataclasses.replace(tiny_config, ckpt_minutes=1e-9, eval_every=6, log_every=6)
+    train_module.train(cfg)
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_directory_with_any_content_is_never_reused_without_resume(tiny_config):
+    run_dir = __import__("pathlib").Path(tiny_config.out_dir, tiny_config.run_name)
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="already holds files of an earlier run"):
+        train_module.train(tiny_config)
+    assert (run_dir / "config.json").read_text() == "{}"
+
+
+def test_resume_keeps_the_runs_own_run_control_settings(tiny_config, tmp_path):
+    first = make_config(
+        "debug", data=tiny_config.data, max_steps=8, eval_every=4, name="rr", out_dir=str(tmp_path)
+    )
+    model_cfg = dataclasses.replace(first, max_steps=4)  # stops at 4 of its 8 steps
+    train_module.train(dataclasses.replace(model_cfg, max_steps=4))
+    blob = checkpoint.read(tmp_path / "rr" / "ckpt.pt")
+    assert blob["rl_from"] == 2
+    # resume as a user would: only --name and --resume on the command line
+    train_module.train(
+        make_config("paper", name="rr", out_dir=str(tmp_path), resume=True),
+        explicit={"name", "resume"},
+    )
+    rows = _log(dataclasses.replace(first, name="rr"))
+    assert rows[-1]["step"] == 4  # max_steps 4 came from the checkpoint, not the paper preset
+    config = json.loads((tmp_path / "rr" / "config.json").read_text())
+    assert config["max_steps"] == 4 and config["eval_samples"] == 64
+
+
+def test_resume_allows_run_control_changes_and_refuses_model_changes(tiny_config, capsys):
+    train_module.train(tiny_config)
+    more = dataclasses.replace(tiny_config, resume=True, max_steps=9, lr=5.0, batch_size=9)
+    with pytest.raises(ValueError, match=r"refused: lr 0.001 -> 5.0; batch_size 6 -> 9"):
+        train_module.train(more, explicit={"max_steps", "lr", "batch_size"})
+    train_module.train(
+        dataclasses.replace(tiny_config, resume=True, max_steps=9), explicit={"max_steps"}
+    )
+    assert "changed for this resume: max_steps 6 -> 9" in capsys.readouterr().err
+    assert _log(tiny_config)[-1]["step"] == 9
+    rl_from = checkpoint.read(f"{tiny_config.out_dir}/{tiny_config.run_name}/ckpt.pt")["rl_from"]
+    assert rl_from == 3  # RL kept starting where the run first put it
+
+
+def test_callback_can_stop_a_run_after_its_checkpoint(tiny_config):
+    seen = []
+
+    def callback(step, scores):
+        seen.append((step, "score/valid" in scores))
+        return "pruned by test"
+
+    train_module.train(dataclasses.replace(tiny_config, max_steps=9), callback=callback)
+    assert seen == [(3, True)]
+    rows = _log(tiny_config, events=True)
+    assert rows[-1] == {"step": 3, "event": "stop", "reason": "pruned by test"}
+    assert checkpoint.read(f"{tiny_config.out_dir}/{tiny_config.run_name}/ckpt.pt")["step"] == 3
+
+
+def test_bad_reward_fails_before_the_data_is_loaded(tiny_config, monkeypatch):
+    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    with pytest.raises(ValueError, match="bad reward 'foo'"):
+        train_module.train(dataclasses.replace(tiny_config, reward="foo"))
+
+
+def test_batch_larger_than_the_training_split_is_refused(tiny_config):
+    with pytest.raises(ValueError, match="batch_size 500 exceeds the 24 training molecules"):
+        train_module.train(dataclasses.replace(tiny_config, batch_size=500))
+
+
+def test_threads_setting_applies_during_training_and_is_restored(tiny_config, monkeypatch):
+    seen = []
+    original = train_module.d_step
+    monkeypatch.setattr(
+        train_module,
+        "d_step",
+        lambda *a, **k: seen.append(torch.get_num_threads()) or original(*a, **k),
+    )
+    before = torch.get_num_threads()
+    train_module.train(dataclasses.replace(tiny_config, threads=1))
+    assert set(seen) == {1} and torch.get_num_threads() == before
