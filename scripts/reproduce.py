@@ -26,6 +26,7 @@ import molgan
 from molgan import metrics
 from molgan.config import make_config
 from molgan.data import resolve_path
+from molgan.models import resolve_device
 
 train_module = importlib.import_module("molgan.train")
 
@@ -65,7 +66,7 @@ def run_one(objective: str, seed: int, args, data) -> dict | None:
     total_reached = last.get("step") == cfg.max_steps if cfg.max_steps else False
     if last and (total_reached or last.get("epoch", 0) >= cfg.epochs - 1e-6):
         # A completed training run (e.g. copied in): evaluate it, do not retrain.
-        model = molgan.load(run_dir / "ckpt.pt", device=train_module.resolve_device(cfg.device))
+        model = molgan.load(run_dir / "ckpt.pt", device=resolve_device(cfg.device))
         minutes = last["time/elapsed_s"] / 60
     else:
         start = time.monotonic()
@@ -130,15 +131,28 @@ def table(results: list[dict], reference: dict | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--objectives", nargs="+", default=["none", "qed", "sa", "logp"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--preset", default="paper")
-    parser.add_argument("--epochs", type=float, default=0, help="override the preset's epochs")
-    parser.add_argument("--samples", type=int, default=10_000)
-    parser.add_argument("--device", default="auto")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--objectives",
+        nargs="+",
+        default=["none", "qed", "sa", "logp"],
+        help="table rows: 'none' = no RL (λ 1); a reward name = RL on it with the preset's λ",
+    )
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], help="training seeds")
+    parser.add_argument("--preset", default="paper", help="settings every run starts from")
+    parser.add_argument(
+        "--epochs", type=float, default=0, help="override the preset's epochs (0 = keep them)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=10_000, help="molecules sampled per run for the table"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-fcd", action="store_true", help="skip FCD (needs fcd_torch)")
-    parser.add_argument("--out", default="results")
+    parser.add_argument(
+        "--out", default="results", help="folder for results.{md,json} and the runs/ it trains"
+    )
     parser.add_argument(
         "--aggregate-only",
         action="store_true",

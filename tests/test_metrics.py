@@ -83,3 +83,21 @@ def test_reference_row_scores_test_against_train_and_takes_fcd_of_val_vs_test(mo
     assert row["valid"] == 1.0 and row["novel"] == 0.5 and row["fcd"] == 0.5
     assert seen == [(val, test)]  # never test vs itself (that FCD is 0)
     assert "fcd" not in metrics.reference_row(train, val, test)
+
+
+@pytest.mark.parametrize(
+    "smiles, train, message",
+    [
+        (None, None, "smiles must be a list of SMILES strings, got NoneType"),
+        ("CCO", None, "got str \\(wrap one SMILES in a list\\)"),
+        (["CCO"], "CCO", "train_smiles must be a list of SMILES strings, got str"),
+        ([1.5], None, "smiles holds 1.5"),
+    ],
+)
+def test_inputs_that_are_not_lists_of_smiles_are_refused(smiles, train, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.evaluate(smiles, train)
+
+
+def test_a_huge_smiles_is_invalid_not_a_hang():
+    assert metrics.evaluate(["C" * 200_000, "CCO"])["valid"] == 0.5

@@ -49,3 +49,42 @@ def test_pretrained_model_or_a_clear_message():
 @pytest.mark.gpu
 def test_cpu_and_gpu_models_give_the_same_samples(ckpt):
     assert molgan.sample(64, ckpt, seed=0, device="cuda") == molgan.sample(64, ckpt, seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n=3, seed="abc"), "seed must be an integer"),
+        (dict(n=3, seed=1.7), "seed must be an integer"),
+        (dict(n=3, seed=True), "seed must be an integer"),
+        (dict(n=3, seed=2**64), r"seed must be in \[0, 2\*\*64\)"),
+        (dict(n=1.5), "n must be an integer"),
+        (dict(n="10"), "n must be an integer"),
+        (dict(n=3, batch_size=0), "batch_size must be ≥ 1"),
+        (dict(n=3, device="tpu"), "unknown device 'tpu'"),
+    ],
+)
+def test_bad_sample_arguments_are_one_line_errors(ckpt, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        molgan.sample(checkpoint=ckpt, **kwargs)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA message")
+def test_sampling_on_cuda_without_cuda_is_a_clear_error(ckpt):
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        molgan.sample(3, ckpt, device="cuda")
+
+
+def test_strict_samples_remember_fragments_so_evaluate_reports_lenient_validity():
+    model = checkpoint.load()  # the shipped model makes some multi-fragment graphs
+    strict = molgan.sample(2000, model, seed=0)
+    lenient = molgan.sample(2000, model, seed=0, strict=False)
+    assert sum(s is not None for s in lenient) > sum(s is not None for s in strict)
+    a, b = molgan.evaluate(strict), molgan.evaluate(lenient)
+    assert a["valid_lenient"] == b["valid_lenient"] > a["valid"] == b["valid"]
+
+
+def test_chunked_sampling_gives_the_same_molecules(ckpt):
+    model = checkpoint.load(ckpt)
+    chunks = [s for part in model.iter_samples(50, 3, batch_size=7) for s in part]
+    assert chunks == model.sample(50, 3, batch_size=7) == model.sample(50, 3, batch_size=7)

@@ -154,3 +154,187 @@ def test_plot_log_writes_a_png(tmp_path, tiny_path):
     run_dir = train_debug(tmp_path, tiny_path, 6, "--eval-every", "3")
     run("scripts/plot_log.py", run_dir, "--out", tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _rows(run_dir: Path) -> list[dict]:
+    from molgan.rundir import read_log
+
+    return [
+        {k: v for k, v in r.items() if not k.startswith("time/")}
+        for r in read_log(run_dir / "log.jsonl")
+    ]
+
+
+def _wait_for(predicate, timeout=60.0):
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _train_cmd(tmp_path, tiny_path, name, *extra):
+    return [
+        sys.executable,
+        "scripts/train_qm9.py",
+        "--preset",
+        "debug",
+        "--data",
+        str(tiny_path),
+        "--out-dir",
+        str(tmp_path),
+        "--name",
+        name,
+        *extra,
+    ]
+
+
+def test_kill_minus_9_and_resume_give_the_uninterrupted_log_row_for_row(tmp_path, tiny_path):
+    import signal
+
+    settings = ["--max-steps", "400", "--eval-every", "100", "--log-every", "10"]
+    settings += ["--eval-samples", "16", "--ckpt-minutes", "0.003", "--rl-start", "0.3"]
+    run(*_train_cmd(tmp_path, tiny_path, "straight", *settings)[1:])
+    cut = tmp_path / "cut"
+    resumed_at = []
+    for kill_after_rows in (6, 20):
+        cmd = _train_cmd(tmp_path, tiny_path, "cut", *settings)
+        if (cut / "ckpt.pt").is_file():
+            cmd = _train_cmd(tmp_path, tiny_path, "cut", "--resume")
+        proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        _wait_for(lambda n=kill_after_rows: len(_rows(cut)) >= n and (cut / "ckpt.pt").is_file())
+        proc.send_signal(signal.SIGKILL)
+        err = proc.communicate()[1]
+        resumed_at += [line for line in err.splitlines() if line.startswith("resuming")]
+    done = run(*_train_cmd(tmp_path, tiny_path, "cut", "--resume")[1:])
+    resumed_at += [line for line in done.stderr.splitlines() if line.startswith("resuming")]
+    assert len(resumed_at) == 2 and all("/400" in line for line in resumed_at)
+    straight = _rows(tmp_path / "straight")
+    assert _rows(cut) == straight and straight[-1]["step"] == 400
+    assert all("loss/g" in r and "loss/v" in r and "alpha" in r for r in straight)
+
+
+def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_so(tmp_path, tiny_path):
+    import signal
+
+    cmd = _train_cmd(tmp_path, tiny_path, "int", "--max-steps", "100000", "--eval-every", "50000")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    assert _wait_for(lambda: len(_rows(tmp_path / "int")) >= 3)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130
+    from molgan import checkpoint
+
+    step = checkpoint.read(tmp_path / "int" / "ckpt.pt")["step"]
+    assert f"interrupted: SIGINT at step {step}/100000: checkpoint written" in err
+    assert step >= 30 and "Traceback" not in err
+
+
+def test_interrupt_before_training_says_no_checkpoint_was_written(tmp_path, monkeypatch, capsys):
+    script = _script("train_qm9")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(script, "train", interrupted)
+    assert script.main(["--preset", "debug", "--out-dir", str(tmp_path)]) == 130
+    assert "interrupted: no checkpoint was written" in capsys.readouterr().err
+
+
+def test_pool_workers_die_when_the_main_process_is_killed(tmp_path):
+    import os
+    import signal
+
+    code = (
+        "import os, sys, time\n"
+        "from molgan.pool import pool_map\n"
+        "def job(i):\n"
+        f"    open(os.path.join({str(tmp_path)!r}, str(os.getpid())), 'w').close()\n"
+        "    time.sleep(120)\n"
+        "if __name__ == '__main__':\n"
+        "    list(pool_map(job, range(2), 2))\n"
+    )
+    script = tmp_path / "pool_job.py"
+    script.write_text(code)
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT)
+    assert _wait_for(lambda: len([p for p in tmp_path.iterdir() if p.name.isdigit()]) == 2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    pids = [int(p.name) for p in tmp_path.iterdir() if p.name.isdigit()]
+
+    def gone(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        status = Path(f"/proc/{pid}/status")
+        return status.is_file() and "\nState:\tZ" in status.read_text()
+
+    assert _wait_for(lambda: all(gone(pid) for pid in pids), timeout=10)
+
+
+def _script(name: str):
+    """A script imported as a module, to call its ``main`` in this process (faster)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_sample_format_gives_the_same_evaluation(tmp_path, capsys):
+    sample, evaluate = _script("sample"), _script("evaluate")
+    figures = set()
+    for name in ("s.csv", "s.smi", "s.smi.gz", "s.sdf", "s.sdf.gz"):
+        assert sample.main(["-n", "300", "--seed", "5", "--out", str(tmp_path / name)]) == 0
+        capsys.readouterr()
+        assert evaluate.main([str(tmp_path / name)]) == 0
+        figures.add(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(figures) == 1
+    valid, lenient = (float(c) for c in figures.pop().split("|")[1:3])
+    assert lenient > valid  # fragments are kept as such in every format
+
+
+def test_grid_alone_needs_no_out_file_and_draws_only_strictly_valid_molecules(tmp_path):
+    from molgan import chem
+
+    result = run("scripts/sample.py", "-n", "100", "--grid", tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert "strictly valid molecules drawn" in result.stdout
+    assert chem.draw_grid(["C.CC", "CCO"], str(tmp_path / "h.png")) == 1
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["scripts/train_qm9.py", "--log-every", "0"], "log_every must be ≥ 1"),
+        (["scripts/train_qm9.py", "--device", "tpu"], "device must be auto, cpu"),
+        (["scripts/train_qm9.py", "--name", "../escaped"], "name must be a plain folder name"),
+        (["scripts/train_qm9.py", "--preset", "debug", "--reward", "foo"], "bad reward 'foo'"),
+        (["scripts/sample.py", "--device", "tpu", "--out", "x.csv"], "unknown device 'tpu'"),
+        (["scripts/sample.py", "--grid", "/nonexistent/dir/g.png"], "folder /nonexistent/dir"),
+        (["scripts/evaluate.py", "x.csv", "--json", "/nonexistent/d/x.json"], "does not exist"),
+        (["scripts/evaluate.py", "x.csv", "--json", "."], "is a directory"),
+        (["scripts/evaluate.py", "."], "is a directory"),
+    ],
+)
+def test_bad_command_lines_are_one_line_errors(args, message):
+    result = run(*args, check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr and result.stderr.strip().count("\n") == 0
+
+
+def test_prepare_qm9_never_replaces_the_shipped_data_without_force(tiny_path):
+    shipped = ROOT / "data" / "qm9.smi.gz"
+    before = shipped.read_bytes()
+    result = run("scripts/prepare_qm9.py", "--input", tiny_path, check=False)
+    assert result.returncode != 0 and "pass --force" in result.stderr
+    assert shipped.read_bytes() == before
+
+
+def test_sample_help_shows_defaults():
+    assert "(default: 1000)" in run("scripts/sample.py", "--help").stdout
