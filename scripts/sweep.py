@@ -1,0 +1,124 @@
+"""Run many-run studies (grids, searches) of molgan settings on Optuna + submitit.
+
+    python scripts/sweep.py run studies/paper_lambda0.toml --workers 2     # this machine
+    python scripts/sweep.py run study.toml --slurm partition=gpu time=600 gpus=1 array=8
+    python scripts/sweep.py status study.toml                              # progress
+    python scripts/sweep.py results study.toml                             # CSV, markdown, PNG
+    python scripts/sweep.py work study.toml --storage postgresql://...     # one worker, here
+
+Kill any worker or the launcher, then run the same command again: finished trials are kept,
+interrupted ones resume from their checkpoints, and no configuration is trained twice.
+Study files: see ``studies/`` and ``molgan.sweep.load_spec``. Needs ``pip install -e ".[sweep]"``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SLURM_KEYS = {  # short names -> submitit's Slurm parameters
+    "partition": ("slurm_partition", str),
+    "time": ("timeout_min", int),
+    "cpus": ("cpus_per_task", int),
+    "gpus": ("gpus_per_node", int),
+    "mem": ("mem_gb", int),
+    "account": ("slurm_account", str),
+    "qos": ("slurm_qos", str),
+    "constraint": ("slurm_constraint", str),
+}
+
+
+def parse_slurm(items: list[str]) -> tuple[dict, int | None]:
+    """``key=value`` words -> (submitit parameters, array size or None)."""
+    params, array = {}, None
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--slurm takes key=value words, got {item!r}")
+        if key == "array":
+            array = int(value)
+        elif key in SLURM_KEYS:
+            name, kind = SLURM_KEYS[key]
+            params[name] = kind(value)
+        else:
+            known = ", ".join([*SLURM_KEYS, "array"])
+            raise ValueError(f"unknown --slurm key {key!r}; known: {known}")
+    return params, array
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("command", choices=("run", "work", "status", "results"))
+    parser.add_argument("study", help="study file (.toml or .json)")
+    parser.add_argument("--root", help="study folder (default: sweeps/<name>)")
+    parser.add_argument(
+        "--storage",
+        help="Optuna storage URL (default: a journal file in the study folder); e.g. "
+        "postgresql://user@host/db or journal:/shared/path/journal.log for several machines",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="workers to keep running (run); live ones count"
+    )
+    parser.add_argument(
+        "--slurm",
+        nargs="+",
+        metavar="KEY=VALUE",
+        help=f"send the workers to Slurm: {', '.join(SLURM_KEYS)}, array (= workers)",
+    )
+    parser.add_argument(
+        "--executor", choices=("local", "debug"), default="local", help="where workers run"
+    )
+    parser.add_argument("--no-wait", action="store_true", help="start workers and return (run)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (work)")
+    args = parser.parse_args(argv)
+    try:
+        from molgan import sweep
+    except ImportError as err:
+        print(f"error: {err}; install the extra: pip install -e '.[sweep]'", file=sys.stderr)
+        return 2
+    try:
+        spec = sweep.load_spec(args.study)
+        root = Path(args.root or Path("sweeps") / spec.name)
+        storage = args.storage or sweep.default_storage(root)
+        if args.command == "run":
+            executor, slurm, workers = args.executor, None, args.workers
+            if args.slurm:
+                slurm, array = parse_slurm(args.slurm)
+                executor, workers = "slurm", array or workers
+            frame = sweep.launch(
+                args.study,
+                root,
+                storage=storage,
+                workers=workers,
+                executor=executor,
+                slurm=slurm,
+                wait=not args.no_wait,
+            )
+            if not frame.empty:
+                print((root / "results.md").read_text())
+                print(f"results: {root}/results.csv, results.md, results.png")
+        elif args.command == "work":
+            sweep.work(args.study, str(root), storage, threads=args.threads)
+        elif args.command == "status":
+            print(sweep.status(sweep.open_study(spec, storage), spec, root))
+        else:
+            study = sweep.open_study(spec, storage)
+            frame = sweep.results_frame(study, spec, root)
+            if frame.empty:
+                raise ValueError(f"study {spec.name} has no finished trial yet")
+            sweep.write_results(frame, spec, root)
+            print((root / "results.md").read_text())
+            print(f"results: {root}/results.csv, results.md, results.png")
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
