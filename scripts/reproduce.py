@@ -4,25 +4,24 @@ Protocol: for each objective (none = λ 1, i.e. no RL; qed / sa / logp = RL on t
 score with the default λ) and each seed, train with the given preset, sample ``--samples``
 molecules with sampling seed 10_000 + seed, and evaluate against the QM9 train split (novelty) and
 the QM9 test split (FCD, fcd_torch). Writes ``<out>/results.json`` and ``<out>/results.md``
-(mean ± std over seeds). Finished runs are reused, so an interrupted reproduction continues.
+(mean ± std over seeds). The runs are a ``molgan.sweep`` study in ``<out>/study/``: finished
+runs are reused, interrupted ones resume from their checkpoints, ``--workers 2`` trains two at
+a time (one thread each).
 
-    python scripts/reproduce.py                                  # 4 objectives × 3 seeds, 30 epochs
+    python scripts/reproduce.py --workers 2                      # 4 objectives × 3 seeds, 30 epochs
     python scripts/reproduce.py --objectives none qed --seeds 0 --epochs 5 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import json
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
-import molgan
 from molgan import metrics
 from molgan.config import make_config
 from molgan.data import resolve_path
@@ -39,54 +38,47 @@ PAPER = {  # spec §1: Table 3 (valid/unique/novel) and Table 2 "MolGAN (QM9)" r
 }
 
 
-def run_one(objective: str, seed: int, args, data) -> dict | None:
-    name = f"{objective}-seed{seed}"
-    done_file = Path(args.out) / "runs" / name / "result.json"
-    if done_file.is_file():
-        return json.loads(done_file.read_text())
-    if args.aggregate_only:
-        return None
-    overrides = dict(
-        seed=seed,
-        name=name,
-        out_dir=str(Path(args.out) / "runs"),
-        progress=False,
-        device=args.device,
-    )
-    if args.epochs:
-        overrides["epochs"] = args.epochs
-    if objective == "none":
-        overrides["lam"] = 1.0
-    else:
-        overrides["reward"] = objective
-    cfg = make_config(args.preset, **overrides)
-    run_dir = Path(cfg.out_dir) / cfg.run_name
-    log = run_dir / "log.jsonl"
-    last = json.loads(log.read_text().splitlines()[-1]) if log.is_file() else {}
-    total_reached = last.get("step") == cfg.max_steps if cfg.max_steps else False
-    if last and (total_reached or last.get("epoch", 0) >= cfg.epochs - 1e-6):
-        # A completed training run (e.g. copied in): evaluate it, do not retrain.
-        model = molgan.load(run_dir / "ckpt.pt", device=resolve_device(cfg.device))
-        minutes = last["time/elapsed_s"] / 60
-    else:
-        start = time.monotonic()
-        model = molgan.train(dataclasses.replace(cfg, resume=(run_dir / "ckpt.pt").is_file()))
-        minutes = (time.monotonic() - start) / 60
-    smiles = model.sample(args.samples, seed=10_000 + seed, strict=False)
-    result = metrics.evaluate(
-        smiles,
-        data.smiles_of("train"),
-        train_is_canonical=True,
-        fcd_reference=None if args.no_fcd else data.smiles_of("test"),
-    )
-    result |= {
-        "minutes": minutes,
-        "device": str(model.device),
-        "objective": objective,
-        "seed": seed,
+def study_spec(args) -> dict:
+    """The reproduction as a study: a grid of objectives (named override sets) × seeds, each
+    run evaluated once more on ``--samples`` molecules (sampling seed 10,000 + seed)."""
+    variants = {o: ({"lam": 1.0} if o == "none" else {"reward": o}) for o in args.objectives}
+    fixed = {"device": args.device} | ({"epochs": args.epochs} if args.epochs else {})
+    return {
+        "name": f"reproduce-{args.preset}",
+        "preset": args.preset,
+        "fixed": fixed,
+        "grid": {"variant": variants, "seed": list(args.seeds)},
+        "objectives": [{"metric": "valid*unique", "direction": "maximize"}],
+        "evaluate": {"samples": args.samples, "seed_offset": 10_000, "fcd": not args.no_fcd},
     }
-    done_file.write_text(json.dumps(result, indent=2))
-    return result
+
+
+def run_study(args) -> list[dict]:
+    """Train (or reuse) every run through ``molgan.sweep``; one result dict per finished run."""
+    from molgan import sweep
+
+    spec = study_spec(args)
+    root = Path(args.out) / "study"
+    if args.aggregate_only:
+        study = sweep.open_study(sweep.load_spec(spec), sweep.default_storage(root))
+        frame = sweep.results_frame(study, sweep.load_spec(spec), root)
+    else:
+        frame = sweep.launch(spec, root, workers=args.workers, poll_s=10)
+    results = []
+    for row in frame.to_dict("records") if not frame.empty else []:
+        if row["state"] != "complete":
+            continue
+        result = {k[len("final_") :]: v for k, v in row.items() if k.startswith("final_")}
+        device = resolve_device(args.device).type
+        result |= {
+            "minutes": row["minutes"],
+            "device": device,
+            "objective": row["variant"],
+            "seed": row["seed"],
+        }
+        results.append(result)
+    order = {o: i for i, o in enumerate(args.objectives)}
+    return sorted(results, key=lambda r: (order.get(r["objective"], 99), r["seed"]))
 
 
 def _cell(values: list[float], percent: bool, digits: int | None = None) -> str:
@@ -151,7 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--no-fcd", action="store_true", help="skip FCD (needs fcd_torch)")
     parser.add_argument(
-        "--out", default="results", help="folder for results.{md,json} and the runs/ it trains"
+        "--out", default="results", help="folder for results.{md,json}; its study/ holds the runs"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="runs trained at once (2 on a 2-core machine)"
     )
     parser.add_argument(
         "--aggregate-only",
@@ -163,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         data = load_dataset(resolve_path(make_config(args.preset).data))
-        results = [run_one(o, s, args, data) for o in args.objectives for s in args.seeds]
-        results = [r for r in results if r is not None]
+        results = run_study(args)
         if not results:
             raise ValueError("no finished run to aggregate")
         reference = None

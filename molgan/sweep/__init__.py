@@ -1,0 +1,32 @@
+"""Many-run studies on Optuna (the study) and submitit (the workers): grids and searches of
+``Config`` settings, laptop by default, Slurm with the same command.
+
+Each trial is an ordinary molgan run in ``<root>/runs/<hash of its resolved settings>``: the same
+settings are never trained twice, and a killed trial resumes from its checkpoint. Optuna and
+submitit are imported lazily (``pip install -e ".[sweep]"``); nothing else in molgan imports
+this package. Modules: ``spec`` (study files), ``runner`` (one trial = one run), ``study``
+(Optuna, workers, progress), ``results`` (tables and plots).
+"""
+
+from molgan.sweep.results import markdown_table, results_frame, write_results
+from molgan.sweep.runner import run_trial, summarize
+from molgan.sweep.spec import StudySpec, load_spec, objective_value, resolve
+from molgan.sweep.study import default_storage, launch, open_study, reap_orphans, status, work
+
+__all__ = [
+    "StudySpec",
+    "default_storage",
+    "launch",
+    "load_spec",
+    "markdown_table",
+    "objective_value",
+    "open_study",
+    "reap_orphans",
+    "resolve",
+    "results_frame",
+    "run_trial",
+    "status",
+    "summarize",
+    "work",
+    "write_results",
+]

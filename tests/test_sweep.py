@@ -1,0 +1,173 @@
+"""Many-run studies: grids run each point once, killed workers' trials resume, pruning stops runs,
+results tabulate. Workers run through submitit's local (subprocess) and debug executors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+pytest.importorskip("submitit")
+
+from molgan import checkpoint, rundir, sweep  # noqa: E402
+
+TINY = str(Path(__file__).parent / "data" / "qm9_tiny.smi")
+
+
+def _spec(name="smoke", **extra):
+    spec = {
+        "name": name,
+        "preset": "debug",
+        "fixed": {"data": TINY, "max_steps": 12, "eval_every": 6, "eval_samples": 16},
+        "grid": {"seed": [0, 1], "lam": [1.0, 0.5]},
+        "objectives": [{"metric": "valid_lenient", "direction": "maximize"}],
+    }
+    for key, value in extra.items():
+        if key == "fixed":
+            spec[key] = {**spec[key], **value}
+        else:
+            spec[key] = value
+    return spec
+
+
+def _trials(root, spec):
+    study = sweep.open_study(sweep.load_spec(spec), sweep.default_storage(Path(root)))
+    return study.get_trials(deepcopy=False)
+
+
+def test_grid_with_two_local_workers_runs_every_point_once(tmp_path):
+    frame = sweep.launch(_spec(), tmp_path, workers=2, poll_s=0.5, out=lambda s: None)
+    assert len(frame) == 4 and set(frame["state"]) == {"complete"}
+    pairs = sorted(zip(frame["seed"], frame["lam"], strict=True))
+    assert pairs == [(0, 0.5), (0, 1.0), (1, 0.5), (1, 1.0)]
+    assert frame["run_dir"].nunique() == 4
+    for run in frame["run_dir"]:
+        steps = [r["step"] for r in rundir.read_log(run)]
+        assert steps == sorted(set(steps)) and steps[-1] == 12
+    expected = {"trial", "state", "seed", "lam", "objective:valid_lenient", "final_valid"}
+    expected |= {"best_valid", "steps", "minutes", "run_dir", "pareto", "stop"}
+    assert expected <= set(frame.columns)
+    assert (tmp_path / "results.csv").is_file() and "| lam | seeds |" in (
+        tmp_path / "results.md"
+    ).read_text()
+    again = sweep.launch(_spec(), tmp_path, workers=2, poll_s=0.5, out=lambda s: None)
+    assert len(again) == 4 and len(_trials(tmp_path, _spec())) == 4  # nothing ran again
+
+
+def test_killed_worker_trial_resumes_from_its_checkpoint_and_runs_once(tmp_path):
+    spec = _spec(
+        "kill",
+        fixed={"max_steps": 600, "eval_every": 200, "log_every": 20, "ckpt_minutes": 0.002},
+        grid={"seed": [0], "lam": [1.0]},
+    )
+    sweep.launch(spec, tmp_path, workers=1, wait=False, out=lambda s: None)
+    lock = tmp_path / "locks" / "trial-0.lock"
+    runs = tmp_path / "runs"
+
+    def checkpointed():
+        return any(runs.glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
+
+    deadline = time.monotonic() + 120
+    while not checkpointed() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(int(lock.read_text()), signal.SIGKILL)
+    run_dir = next(runs.glob("*/ckpt.pt")).parent
+    killed_at = checkpoint.read(run_dir / "ckpt.pt")["step"]
+    frame = sweep.launch(spec, tmp_path, workers=1, poll_s=0.5, out=lambda s: None)
+    assert len(frame) == 1 and frame["state"][0] == "complete"
+    states = sorted(t.state.name for t in _trials(tmp_path, spec))
+    assert states == ["COMPLETE", "FAIL"]  # the dead worker's trial, re-queued once
+    logs = " ".join(p.read_text() for p in (tmp_path / "jobs").glob("*_log.err"))
+    resumed = [int(w.split("/")[0]) for w in logs.split("at step ")[1:] if "/600" in w[:12]]
+    assert resumed and 0 < resumed[0] and killed_at <= resumed[0] < 600
+    steps = [r["step"] for r in rundir.read_log(run_dir)]
+    assert steps == list(range(20, 601, 20))  # each step once: no row lost or repeated
+
+
+def test_pruned_trial_stops_after_its_callback_and_keeps_its_checkpoint(tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    spec = _spec("prune", pruner="median", grid={"seed": [0], "lam": [1.0]})
+    frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    assert list(frame["state"]) == ["pruned"]
+    run_dir = Path(frame["run_dir"][0])
+    assert checkpoint.read(run_dir / "ckpt.pt")["step"] == 6
+    stop = [r for r in rundir.read_log(run_dir) if r.get("event") == "stop"]
+    assert stop == [{"step": 6, "event": "stop", "reason": "pruned (median pruner) at step 6"}]
+
+
+def test_equal_settings_are_trained_once_even_under_two_names(tmp_path, monkeypatch):
+    import importlib
+
+    from molgan import train as _  # noqa: F401  (the module, patched below)
+
+    train_module = importlib.import_module("molgan.train")
+    calls = []
+    original = train_module.train
+    monkeypatch.setattr(
+        train_module, "train", lambda cfg, **k: calls.append(cfg.name) or original(cfg, **k)
+    )
+    spec = _spec("twins", grid={"variant": {"a": {"lam": 1.0}, "b": {"lam": 1.0}}})
+    frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    assert len(frame) == 2 and frame["run_dir"].nunique() == 1 and len(calls) == 1
+
+
+def test_search_runs_its_trial_budget(tmp_path):
+    spec = _spec("search", grid={}, space={"lr": {"low": 1e-4, "high": 1e-2, "log": True}})
+    spec |= {"trials": 3, "sampler": "random"}
+    frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    assert len(frame) == 3 and frame["lr"].between(1e-4, 1e-2).all()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"fixed": {"learning_rate": 1}}, "unknown setting"),
+        ({"objectives": [{"metric": "validity"}]}, "unknown metric"),
+        ({"objectives": [{"metric": "fcd", "direction": "minimize"}]}, "needs \\[evaluate\\]"),
+        ({"space": {"lr": {"low": 1e-4, "high": 1e-2}}, "trials": 2}, "either a \\[grid\\]"),
+        ({"grid": {"lam": [2.0]}}, "lam must be in \\[0, 1\\]"),
+        ({"pruner": "median", "objectives": ["valid", "unique"]}, "cannot prune multi"),
+    ],
+)
+def test_bad_study_files_are_one_line_errors(change, message):
+    spec = _spec()
+    spec.update(change)
+    if isinstance(spec["objectives"][0], str):
+        spec["objectives"] = [{"metric": m} for m in spec["objectives"]]
+    with pytest.raises(ValueError, match=message):
+        sweep.load_spec(spec)
+
+
+def test_objective_products_are_zero_when_a_factor_is_zero():
+    assert sweep.objective_value("valid*unique", {"valid": 0.0, "unique": float("nan")}) == 0.0
+    assert sweep.objective_value("valid*unique", {"score/valid": 0.5, "score/unique": 0.4}) == 0.2
+
+
+def test_study_file_in_toml_and_the_shipped_studies_parse(tmp_path):
+    for path in Path(__file__).parent.parent.joinpath("studies").glob("*.toml"):
+        assert sweep.load_spec(path).budget > 0
+    path = tmp_path / "s.toml"
+    path.write_text('name = "t"\npreset = "debug"\n[grid]\nseed = [0, 1]\n')
+    assert sweep.load_spec(path).grid_points == [{"seed": 0}, {"seed": 1}]
+
+
+def test_sweep_script_slurm_options_map_to_submitit_parameters():
+    import importlib.util
+
+    path = Path(__file__).parent.parent / "scripts" / "sweep.py"
+    spec = importlib.util.spec_from_file_location("sweep_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    params, array = script.parse_slurm(["partition=gpu", "time=600", "gpus=1", "array=8"])
+    assert params == {"slurm_partition": "gpu", "timeout_min": 600, "gpus_per_node": 1}
+    assert array == 8
+    with pytest.raises(ValueError, match="unknown --slurm key"):
+        script.parse_slurm(["nodes=2"])
+    assert json.dumps(params)
