@@ -31,6 +31,8 @@ RUN_CONTROL = (
     "log_every",
     "eval_every",
     "eval_samples",
+    "eval_fcd",
+    "best_metric",
     "early_stop_unique",
     "ckpt_minutes",
     "device",
@@ -105,6 +107,8 @@ def export(path: str | Path, out: str | Path) -> Path:
 def read(path: str | Path) -> dict:
     """Read and validate a checkpoint dict; every failure is a one-line ``ValueError``."""
     path = Path(path)
+    if path.is_dir() and (path / "ckpt.pt").is_file():
+        path = path / "ckpt.pt"  # a run directory: its latest checkpoint (best.pt beside it)
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():

@@ -84,6 +84,12 @@ def is_strictly_valid(smiles: str | None) -> bool:
     return len(Chem.GetMolFrags(mol)) == 1
 
 
+def heavy_atoms(smiles: str | None) -> list[str]:
+    """Element symbols of the heavy atoms of a SMILES (``[]`` if it does not parse)."""
+    mol = mol_from_smiles(smiles)
+    return [] if mol is None else [atom.GetSymbol() for atom in mol.GetAtoms()]
+
+
 def graph_reject_reason(mol: Chem.Mol, max_atoms: int) -> str | None:
     """Why ``mol`` cannot be encoded as a graph of ``max_atoms`` nodes, or ``None`` if it can."""
     if mol.GetNumAtoms() == 0:

@@ -91,6 +91,10 @@ class Config:
     """Steps between evaluations and checkpoints (0 = once per epoch)."""
     eval_samples: int = 5000
     """Molecules sampled per evaluation."""
+    eval_fcd: bool = False
+    """Add FCD vs the validation split to each evaluation (ChemNet on CPU: ~20-40 s each)."""
+    best_metric: str = "valid*unique"
+    """Keep the best evaluation's checkpoint by this metric or product as best.pt ('' = off)."""
     ckpt_minutes: float = 5.0
     """Also write the checkpoint every this many minutes of training (0 = only at evaluations)."""
     early_stop_unique: float = 0.0

@@ -10,11 +10,23 @@ Definitions (pinned by tests/test_metrics.py):
   qed, logp, sa, np, diversity, drugcandidate
                  plain means over strictly valid molecules of the normalised [0, 1] scores of
                  ``molgan.rewards`` (the paper's convention). NaN when no molecule is valid.
+Collapse measures (over strictly valid samples):
+  distinct       number of distinct molecules (uniqueness × valid × n).
+  top100_share   share of the valid samples that are one of the 100 most frequent molecules
+                 (a random QM9 sample: ~1%).
+  f_share        share of heavy atoms that are fluorine; small_share: share of molecules with
+                 at most 7 heavy atoms (QM9 modes a collapsed generator drops).
+  atom_tv, size_tv
+                 total variation distance of the atom-type (C, N, O, F) and heavy-atom-count
+                 distributions to the training set's (0 = same, 1 = disjoint); f_ratio and
+                 small_ratio = share / the training set's share (1 = matched). Need a train set.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -23,6 +35,88 @@ from molgan import chem, rewards
 
 PROPERTIES = ("qed", "logp", "sa", "np", "diversity", "drugcandidate")
 PERCENT = ("valid", "valid_lenient", "unique", "novel")  # fractions, printed as %
+COLLAPSE = ("distinct", "top100_share", "f_share", "small_share")
+REFERENCED = ("atom_tv", "size_tv", "f_ratio", "small_ratio")  # need a training set
+METRICS = (*PERCENT, *PROPERTIES, *COLLAPSE, *REFERENCED, "fcd")  # names a metric may take
+ELEMENTS = ("C", "N", "O", "F")
+SMALL = 7  # heavy atoms: "small" molecules, 3% of QM9
+_COMPOSITION_CACHE: dict = {}
+
+
+def composition(smiles: Iterable[str]) -> dict[str, np.ndarray]:
+    """Atom-type shares (C, N, O, F) and heavy-atom-count shares (index = count, up to 40) of
+    a set of molecules; each sums to 1 (all zeros for an empty set)."""
+    atoms, sizes = np.zeros(len(ELEMENTS)), np.zeros(41)
+    for smi in smiles:
+        symbols = chem.heavy_atoms(smi)
+        if not symbols:
+            continue
+        sizes[min(len(symbols), 40)] += 1
+        for symbol in symbols:
+            if symbol in ELEMENTS:
+                atoms[ELEMENTS.index(symbol)] += 1
+    return {
+        "atoms": atoms / max(atoms.sum(), 1),
+        "sizes": sizes / max(sizes.sum(), 1),
+    }
+
+
+def _reference_composition(train) -> dict[str, np.ndarray]:
+    """``composition`` of a training set, memoised (training evaluates against the same set
+    every epoch; parsing 100k molecules takes seconds)."""
+    head = tuple(sorted(itertools.islice(iter(train), 64)))
+    key = (len(train), head)
+    if key not in _COMPOSITION_CACHE:
+        _COMPOSITION_CACHE.clear()
+        _COMPOSITION_CACHE[key] = composition(train)
+    return _COMPOSITION_CACHE[key]
+
+
+def collapse_metrics(valid_smiles: Sequence[str], train=None) -> dict[str, float]:
+    """The collapse measures of the module docstring for canonical, strictly valid SMILES."""
+    counts = Counter(valid_smiles)
+    n = len(valid_smiles)
+    mine = composition(counts.elements()) if n else None
+    result = {
+        "distinct": float(len(counts)),
+        "top100_share": sum(c for _, c in counts.most_common(100)) / n if n else math.nan,
+        "f_share": float(mine["atoms"][3]) if n else math.nan,
+        "small_share": float(mine["sizes"][: SMALL + 1].sum()) if n else math.nan,
+    }
+    if train is not None:
+        ref = _reference_composition(train)
+        ref_small = float(ref["sizes"][: SMALL + 1].sum())
+        result |= {
+            "atom_tv": 0.5 * float(np.abs(mine["atoms"] - ref["atoms"]).sum()) if n else math.nan,
+            "size_tv": 0.5 * float(np.abs(mine["sizes"] - ref["sizes"]).sum()) if n else math.nan,
+            "f_ratio": float(result["f_share"] / ref["atoms"][3])
+            if n and ref["atoms"][3]
+            else math.nan,
+            "small_ratio": float(result["small_share"] / ref_small)
+            if n and ref_small
+            else math.nan,
+        }
+    return result
+
+
+def check_metric(expr: str) -> str:
+    """``expr`` if it names metrics (``valid``, ``valid*unique``, ``-fcd`` to minimise)."""
+    names = [n.strip() for n in expr.lstrip("-").split("*")]
+    bad = [n for n in names if n not in METRICS]
+    if bad:
+        raise ValueError(f"unknown metric(s) {bad} in {expr!r}; choose from {', '.join(METRICS)}")
+    return expr
+
+
+def metric_value(expr: str, values: dict) -> float:
+    """A metric or a product of metrics (``valid*unique``) from a metrics dict, whose keys may
+    carry a ``score/`` prefix: 0 if any factor is 0 (no valid molecule), else NaN if any is
+    missing or NaN."""
+    factors = []
+    for name in expr.split("*"):
+        value = values.get(name.strip(), values.get(f"score/{name.strip()}"))
+        factors.append(math.nan if value is None else float(value))
+    return 0.0 if 0.0 in factors else math.prod(factors)
 
 
 def _canonical_all(smiles: Sequence[str | None]) -> list[str | None]:
@@ -132,13 +226,25 @@ def evaluate(
 
     Returns:
         ``{"valid", "valid_lenient", "unique", "novel", "qed", "logp", "sa", "np", "diversity",
-        "drugcandidate", "n"}`` as floats (fractions in [0, 1]; ``n`` = number of inputs).
+        "drugcandidate", "n"}`` and the collapse measures (``distinct``, ``top100_share``,
+        ``f_share``, ``small_share``; with ``train_smiles`` also ``atom_tv``, ``size_tv``,
+        ``f_ratio``, ``small_ratio``) as floats (fractions in [0, 1]; ``n`` = inputs).
     """
     if not isinstance(smiles, chem.Samples):
         smiles = check_smiles_list(smiles)
     if len(smiles) == 0:
         raise ValueError("evaluate() needs at least one molecule")
-    frame = evaluate_frame(smiles, train_smiles, train_is_canonical=train_is_canonical)
+    train = None
+    if train_smiles is not None:  # canonical once, for novelty and the composition reference
+        train_smiles = check_smiles_list(train_smiles, "train_smiles", allow_none=False)
+        train = (
+            train_smiles
+            if train_is_canonical and isinstance(train_smiles, (set, frozenset))
+            else set(train_smiles)
+            if train_is_canonical
+            else {chem.canonical(s) or s for s in train_smiles}
+        )
+    frame = evaluate_frame(smiles, train, train_is_canonical=True)
     valid = frame[frame["valid"]]
     n_valid = len(valid)
     result = {
@@ -148,6 +254,12 @@ def evaluate(
         "unique": valid["smiles"].nunique() / n_valid if n_valid else math.nan,
         "novel": float(valid["novel"].mean()) if n_valid and train_smiles is not None else math.nan,
     }
+    train = None
+    if train_smiles is not None:
+        train = (
+            train_smiles if train_is_canonical else {chem.canonical(s) or s for s in train_smiles}
+        )
+    result |= collapse_metrics(list(valid["smiles"]), train)
     for name in PROPERTIES:
         result[name] = float(valid[name].mean()) if n_valid else math.nan
         if paper_means:

@@ -194,10 +194,13 @@ def fake_rewards(atoms: torch.Tensor, bonds: torch.Tensor, cfg: Config, train: s
     return torch.from_numpy(rewards.reward(smiles, cfg.reward, train))  # (B, 1)
 
 
-def evaluate_model(model: MolGAN, cfg: Config, train: set[str], step: int) -> dict[str, float]:
-    """Sample ``eval_samples`` molecules (fixed seed) and score them with ``molgan.metrics``."""
-    smiles = model.sample(cfg.eval_samples, seed=cfg.seed + 1, strict=False)
-    result = metrics.evaluate(smiles, train, train_is_canonical=True)
+def evaluate_model(
+    model: MolGAN, cfg: Config, train: set[str], step: int, fcd_reference=None
+) -> dict[str, float]:
+    """Sample ``eval_samples`` molecules (fixed seed) and score them with ``molgan.metrics``
+    (collapse measures against ``train``; FCD against ``fcd_reference`` if given)."""
+    smiles = model.sample(cfg.eval_samples, seed=cfg.seed + 1)
+    result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=fcd_reference)
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
 
@@ -237,6 +240,8 @@ def train(
     else:
         rundir.check_new(run_dir)
     rewards.parse_reward(cfg.reward)  # a typo fails now, not after the data has loaded
+    if cfg.best_metric:
+        metrics.check_metric(cfg.best_metric)
     device = resolve_device(cfg.device)
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
@@ -289,15 +294,30 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     else:
         rundir.write_config(run_dir, dataclasses.asdict(cfg))
     saved = {"step": start if blob else None, "time": time.monotonic()}
+    best = dict(blob.get("best", {})) if blob else {}  # {"metric", "value", "step"} of best.pt
+    fcd_reference = data.smiles_of("val") if cfg.eval_fcd else None
 
-    def save(step: int) -> None:
+    def save(step: int, path: Path = ckpt_path) -> None:
         extra = {
             "rng": checkpoint.rng_state(device),
             "stats": {k: float(v) for k, v in latest.items()},
             "rl_from": rl_from,
+            "best": dict(best),
         }
-        checkpoint.save(ckpt_path, model, opts, step, last_metrics, extra=extra)
-        saved["step"], saved["time"] = step, time.monotonic()
+        checkpoint.save(path, model, opts, step, last_metrics, extra=extra)
+        if path == ckpt_path:
+            saved["step"], saved["time"] = step, time.monotonic()
+
+    def keep_best(step: int) -> None:
+        """best.pt = the checkpoint of the best evaluation by ``best_metric`` (written before
+        ckpt.pt, so a kill between the two redoes the same comparison on resume)."""
+        if not cfg.best_metric:
+            return
+        sign = -1.0 if cfg.best_metric.startswith("-") else 1.0
+        value = sign * metrics.metric_value(cfg.best_metric.lstrip("-"), last_metrics)
+        if math.isfinite(value) and (not best or value > best["value"]):
+            best.update(metric=cfg.best_metric, value=value, step=step)
+            save(step, run_dir / "best.pt")
 
     bar = None
     if cfg.progress and sys.stderr.isatty():
@@ -351,11 +371,12 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 timed_out = cfg.time_limit and (now - t0) / 60 >= cfg.time_limit
                 evaluated = done % eval_every == 0 or done == total or timed_out
                 if evaluated:
-                    last_metrics = evaluate_model(model, cfg, train_set, done)
+                    last_metrics = evaluate_model(model, cfg, train_set, done, fcd_reference)
                     model.train()
                     values |= last_metrics
                 rundir.write_row(log, values)  # before the checkpoint: a kill between loses nothing
                 if evaluated:
+                    keep_best(done)
                     save(done)
                     if callback is not None:
                         asked = callback(done, dict(last_metrics))

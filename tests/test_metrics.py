@@ -101,3 +101,28 @@ def test_inputs_that_are_not_lists_of_smiles_are_refused(smiles, train, message)
 
 def test_a_huge_smiles_is_invalid_not_a_hang():
     assert metrics.evaluate(["C" * 200_000, "CCO"])["valid"] == 0.5
+
+
+def test_collapse_measures_count_distinct_molecules_and_the_top100_share():
+    smiles = ["CCO"] * 50 + ["CCN"] * 30 + [f"C{'C' * i}O" for i in range(2, 122)]
+    result = metrics.evaluate(smiles)
+    assert result["distinct"] == 122.0
+    assert result["top100_share"] == pytest.approx((50 + 30 + 98) / 200)
+
+
+def test_mode_shares_and_distances_to_the_training_set():
+    train = ["CCO", "CF", "CCCCCCCCO", "CCCCCCCCN"]  # sizes 3, 2, 9, 9; one F in 22 atoms
+    same = metrics.evaluate(train, train)
+    assert same["atom_tv"] == 0.0 and same["size_tv"] == 0.0
+    assert same["f_ratio"] == 1.0 and same["small_ratio"] == 1.0
+    big = metrics.evaluate(["CCCCCCCCO", "CCCCCCCCN"], train)
+    assert big["f_share"] == 0.0 and big["small_share"] == 0.0 and big["f_ratio"] == 0.0
+    assert big["size_tv"] == pytest.approx(0.5)  # half of the train mass sits on sizes 2 and 3
+
+
+def test_metric_products_and_minimised_metrics_are_checked():
+    assert metrics.metric_value("valid*unique", {"score/valid": 0.5, "unique": 0.4}) == 0.2
+    assert metrics.metric_value("valid*unique", {"valid": 0.0, "unique": math.nan}) == 0.0
+    assert metrics.check_metric("-fcd") == "-fcd"
+    with pytest.raises(ValueError, match="unknown metric"):
+        metrics.check_metric("validity")

@@ -280,7 +280,8 @@ def test_checkpoints_are_also_written_by_wall_time(tiny_config, monkeypatch):
         checkpoint,
         "save",
         lambda path, model, opts, step, *a, **k: (
-            steps.append(step) or original(path, model, opts, step, *a, **k)
+            (steps.append(step) if str(path).endswith("ckpt.pt") else None)
+            or original(path, model, opts, step, *a, **k)
         ),
     )
     cfg = dataclasses.replace(tiny_config, ckpt_minutes=1e-9, eval_every=6, log_every=6)
@@ -366,3 +367,26 @@ def test_threads_setting_applies_during_training_and_is_restored(tiny_config, mo
     before = torch.get_num_threads()
     train_module.train(dataclasses.replace(tiny_config, threads=1))
     assert set(seen) == {1} and torch.get_num_threads() == before
+
+
+def test_best_checkpoint_holds_the_best_evaluation_by_the_chosen_metric(tiny_config, monkeypatch):
+    scores = iter([0.2, 0.5, 0.3])  # valid at steps 3, 6, 9: best at 6
+    monkeypatch.setattr(
+        train_module,
+        "evaluate_model",
+        lambda *args: {"score/valid": next(scores), "score/unique": 1.0},
+    )
+    cfg = dataclasses.replace(tiny_config, max_steps=9, best_metric="valid*unique")
+    train_module.train(cfg)
+    run_dir = __import__("pathlib").Path(cfg.out_dir, cfg.run_name)
+    best = checkpoint.read(run_dir / "best.pt")
+    assert best["step"] == 6 and best["best"]["value"] == 0.5
+    assert checkpoint.read(run_dir / "ckpt.pt")["step"] == 9
+    assert checkpoint.load(run_dir).sample(5, seed=0) == checkpoint.load(
+        run_dir / "ckpt.pt"
+    ).sample(5, seed=0)
+
+
+def test_unknown_best_metric_fails_before_training(tiny_config):
+    with pytest.raises(ValueError, match="unknown metric"):
+        train_module.train(dataclasses.replace(tiny_config, best_metric="validity"))

@@ -19,7 +19,7 @@ from pathlib import Path
 from molgan import metrics
 from molgan.config import PRESETS, Config, make_config
 
-METRICS = (*metrics.PERCENT, *metrics.PROPERTIES, "fcd")
+METRICS = metrics.METRICS
 
 NOT_HASHED = ("name", "out_dir", "progress", "threads", "device", "compile", "resume", "preset")
 
