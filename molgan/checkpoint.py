@@ -79,6 +79,11 @@ def save(
         "generator": model.generator.state_dict(),
         "discriminator": model.discriminator.state_dict(),
         "reward_net": model.reward_net.state_dict(),
+        **(
+            {"generator_ema": model.generator_ema.state_dict()}
+            if model.generator_ema is not None
+            else {}
+        ),
         "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
         "step": int(step),
         "metrics": dict(metrics or {}),
@@ -227,6 +232,8 @@ def restore(blob: dict, model: MolGAN, optimizers: dict, device: torch.device) -
     """
     for net in ("generator", "discriminator", "reward_net"):
         getattr(model, net).load_state_dict(blob[net])
+    if model.generator_ema is not None:
+        model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
     for k, opt in optimizers.items():
         opt.load_state_dict(blob["optimizers"][k])
     torch.set_rng_state(blob["rng"]["torch"])
@@ -257,6 +264,8 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
         model.generator.load_state_dict(blob["generator"])
         model.discriminator.load_state_dict(blob["discriminator"])
         model.reward_net.load_state_dict(blob["reward_net"])
+        if model.generator_ema is not None:
+            model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
     except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(
             f"{path}: weights do not match its config ({str(err).splitlines()[0]})"

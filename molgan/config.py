@@ -72,6 +72,25 @@ class Config:
     """Scale the RL term by α = |L_WGAN / L_RL| (detached), as the official code."""
     alpha_eps: float = 1e-2
     """Lower clamp of |L_RL| in α's denominator (the official code has none and can blow up)."""
+    # --- mode-collapse remedies: all off in the paper's setting (docs/ablation.md) ---
+    minibatch_std: bool = False
+    """D sees the batch std of its graph embeddings (minibatch standard deviation)."""
+    pac: int = 1
+    """D scores packs of this many samples (PacGAN); batch_size must be a multiple."""
+    gp_per_sample: bool = False
+    """Gradient-penalty norm over each whole sample (standard WGAN-GP), not per node and edge."""
+    ema: float = 0.0
+    """Sample and evaluate with an EMA of G's weights of this decay (e.g. 0.995); 0 = off."""
+    real_noise: float = 0.0
+    """Mix this share of uniform noise into the real one-hots D sees (0 = exact one-hots)."""
+    lr_d: float = 0.0
+    """Adam learning rate of D (0 = lr)."""
+    beta1: float = 0.9
+    """Adam β1 of all nets (WGAN-GP setups often use 0.5 or 0)."""
+    beta2: float = 0.999
+    """Adam β2 of all nets (WGAN-GP setups often use 0.9)."""
+    diversity: float = 0.0
+    """Weight of a bonus on the variance of D's scores over the fake batch (ALMGIG)."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""
@@ -138,6 +157,14 @@ class Config:
         for name in ("lr", "tau", "epochs", "alpha_eps"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
+        for name in ("ema", "real_noise", "beta1", "beta2"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.pac < 1 or self.batch_size % self.pac:
+            raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
+        for name in ("lr_d", "diversity"):
+            if not 0 <= getattr(self, name) < float("inf"):
+                raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not _DEVICE.fullmatch(self.device):

@@ -83,3 +83,38 @@ class GraphAggregation(nn.Module):
         """a (B, N, F) -> (B, out_dim)."""
         gated = torch.sigmoid(self.gate(a)) * torch.tanh(self.feature(a))  # (B, N, out_dim)
         return torch.tanh(gated.sum(dim=1))
+
+
+class BatchDiversity(nn.Module):
+    """Batch-level features a mode-collapsed fake batch cannot hide from the critic.
+
+    ``minibatch_std`` (Karras et al. 2018) appends to every graph embedding the mean over
+    features of their standard deviation across the batch. ``pac`` > 1 (PacGAN, Lin et al.
+    2018) concatenates the embeddings of ``pac`` consecutive graphs, so the critic scores packs
+    of samples. Both are off in the paper's setting.
+
+    Args:
+        dim: F of the graph embeddings.
+        minibatch_std: append the batch-std feature.
+        pac: graphs per pack (the batch size must be a multiple).
+    """
+
+    def __init__(self, dim: int, minibatch_std: bool = False, pac: int = 1) -> None:
+        super().__init__()
+        self.minibatch_std, self.pac = minibatch_std, pac
+        self.out_dim = (dim + int(minibatch_std)) * pac
+
+    def forward(self, g: torch.Tensor) -> torch.Tensor:
+        """g (B, F) -> (B / pac, (F + minibatch_std) · pac)."""
+        B = g.shape[0]
+        if self.minibatch_std:
+            std = g.std(dim=0, unbiased=False).mean() if B > 1 else g.new_zeros(())  # ()
+            g = torch.cat([g, std.expand(B, 1)], dim=-1)  # (B, F + 1)
+        if self.pac > 1:
+            if B % self.pac:
+                raise ValueError(f"batch of {B} graphs is not a multiple of pac={self.pac}")
+            g = g.reshape(B // self.pac, -1)  # (B / pac, pac · F')
+        return g
+
+    def extra_repr(self) -> str:
+        return f"minibatch_std={self.minibatch_std}, pac={self.pac}"

@@ -42,6 +42,7 @@ def gradient_penalty(
     x_fake: torch.Tensor,
     adj_fake: torch.Tensor,
     generator: torch.Generator | None = None,
+    per_sample: bool = False,
 ) -> torch.Tensor:
     """WGAN-GP on random real/fake interpolates, norm per node and per edge over the type axis.
 
@@ -56,6 +57,8 @@ def gradient_penalty(
         x_real, adj_real: one-hot real batch, (B, N, T) and (B, N, N, R).
         x_fake, adj_fake: generated probabilities of the same shapes (detached here).
         generator: RNG for ε.
+        per_sample: the standard WGAN-GP instead: one norm over each whole sample (nodes and
+            edges together), mean_b (1 - ‖∂D/∂(x̂_b, adĵ_b)‖)².
 
     Returns:
         Scalar penalty (weight not applied), differentiable w.r.t. the critic's parameters.
@@ -67,6 +70,9 @@ def gradient_penalty(
     adj_hat.requires_grad_(True)  # (B, N, N, R)
     out = critic(x_hat, adj_hat)  # (B, 1)
     grad_x, grad_adj = torch.autograd.grad(out.sum(), (x_hat, adj_hat), create_graph=True)
+    if per_sample:
+        squares = grad_x.pow(2).sum(dim=(1, 2)) + grad_adj.pow(2).sum(dim=(1, 2, 3))  # (B,)
+        return (1 - (squares + 1e-12).sqrt()).pow(2).mean()
     penalty_adj = (1 - grad_adj.norm(dim=-1)).pow(2).mean(dim=(1, 2))  # (B,)
     penalty_x = (1 - grad_x.norm(dim=-1)).pow(2).mean(dim=1)  # (B,)
     return (penalty_adj + penalty_x).mean()
@@ -86,6 +92,7 @@ def generator_loss(
     *,
     scale_rl: bool = True,
     alpha_eps: float = 1e-2,
+    diversity: float = 0.0,
 ) -> GeneratorLoss:
     """λ·L_WGAN + (1-λ)·α·L_RL, with L_WGAN = -mean(D(fake)) and L_RL = -mean(V(fake)).
 
@@ -99,8 +106,12 @@ def generator_loss(
         lam: λ in [0, 1]; 1 = pure WGAN, 0 = pure RL.
         scale_rl: apply α (else α = 1).
         alpha_eps: lower clamp of |L_RL| in α.
+        diversity: weight w of a bonus on the spread of critic scores over the fake batch:
+            L_WGAN - w·Var(D(fake)) (ALMGIG's variance penalty with a negative weight).
     """
     wgan = wasserstein_g(d_fake)
+    if diversity > 0 and d_fake.shape[0] > 1:
+        wgan = wgan - diversity * d_fake.var()
     if v_fake is None or lam >= 1.0:
         zero = torch.zeros((), device=d_fake.device)
         return GeneratorLoss(wgan, wgan, zero, zero)

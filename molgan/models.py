@@ -8,6 +8,7 @@ parameters: relational GCN -> gated aggregation -> MLP -> Linear(1) (paper §3, 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
+from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
@@ -118,6 +119,24 @@ def discretize(
     return hard + soft - soft.detach()
 
 
+def noisy_one_hot(
+    x: torch.Tensor, adj: torch.Tensor, eps: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real one-hots (B, N, T) and (B, N, N, R) mixed with ``eps`` of normalised uniform noise:
+    still on the simplex, no longer exactly one-hot (so D cannot tell real from soft fakes by
+    that alone). ``adj`` noise is symmetric and the diagonal stays "no bond", as generated."""
+    if eps <= 0:
+        return x, adj
+    u = torch.rand(x.shape, generator=generator, device=x.device)  # (B, N, T)
+    x = (1 - eps) * x + eps * u / u.sum(-1, keepdim=True)
+    v = torch.rand(adj.shape, generator=generator, device=adj.device).movedim(-1, 1)
+    v = torch.triu(v, diagonal=1)
+    v = (v + v.transpose(-1, -2)).movedim(1, -1)  # (B, N, N, R), symmetric, zero diagonal
+    mixed = (1 - eps) * adj + eps * v / v.sum(-1, keepdim=True).clamp(min=1e-12)
+    diagonal = torch.eye(adj.shape[1], dtype=torch.bool, device=adj.device)[None, :, :, None]
+    return x, torch.where(diagonal, adj, mixed)
+
+
 class GraphEncoder(nn.Module):
     """Relational GCN stack (tanh) -> gated aggregation -> MLP (tanh) -> Linear(1).
 
@@ -132,6 +151,8 @@ class GraphEncoder(nn.Module):
         head_dims: MLP sizes after aggregation, e.g. (128,).
         dropout: dropout after each layer.
         normalize: degree normalisation in the R-GCN layers.
+        minibatch_std: append the batch-std feature to the graph embedding (``BatchDiversity``).
+        pac: score packs of this many graphs (PacGAN); the output is then (B / pac, 1).
     """
 
     def __init__(
@@ -143,6 +164,8 @@ class GraphEncoder(nn.Module):
         head_dims: tuple[int, ...],
         dropout: float = 0.0,
         normalize: bool = False,
+        minibatch_std: bool = False,
+        pac: int = 1,
     ) -> None:
         super().__init__()
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
@@ -151,17 +174,19 @@ class GraphEncoder(nn.Module):
             for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
-        self.head = mlp((agg_dim, *head_dims), dropout)
-        self.out = nn.Linear(head_dims[-1] if head_dims else agg_dim, 1)
+        self.batch = BatchDiversity(agg_dim, minibatch_std, pac)
+        self.head = mlp((self.batch.out_dim, *head_dims), dropout)
+        self.out = nn.Linear(head_dims[-1] if head_dims else self.batch.out_dim, 1)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score."""
+        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score ((B / pac, 1) with packs)."""
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
         g = self.dropout(self.aggregate(torch.cat([h, x], dim=-1)))  # (B, agg_dim)
-        return self.out(self.head(g))  # (B, 1)
+        g = self.batch(g)  # (B / pac, F'): identity in the paper's setting
+        return self.out(self.head(g))  # (B / pac, 1)
 
 
 class Discriminator(GraphEncoder):
@@ -227,8 +252,30 @@ class MolGAN(nn.Module):
         self.generator = Generator(
             c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"]
         )
-        self.discriminator = Discriminator(**encoder)
+        self.discriminator = Discriminator(
+            **encoder, minibatch_std=c.get("minibatch_std", False), pac=c.get("pac", 1)
+        )
         self.reward_net = RewardNet(**encoder)
+        # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates
+        # when ``ema`` > 0; training updates G itself. Off in the paper's setting.
+        self.generator_ema = None
+        if c.get("ema", 0.0) > 0:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+
+    @torch.no_grad()
+    def update_ema(self, decay: float) -> None:
+        """generator_ema ← decay · generator_ema + (1 - decay) · generator (no-op without EMA)."""
+        if self.generator_ema is None:
+            return
+        for ema, live in zip(
+            self.generator_ema.parameters(), self.generator.parameters(), strict=True
+        ):
+            ema.lerp_(live, 1.0 - decay)
+
+    @property
+    def sampler(self) -> Generator:
+        """The generator that samples: the EMA copy when there is one."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     @classmethod
     def from_config(cls, cfg, atom_types=None, bond_types=None) -> MolGAN:
@@ -254,20 +301,20 @@ class MolGAN(nn.Module):
 
         Noise is drawn on the CPU from ``generator`` so results do not depend on the device.
         """
-        was_training = self.generator.training
-        self.generator.eval()
+        was_training = self.sampler.training
+        self.sampler.eval()
         try:
             for start in range(0, n, batch_size):
                 b = min(batch_size, n - start)
-                z = torch.randn(b, self.generator.z_dim, generator=generator)  # (b, Z)
-                out = self.generator(z.to(self.device))
+                z = torch.randn(b, self.sampler.z_dim, generator=generator)  # (b, Z)
+                out = self.sampler(z.to(self.device))
                 gx = gumbel_noise(out.x_logits.shape, generator=generator)
                 ga = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=generator)
                 atoms = (out.x_logits + gx.to(self.device)).argmax(-1).cpu()  # (b, N)
                 bonds = (out.adj_logits + ga.to(self.device)).argmax(-1).cpu()  # (b, N, N)
                 yield atoms.numpy(), bonds.numpy()
         finally:
-            self.generator.train(was_training)
+            self.sampler.train(was_training)
 
     def sample_graphs(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096

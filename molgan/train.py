@@ -27,7 +27,7 @@ import torch
 from molgan import checkpoint, losses, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
-from molgan.models import MolGAN, discretize, gumbel_noise, resolve_device
+from molgan.models import MolGAN, discretize, gumbel_noise, noisy_one_hot, resolve_device
 
 # After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
 Callback = Callable[[int, dict], "str | bool | None"]
@@ -91,6 +91,17 @@ def step_nets(model: MolGAN, compile: bool = False) -> Nets:
     return Nets(wrap(g), wrap(d), wrap(v), d, model.device)
 
 
+def make_optimizers(model: MolGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """Adam for G, D and V (``opt_g``, ``opt_d``, ``opt_v``): ``lr`` (D: ``lr_d`` if set),
+    betas (``beta1``, ``beta2``)."""
+    betas = (cfg.beta1, cfg.beta2)
+    lrs = {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
+    nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
+    return {
+        k: torch.optim.Adam(net.parameters(), lr=lrs[k], betas=betas) for k, net in nets.items()
+    }
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (CUDA included): the one place global RNGs are seeded."""
     random.seed(seed)
@@ -110,10 +121,13 @@ def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
         else:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
-    d_real = nets.discriminator(real.x, real.adj)  # (B, 1)
+    x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
+    d_real = nets.discriminator(x_real, adj_real)  # (B, 1), (B / pac, 1) with packs
     d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
     # As the official code: interpolate the real one-hot with the generator softmax.
-    gp = losses.gradient_penalty(nets.gp_critic, real.x, real.adj, x_soft, adj_soft)
+    gp = losses.gradient_penalty(
+        nets.gp_critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
+    )
     loss_d = losses.wasserstein_d(d_real, d_fake) + cfg.gp_weight * gp
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
@@ -155,7 +169,7 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool):
     d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
     v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
     parts = losses.generator_loss(
-        d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps
+        d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps, diversity=cfg.diversity
     )
     opt_g.zero_grad(set_to_none=True)
     parts.loss.backward()
@@ -277,10 +291,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
-    opts = {
-        k: torch.optim.Adam(getattr(model, net).parameters(), lr=cfg.lr)
-        for k, net in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
-    }
+    opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:
         start, last_metrics = checkpoint.restore(blob, model, opts, device)
@@ -349,6 +360,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0
                 g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl)
+                model.update_ema(cfg.ema)
                 latest |= g_stats
                 if use_rl:
                     r_fake = fake_rewards(fake[2], fake[3], cfg, train_set).to(device)
