@@ -111,13 +111,13 @@ class Config:
     eval_samples: int = 5000
     """Molecules sampled per evaluation."""
     eval_fcd: bool = False
-    """Add FCD vs the validation split to each evaluation (ChemNet on CPU: ~20-40 s each)."""
+    """Add FCD vs the val split to each evaluation (2-core CPU: ~30 s each, ~80 s once more)."""
     best_metric: str = "valid*unique"
     """Keep the best evaluation's checkpoint by this metric or product as best.pt ('' = off)."""
     ckpt_minutes: float = 5.0
     """Also write the checkpoint every this many minutes of training (0 = only at evaluations)."""
     early_stop_unique: float = 0.0
-    """Stop when uniqueness drops below this (paper: 0.02); 0 = off."""
+    """Stop when uniqueness drops below this after the warm-up (paper: 0.02); 0 = off."""
     time_limit: float = 0.0
     """Stop (with a final evaluation and checkpoint) after this many minutes; 0 = none."""
     resume: bool = False

@@ -47,9 +47,23 @@ def statistics(smiles: Sequence[str | None], device: str = "cpu") -> tuple[np.nd
     return activations.mean(axis=0), np.cov(activations, rowvar=False)
 
 
+_REFERENCE: dict = {}
+
+
+def _reference_statistics(reference: Sequence[str], device: str):
+    """``statistics`` of a reference set, memoised (training compares every evaluation with
+    the same validation split; its activations cost most of an FCD)."""
+    key = (len(reference), tuple(reference[:64]), tuple(reference[-64:]), device)
+    if key not in _REFERENCE:
+        _REFERENCE.clear()
+        _REFERENCE[key] = statistics(reference, device)
+    return _REFERENCE[key]
+
+
 def fcd(smiles: Sequence[str | None], reference: Sequence[str], device: str = "cpu") -> float:
     """FCD of ``smiles`` (invalid entries dropped) against ``reference``; lower is closer."""
-    return frechet_distance(*statistics(smiles, device), *statistics(reference, device))
+    reference = list(reference)
+    return frechet_distance(*statistics(smiles, device), *_reference_statistics(reference, device))
 
 
 def version() -> str:

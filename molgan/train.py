@@ -399,7 +399,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                     bar.set_postfix_str(line.split(" | ", 1)[1][:80])
                 if done % cfg.log_every == 0 or "score/valid" in values:
                     emit(line)
-                reason = reason or _stop_reason(cfg, values, last_metrics, timed_out, done)
+                reason = reason or _stop_reason(cfg, values, last_metrics, timed_out, done, rl_from)
                 if reason:
                     rundir.write_row(log, {"step": done, "event": "stop", "reason": reason})
                     emit(reason)
@@ -438,10 +438,15 @@ def _finite(stats: dict, done: int, saved_step: int | None, ckpt_path: Path) -> 
     return values
 
 
-def _stop_reason(cfg: Config, values: dict, metrics: dict, timed_out, done: int) -> str:
-    """Why training stops after this log step ("" = it goes on)."""
+def _stop_reason(
+    cfg: Config, values: dict, metrics: dict, timed_out, done: int, rl_from: int
+) -> str:
+    """Why training stops after this log step ("" = it goes on). The uniqueness stop watches
+    for the collapse RL causes, so it acts only after the warm-up (``rl_from``): a WGAN-only
+    generator starts below 2% unique and climbs (it stopped runs at epoch 1 otherwise)."""
     unique = metrics.get("score/unique")
-    if cfg.early_stop_unique and "score/valid" in values and unique is not None:
+    watching = cfg.early_stop_unique and done > rl_from and "score/valid" in values
+    if watching and unique is not None:
         if unique < cfg.early_stop_unique:
             return f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}"
     if timed_out:

@@ -390,3 +390,19 @@ def test_best_checkpoint_holds_the_best_evaluation_by_the_chosen_metric(tiny_con
 def test_unknown_best_metric_fails_before_training(tiny_config):
     with pytest.raises(ValueError, match="unknown metric"):
         train_module.train(dataclasses.replace(tiny_config, best_metric="validity"))
+
+
+def test_early_stop_on_uniqueness_waits_for_the_end_of_the_warm_up(tiny_config, monkeypatch):
+    scores = iter([0.01, 0.5, 0.01])  # a WGAN-only start below the threshold must not stop it
+    monkeypatch.setattr(
+        train_module,
+        "evaluate_model",
+        lambda *args: {"score/valid": 0.9, "score/unique": next(scores)},
+    )
+    cfg = dataclasses.replace(tiny_config, early_stop_unique=0.02, max_steps=9, rl_start=0.5)
+    train_module.train(cfg)
+    assert _log(cfg, events=True)[-1] == {
+        "step": 9,
+        "event": "stop",
+        "reason": "early stop: uniqueness 0.010 < 0.02",
+    }
