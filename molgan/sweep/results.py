@@ -62,7 +62,19 @@ def markdown_table(frame, spec: StudySpec) -> str:
     swept = [c for c in [*spec.grid, *spec.space] if c != "seed" and c in frame.columns]
     columns = [
         c
-        for c in ("valid", "unique", "novel", "qed", "sa", "logp", "fcd")
+        for c in (
+            "valid",
+            "unique",
+            "novel",
+            "qed",
+            "sa",
+            "logp",
+            "fcd",
+            "distinct",
+            "top100_share",
+            "f_ratio",
+            "small_ratio",
+        )
         if f"final_{c}" in frame.columns
     ]
     head = "| " + " | ".join([*swept, "seeds", *columns, "minutes"]) + " |"
@@ -79,7 +91,7 @@ def markdown_table(frame, spec: StudySpec) -> str:
                 cells.append("n/a")
                 continue
             mean = statistics.fmean(values) * scale
-            digits = 1 if scale == 100 or c == "minutes" else 3
+            digits = 0 if c == "distinct" else 1 if scale == 100 or c == "minutes" else 3
             spread = f" ± {statistics.stdev(values) * scale:.{digits}f}" if len(values) > 1 else ""
             cells.append(f"{mean:.{digits}f}{spread}")
         lines.append("| " + " | ".join(cells) + " |")
