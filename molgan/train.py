@@ -57,6 +57,8 @@ class _Signals:
     def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
+                if signal.getsignal(sig) is signal.SIG_IGN:
+                    continue  # e.g. SIGINT of a background job: it stays ignored
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
 

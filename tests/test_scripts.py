@@ -220,7 +220,13 @@ def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_so(tmp_path, ti
     import signal
 
     cmd = _train_cmd(tmp_path, tiny_path, "int", "--max-steps", "100000", "--eval-every", "50000")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+
+    def as_in_a_terminal():  # background jobs (CI, nohup) may start with SIGINT ignored
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal
+    )
     assert _wait_for(lambda: len(_rows(tmp_path / "int")) >= 3)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=60)[1]

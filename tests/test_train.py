@@ -251,10 +251,14 @@ def test_interrupt_writes_a_checkpoint_at_the_current_step(tiny_config, monkeypa
 
     cfg = dataclasses.replace(tiny_config, max_steps=12, eval_every=10)
     _interrupt_at(monkeypatch, 5, getattr(signal, signame))
-    with pytest.raises(train_module.Interrupted, match=f"{signame} at step 5/12: checkpoint"):
-        train_module.train(cfg)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        with pytest.raises(train_module.Interrupted, match=f"{signame} at step 5/12: checkpoint"):
+            train_module.train(cfg)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")["step"] == 5
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
@@ -264,7 +268,7 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
     straight = dataclasses.replace(tiny_config, **base, out_dir=str(tmp_path / "a"))
     train_module.train(straight)
     cut = dataclasses.replace(tiny_config, **base, out_dir=str(tmp_path / "b"))
-    _interrupt_at(monkeypatch, 9)
+    _interrupt_at(monkeypatch, 9, __import__("signal").SIGTERM)
     with pytest.raises(train_module.Interrupted):
         train_module.train(cut)
     monkeypatch.undo()
