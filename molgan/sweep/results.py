@@ -99,7 +99,8 @@ def markdown_table(frame, spec: StudySpec) -> str:
 
 
 def plot(frame, spec: StudySpec, path: Path) -> None:
-    """Objectives against each other (Pareto front marked), or the first against a setting."""
+    """Two or more objectives: the first two against each other, Pareto front marked. One
+    objective: uniqueness against validity of every run, labelled by its setting."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -107,19 +108,25 @@ def plot(frame, spec: StudySpec, path: Path) -> None:
 
     done = frame[frame["state"] == "complete"]
     names = [f"objective:{e}" for e, _ in spec.objectives]
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
     if len(names) >= 2:
         x, y = names[0], names[1]
-    else:
-        swept = [c for c in [*spec.space, *spec.grid] if c in done.columns]
-        x, y = (swept[0] if swept else "trial"), names[0]
-    ax.scatter(done[x].astype(str) if done[x].dtype == object else done[x], done[y], alpha=0.7)
-    front = done[done["pareto"]]
-    if len(names) >= 2 and len(front):
+        ax.scatter(done[x], done[y], alpha=0.7)
+        front = done[done["pareto"]]
         ax.scatter(front[x], front[y], color="red", label="Pareto front")
         ax.legend()
-    ax.set_xlabel(x.replace("objective:", ""))
-    ax.set_ylabel(y.replace("objective:", ""))
+    else:
+        x, y = "final_valid", "final_unique"
+        swept = [c for c in [*spec.grid, *spec.space] if c != "seed" and c in done.columns]
+        groups = done.groupby(swept[0], sort=False) if swept else [("runs", done)]
+        for label, group in groups:
+            ax.scatter(100 * group[x], 100 * group[y], label=str(label), alpha=0.8)
+        ax.legend(fontsize=7, ncol=2)
+        ax.set_xlabel("valid (%, strict)")
+        ax.set_ylabel("unique (%)")
+    if len(names) >= 2:
+        ax.set_xlabel(x.replace("objective:", ""))
+        ax.set_ylabel(y.replace("objective:", ""))
     ax.set_title(f"study {spec.name}")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
