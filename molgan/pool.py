@@ -44,11 +44,17 @@ def pool_map(
         workers: process count.
         progress: called with 1 after each finished job (e.g. a progress bar's ``update``).
     """
-    with ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),)) as ex:
+    ex = ProcessPoolExecutor(workers, initializer=_die_with_parent, initargs=(os.getpid(),))
+    try:
         for result in ex.map(fn, jobs):
             if progress is not None:
                 progress(1)
             yield result
+    except BaseException:  # Ctrl-C, or the consumer stopped: drop the queued jobs, now
+        ex.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        ex.shutdown(wait=True)
 
 
 @contextlib.contextmanager

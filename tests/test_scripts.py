@@ -343,3 +343,27 @@ def test_prepare_qm9_never_replaces_the_shipped_data_without_force(tiny_path):
 
 def test_sample_help_shows_defaults():
     assert "(default: 1000)" in run("scripts/sample.py", "--help").stdout
+
+
+def test_ctrl_c_during_pool_work_stops_at_once_not_after_the_queue(tmp_path):
+    code = (
+        "import os, signal, threading, time\n"
+        "from molgan.pool import pool_map\n"
+        "def job(i):\n"
+        "    time.sleep(0.5)\n"
+        "    return i\n"
+        "if __name__ == '__main__':\n"
+        "    signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        "    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "    start = time.time()\n"
+        "    try:\n"
+        "        list(pool_map(job, range(200), 2))  # 50 s of queued work\n"
+        "    except KeyboardInterrupt:\n"
+        "        print(round(time.time() - start, 1))\n"
+    )
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(code)
+    out = subprocess.run(
+        [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert out.stdout.strip() and float(out.stdout) < 5.0, out.stderr
