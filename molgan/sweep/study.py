@@ -254,7 +254,12 @@ def launch(
     else:
         raise ValueError(f"executor must be local, slurm or debug, got {executor!r}")
     args = (source, str(root), storage, threads, executor == "local")
-    jobs = [ex.submit(work, *args) for _ in range(new)] if new else []
+    gpus = _local_gpus() if executor == "local" else 0
+    jobs = []
+    for k in range(new):
+        if gpus:  # one GPU per local worker, round robin (not yet run on a GPU machine)
+            ex.update_parameters(gpus_per_node=1, visible_gpus=((live + k) % gpus,))
+        jobs.append(ex.submit(work, *args))
     out(
         f"study {spec.name}: {spec.budget} trials, {used} done or running, {waiting} waiting; "
         f"{live} live worker(s), {len(jobs)} started ({executor}, {threads} thread(s) each); "
@@ -276,6 +281,12 @@ def launch(
     if not frame.empty:
         write_results(frame, spec, root)
     return frame
+
+
+def _local_gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def follow(study, spec: StudySpec, jobs: list, poll_s: float, out=print) -> None:
