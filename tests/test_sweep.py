@@ -75,7 +75,13 @@ def test_killed_worker_trial_resumes_from_its_checkpoint_and_runs_once(tmp_path)
     deadline = time.monotonic() + 120
     while not checkpointed() and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.kill(int(lock.read_text()), signal.SIGKILL)
+    pid = int(lock.read_text())
+    os.kill(pid, signal.SIGKILL)
+    # SIGKILL is asynchronous (a multi-threaded process releases its files last): wait for it
+    deadline = time.monotonic() + 30
+    while not all(sweep.is_free(p) for p in lock.parent.glob("*.lock") if p.name != "study.lock"):
+        assert time.monotonic() < deadline, "the killed worker's locks were never released"
+        time.sleep(0.01)
     run_dir = next(runs.glob("*/ckpt.pt")).parent
     killed_at = checkpoint.read(run_dir / "ckpt.pt")["step"]
     frame = sweep.launch(spec, tmp_path, workers=1, poll_s=0.5, out=lambda s: None)

@@ -9,13 +9,14 @@ this package. Modules: ``spec`` (study files), ``runner`` (one trial = one run),
 """
 
 from molgan.sweep.results import markdown_table, results_frame, write_results
-from molgan.sweep.runner import run_trial, summarize
+from molgan.sweep.runner import is_free, run_trial, summarize
 from molgan.sweep.spec import StudySpec, load_spec, objective_value, resolve
 from molgan.sweep.study import default_storage, launch, open_study, reap_orphans, status, work
 
 __all__ = [
     "StudySpec",
     "default_storage",
+    "is_free",
     "launch",
     "load_spec",
     "markdown_table",

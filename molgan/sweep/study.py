@@ -270,7 +270,7 @@ def launch(
             job.result()
     elif wait:
         try:
-            follow(study, spec, jobs, poll_s, out)
+            follow(study, spec, root, jobs, poll_s, out)
         except KeyboardInterrupt:
             if executor == "local":
                 for job in jobs:
@@ -289,7 +289,7 @@ def _local_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
-def follow(study, spec: StudySpec, jobs: list, poll_s: float, out=print) -> None:
+def follow(study, spec: StudySpec, root: Path, jobs: list, poll_s: float, out=print) -> None:
     """Print one line per finished trial with its metrics and the study's ETA until the work
     is done (all trials finished and the workers ended)."""
     from optuna.trial import TrialState
@@ -316,9 +316,14 @@ def follow(study, spec: StudySpec, jobs: list, poll_s: float, out=print) -> None
                     f"({result.get('minutes', 0):.1f} min): {shown} | {done}/{spec.budget} "
                     f"done, ETA {eta:.0f} min"
                 )
-        running = any(t.state == TrialState.RUNNING for t in trials)
-        if all(job.done() for job in jobs) and not running:
-            return
+        if all(job.done() for job in jobs):  # our workers ended: is anyone else still working?
+            with locked(root / "locks" / "study.lock"):
+                reap_orphans(study, spec, root)  # a trial whose worker died is re-queued
+            states = {t.state for t in study.get_trials(deepcopy=False)}
+            if TrialState.RUNNING not in states:
+                if TrialState.WAITING in states:
+                    out("trials are left but no worker is running: run the same command again")
+                return
         time.sleep(poll_s)
 
 
