@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,9 +138,7 @@ def _check(spec: StudySpec) -> None:
     for metric, direction in spec.objectives:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be maximize or minimize, got {direction!r}")
-        missing = [m for m in metric.split("*") if m.strip() not in METRICS]
-        if missing:
-            raise ValueError(f"unknown metric(s) {missing}; choose from {', '.join(METRICS)}")
+        metrics.check_metric(metric)
         if "fcd" in metric and not spec.evaluate.get("fcd"):
             raise ValueError("an fcd objective needs [evaluate] fcd = true")
     if spec.at not in ("last", "best"):
@@ -181,11 +178,5 @@ def resolve(spec: StudySpec, params: dict, runs: Path) -> Config:
     return dataclasses.replace(cfg, out_dir=str(runs), name=digest)
 
 
-def objective_value(expr: str, values: dict) -> float:
-    """``a*b`` over a metrics dict (keys with or without ``score/``): 0 if any factor is 0
-    (``valid*unique`` with no valid molecule), else NaN if any is missing or NaN."""
-    factors = []
-    for name in expr.split("*"):
-        value = values.get(name.strip(), values.get(f"score/{name.strip()}"))
-        factors.append(math.nan if value is None else float(value))
-    return 0.0 if 0.0 in factors else math.prod(factors)
+# A study objective is a metric expression, evaluated by the one function metrics has for it.
+objective_value = metrics.metric_value
