@@ -173,7 +173,8 @@ def evaluate_frame(
         lenient_ok = [chem.canonical(s) is not None if s else False for s in lenient]
     else:
         lenient_ok = [s is not None and len(s) > 0 for s in canon]
-    if train_smiles is not None:
+    trusted = train_is_canonical and isinstance(train_smiles, (set, frozenset))
+    if train_smiles is not None and not trusted:  # evaluate() passes its checked set
         train_smiles = check_smiles_list(train_smiles, "train_smiles", allow_none=False)
     if train_smiles is None:
         train = None
@@ -236,7 +237,8 @@ def evaluate(
         raise ValueError("evaluate() needs at least one molecule")
     train = None
     if train_smiles is not None:  # canonical once, for novelty and the composition reference
-        train_smiles = check_smiles_list(train_smiles, "train_smiles", allow_none=False)
+        if not (train_is_canonical and isinstance(train_smiles, (set, frozenset))):
+            train_smiles = check_smiles_list(train_smiles, "train_smiles", allow_none=False)
         train = (
             train_smiles
             if train_is_canonical and isinstance(train_smiles, (set, frozenset))
