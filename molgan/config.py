@@ -91,6 +91,8 @@ class Config:
     """Adam β2 of all nets (WGAN-GP setups often use 0.9)."""
     diversity: float = 0.0
     """Weight of a bonus on the variance of D's scores over the fake batch (ALMGIG)."""
+    mode_seeking: float = 0.0
+    """Weight of the mode-seeking term on G: 1 / (output distance / latent distance) (MSGAN)."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""
@@ -162,7 +164,7 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pac < 1 or self.batch_size % self.pac:
             raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
-        for name in ("lr_d", "diversity"):
+        for name in ("lr_d", "diversity", "mode_seeking"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

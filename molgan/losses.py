@@ -78,6 +78,29 @@ def gradient_penalty(
     return (penalty_adj + penalty_x).mean()
 
 
+def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """Mode-seeking term (MSGAN, Mao et al. 2019): 1 / (d(G(z1), G(z2)) / d(z1, z2) + 1e-5).
+
+    The batch is split into halves paired row by row; d is the mean absolute difference, over
+    all entries of the node and of the edge tensors (summed), and over the latents. Minimising
+    it pushes G to map distant latents to distant graphs, i.e. against collapse onto few outputs.
+
+    Args:
+        x: G's node output as D sees it, (B, N, T); adj: (B, N, N, R); z: the latents, (B, Z).
+
+    Returns:
+        Scalar (0 for a batch of fewer than 2).
+    """
+    half = x.shape[0] // 2
+    if half == 0:
+        return x.new_zeros(())
+    d_out = (x[:half] - x[half : 2 * half]).abs().mean() + (
+        adj[:half] - adj[half : 2 * half]
+    ).abs().mean()
+    d_z = (z[:half] - z[half : 2 * half]).abs().mean()
+    return 1.0 / (d_out / d_z + 1e-5)
+
+
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

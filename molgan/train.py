@@ -173,8 +173,11 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool):
     parts = losses.generator_loss(
         d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps, diversity=cfg.diversity
     )
+    loss = parts.loss
+    if cfg.mode_seeking > 0:
+        loss = loss + cfg.mode_seeking * losses.mode_seeking(x_fake, adj_fake, z)
     opt_g.zero_grad(set_to_none=True)
-    parts.loss.backward()
+    loss.backward()
     opt_g.step()
     with torch.no_grad():
         atoms = (out.x_logits + noise[0]).argmax(-1)  # (B, N)

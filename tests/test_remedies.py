@@ -23,6 +23,7 @@ REMEDIES = {
     "beta1": 0.5,
     "beta2": 0.9,
     "diversity": 0.2,
+    "mode_seeking": 1.0,
 }
 
 
@@ -133,6 +134,27 @@ def test_diversity_bonus_rewards_spread_of_critic_scores():
     plain = losses.generator_loss(d_fake, None, 1.0)
     bonus = losses.generator_loss(d_fake, None, 1.0, diversity=0.5)
     assert plain.loss.item() == -2.0 and bonus.loss.item() == pytest.approx(-2.0 - 0.5 * 2.0)
+
+
+def test_mode_seeking_term_is_small_for_distinct_outputs_and_large_for_collapsed_ones():
+    z = torch.tensor([[0.0, 0.0], [2.0, 2.0]])  # halves differ by 2 per latent
+    x, adj = _batch(B=2)
+    collapsed = losses.mode_seeking(x[:1].repeat(2, 1, 1), adj[:1].repeat(2, 1, 1, 1), z)
+    distinct = losses.mode_seeking(
+        torch.stack([x[0], 1 - x[0]]), torch.stack([adj[0], 1 - adj[0]]), z
+    )
+    assert collapsed.item() == pytest.approx(1e5)  # identical outputs: 1 / eps
+    assert distinct.item() == pytest.approx(1 / (2 / 2 + 1e-5))  # every entry differs by 1
+
+
+def test_mode_seeking_gradient_pushes_outputs_apart():
+    z = torch.randn(4, 3)
+    x = torch.rand(4, 5, 4, requires_grad=True)
+    adj = torch.rand(4, 5, 5, 3)
+    losses.mode_seeking(x, adj, z).backward()
+    step = x - 0.01 * x.grad  # a gradient step on the term
+    spread = lambda t: (t[:2] - t[2:]).abs().mean().item()  # noqa: E731
+    assert spread(step) > spread(x)
 
 
 def test_training_with_every_remedy_on_stays_finite(tiny_config):

@@ -124,6 +124,16 @@ def test_equal_settings_are_trained_once_even_under_two_names(tmp_path, monkeypa
     assert len(frame) == 2 and frame["run_dir"].nunique() == 1 and len(calls) == 1
 
 
+def test_a_grown_grid_runs_its_new_points_and_keeps_the_old_results(tmp_path):
+    small = _spec("grows", grid={"variant": {"a": {"lam": 1.0}}}, fixed={"max_steps": 6})
+    sweep.launch(small, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    grown = _spec("grows", grid={"variant": {"a": {"lam": 1.0}, "b": {"lam": 0.5}}})
+    grown["fixed"]["max_steps"] = 6
+    frame = sweep.launch(grown, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    assert sorted(frame["variant"]) == ["a", "b"] and set(frame["state"]) == {"complete"}
+    assert len(_trials(tmp_path, grown)) == 2  # "a" did not run again
+
+
 def test_search_runs_its_trial_budget(tmp_path):
     spec = _spec("search", grid={}, space={"lr": {"low": 1e-4, "high": 1e-2, "log": True}})
     spec |= {"trials": 3, "sampler": "random"}

@@ -7,6 +7,15 @@ from pathlib import Path
 from molgan import metrics
 from molgan.sweep.spec import StudySpec
 
+GRID_ATTR = "grid"  # the user attribute holding a trial's grid point
+
+
+def trial_params(trial) -> dict:
+    """A frozen trial's parameters: its grid point (a user attribute) and searched settings; a
+    WAITING trial has them only as its enqueued fixed params."""
+    params = {**trial.user_attrs.get(GRID_ATTR, {}), **trial.params}
+    return params or dict(trial.system_attrs.get("fixed_params", {}))
+
 
 def results_frame(study, spec: StudySpec, root: Path):
     """One row per finished trial: swept settings, objectives, final and best metrics, run
@@ -17,14 +26,15 @@ def results_frame(study, spec: StudySpec, root: Path):
     rows = []
     points = [dict(p) for p in spec.grid_points]
     for t in study.get_trials(deepcopy=False):
-        if points and dict(t.params) not in points:
+        params = trial_params(t)
+        if points and params not in points:
             continue  # a grid point this version of the study file no longer holds
         if t.state == TrialState.FAIL and "result" not in t.user_attrs:
             continue  # a dead worker's trial (re-queued), not a result
         if t.state not in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL):
             continue
         result = t.user_attrs.get("result", {})
-        row = {"trial": t.number, "state": t.state.name.lower(), **t.params}
+        row = {"trial": t.number, "state": t.state.name.lower(), **params}
         for (expr, _), value in zip(spec.objectives, t.values or [], strict=False):
             row[f"objective:{expr}"] = value
         row |= {f"final_{k}": v for k, v in result.get("final", {}).items()}

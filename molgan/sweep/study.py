@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from molgan import rundir
-from molgan.sweep.results import results_frame, write_results
+from molgan.sweep.results import GRID_ATTR, results_frame, trial_params, write_results
 from molgan.sweep.runner import is_free, locked, run_trial
 from molgan.sweep.spec import VARIANT, StudySpec, _param, load_spec, objective_value, resolve
 
@@ -79,21 +79,25 @@ def open_study(spec: StudySpec, storage: str, create: bool = False):
     return study
 
 
-def trial_params(trial) -> dict:
-    """A trial's parameters; a WAITING trial has them only as its enqueued fixed params."""
-    return dict(trial.params) or dict(trial.system_attrs.get("fixed_params", {}))
-
-
 def _key(params: dict) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def _params(trial, spec: StudySpec) -> dict:
-    """Ask the trial for every swept setting (enqueued trials return their fixed values)."""
+def _params(trial, spec: StudySpec, fixed: dict) -> dict:
+    """Every swept setting of ``trial``: its grid point from ``fixed`` (its enqueued values),
+    searched settings asked of the sampler.
+
+    Grid values are kept as a user attribute, not as Optuna parameters: an Optuna categorical
+    parameter cannot change its choices, and a study's grid may grow between launches.
+    """
     params = {}
     for axis, values in spec.grid.items():
         choices = list(values) if axis == VARIANT else [_param(v) for v in values]
-        params[axis] = trial.suggest_categorical(axis, choices)
+        if axis not in fixed or fixed[axis] not in choices:
+            raise ValueError(f"trial {trial.number}: {axis}={fixed.get(axis)!r} is not in the grid")
+        params[axis] = fixed[axis]
+    if params:
+        trial.set_user_attr(GRID_ATTR, params)
     for name, dist in spec.space.items():
         if "choices" in dist:
             params[name] = trial.suggest_categorical(name, [_param(v) for v in dist["choices"]])
@@ -122,7 +126,9 @@ def reap_orphans(study, spec: StudySpec, root: Path) -> list[int]:
         if is_free(_trial_lock(root, trial.number)):
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             study.set_user_attr(f"orphan-{trial.number}", time.time())
-            study.enqueue_trial(dict(trial.params), user_attrs={"retry_of": trial.number})
+            params = trial_params(trial)
+            if set(spec.grid) <= set(params):  # else it died before it had its point
+                study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             reaped.append(trial.number)
     return reaped
 
@@ -163,12 +169,19 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
                 if not waiting and (spec.grid or used >= spec.budget):
                     return  # a grid runs only its enqueued points; a search its budget
                 trial = study.ask()
+                fixed = study.get_trials(deepcopy=False)[trial.number].system_attrs.get(
+                    "fixed_params", {}
+                )
                 held = contextlib.ExitStack()
                 held.enter_context(locked(_trial_lock(root, trial.number)))
             try:
-                cfg = dataclasses.replace(
-                    resolve(spec, _params(trial, spec), root / "runs"), threads=threads
-                )
+                try:
+                    params = _params(trial, spec, fixed)
+                except ValueError as error:  # a stray queued point no grid of this file holds
+                    trial.set_user_attr("error", str(error))
+                    study.tell(trial, state=TrialState.FAIL)
+                    continue
+                cfg = dataclasses.replace(resolve(spec, params, root / "runs"), threads=threads)
                 trial.set_user_attr("run_dir", str(Path("runs") / cfg.name))
                 pruning = spec.pruner != "none"
                 expr = spec.objectives[0][0]
@@ -312,7 +325,7 @@ def follow(study, spec: StudySpec, root: Path, jobs: list, poll_s: float, out=pr
                 rate = (time.monotonic() - start) / max(len(seen), 1)
                 eta = rate * max(spec.budget - done, 0) / 60
                 out(
-                    f"trial {t.number} {t.state.name.lower()} {t.params} "
+                    f"trial {t.number} {t.state.name.lower()} {trial_params(t)} "
                     f"({result.get('minutes', 0):.1f} min): {shown} | {done}/{spec.budget} "
                     f"done, ETA {eta:.0f} min"
                 )
@@ -342,5 +355,5 @@ def status(study, spec: StudySpec, root: Path) -> str:
             run = t.user_attrs.get("run_dir")
             step = rundir.read_log(root / run)[-1:] if run else []
             where = f", step {step[0].get('step')}" if step else ""
-            lines.append(f"  trial {t.number} {t.state.name.lower()} {t.params}{where}")
+            lines.append(f"  trial {t.number} {t.state.name.lower()} {trial_params(t)}{where}")
     return "\n".join(lines)
