@@ -93,6 +93,10 @@ class Config:
     """Weight of a bonus on the variance of D's scores over the fake batch (ALMGIG)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term on G: 1 / (output distance / latent distance) (MSGAN)."""
+    batch_discriminator: bool = False
+    """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
+    feature_matching: bool = False
+    """G matches the batch mean of D's features on real data instead of maximising D (official)."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""

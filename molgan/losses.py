@@ -78,6 +78,12 @@ def gradient_penalty(
     return (penalty_adj + penalty_x).mean()
 
 
+def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
+    """Σ_k (mean_b f_real - mean_b f_fake)²: the official code's feature-matching loss of G over
+    D's features before its final Linear, (B, F) each (first moments only)."""
+    return (f_real.detach().mean(dim=0) - f_fake.mean(dim=0)).pow(2).sum()
+
+
 def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mode-seeking term (MSGAN, Mao et al. 2019): 1 / (d(G(z1), G(z2)) / d(z1, z2) + 1e-5).
 
@@ -116,6 +122,7 @@ def generator_loss(
     scale_rl: bool = True,
     alpha_eps: float = 1e-2,
     diversity: float = 0.0,
+    feature_gap: torch.Tensor | None = None,
 ) -> GeneratorLoss:
     """λ·L_WGAN + (1-λ)·α·L_RL, with L_WGAN = -mean(D(fake)) and L_RL = -mean(V(fake)).
 
@@ -131,8 +138,10 @@ def generator_loss(
         alpha_eps: lower clamp of |L_RL| in α.
         diversity: weight w of a bonus on the spread of critic scores over the fake batch:
             L_WGAN - w·Var(D(fake)) (ALMGIG's variance penalty with a negative weight).
+        feature_gap: replaces L_WGAN when given (the official feature matching; see
+            ``feature_matching``).
     """
-    wgan = wasserstein_g(d_fake)
+    wgan = wasserstein_g(d_fake) if feature_gap is None else feature_gap
     if diversity > 0 and d_fake.shape[0] > 1:
         wgan = wgan - diversity * d_fake.var()
     if v_fake is None or lam >= 1.0:

@@ -153,6 +153,9 @@ class GraphEncoder(nn.Module):
         normalize: degree normalisation in the R-GCN layers.
         minibatch_std: append the batch-std feature to the graph embedding (``BatchDiversity``).
         pac: score packs of this many graphs (PacGAN); the output is then (B / pac, 1).
+        batch_features: the official code's ``batch_discriminator``: a tanh projection of the
+            graph embeddings to agg_dim // 8, averaged over the batch, projected again and
+            appended to every sample's head features before the final Linear (mean only).
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class GraphEncoder(nn.Module):
         normalize: bool = False,
         minibatch_std: bool = False,
         pac: int = 1,
+        batch_features: bool = False,
     ) -> None:
         super().__init__()
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
@@ -176,17 +180,31 @@ class GraphEncoder(nn.Module):
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
         self.batch = BatchDiversity(agg_dim, minibatch_std, pac)
         self.head = mlp((self.batch.out_dim, *head_dims), dropout)
-        self.out = nn.Linear(head_dims[-1] if head_dims else self.batch.out_dim, 1)
+        width = head_dims[-1] if head_dims else self.batch.out_dim
+        self.batch_mean = None
+        if batch_features:
+            k = max(agg_dim // 8, 1)
+            self.batch_mean = nn.ModuleList([nn.Linear(agg_dim, k), nn.Linear(k, k)])
+            width += k
+        self.out = nn.Linear(width, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score ((B / pac, 1) with packs)."""
+    def features(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """x (B, N, T), adj (B, N, N, R) -> (B / pac, F) features before the final Linear."""
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
         g = self.dropout(self.aggregate(torch.cat([h, x], dim=-1)))  # (B, agg_dim)
-        g = self.batch(g)  # (B / pac, F'): identity in the paper's setting
-        return self.out(self.head(g))  # (B / pac, 1)
+        f = self.head(self.batch(g))  # (B / pac, F): batch() is identity in the paper's setting
+        if self.batch_mean is not None:
+            inner, outer = self.batch_mean
+            m = torch.tanh(outer(torch.tanh(inner(g)).mean(dim=0)))  # (k,)
+            f = torch.cat([f, m.expand(f.shape[0], -1)], dim=-1)  # (B / pac, F + k)
+        return f
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score ((B / pac, 1) with packs)."""
+        return self.out(self.features(x, adj))  # (B / pac, 1)
 
 
 class Discriminator(GraphEncoder):
@@ -253,7 +271,10 @@ class MolGAN(nn.Module):
             c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"]
         )
         self.discriminator = Discriminator(
-            **encoder, minibatch_std=c.get("minibatch_std", False), pac=c.get("pac", 1)
+            **encoder,
+            minibatch_std=c.get("minibatch_std", False),
+            pac=c.get("pac", 1),
+            batch_features=c.get("batch_discriminator", False),
         )
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates

@@ -157,8 +157,9 @@ def _noise(out):
     )
 
 
-def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool):
-    """One generator update on λ·L_WGAN + (1-λ)·α·L_RL.
+def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
+    """One generator update on λ·L_WGAN + (1-λ)·α·L_RL (``real``: the batch that feature
+    matching compares with).
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
@@ -168,10 +169,24 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool):
     out = nets.generator(z)
     noise = _noise(out)
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
-    d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
+    gap = None
+    if cfg.feature_matching:  # D's features, not its score: the score is Linear in them
+        features = nets.gp_critic.features(x_fake, adj_fake)  # (B, F)
+        d_fake = nets.gp_critic.out(features)  # (B, 1)
+        with torch.no_grad():
+            real_features = nets.gp_critic.features(real.x, real.adj)  # (B, F)
+        gap = losses.feature_matching(real_features, features)
+    else:
+        d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
     v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
     parts = losses.generator_loss(
-        d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps, diversity=cfg.diversity
+        d_fake,
+        v_fake,
+        lam,
+        scale_rl=cfg.scale_rl,
+        alpha_eps=cfg.alpha_eps,
+        diversity=cfg.diversity,
+        feature_gap=gap,
     )
     loss = parts.loss
     if cfg.mode_seeking > 0:
@@ -364,7 +379,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             latest |= d_step(nets, opts["d"], real, cfg)
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0
-                g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl)
+                g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl, real)
                 model.update_ema(cfg.ema)
                 latest |= g_stats
                 if use_rl:

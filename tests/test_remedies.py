@@ -24,6 +24,8 @@ REMEDIES = {
     "beta2": 0.9,
     "diversity": 0.2,
     "mode_seeking": 1.0,
+    "batch_discriminator": True,
+    "feature_matching": True,
 }
 
 
@@ -155,6 +157,27 @@ def test_mode_seeking_gradient_pushes_outputs_apart():
     step = x - 0.01 * x.grad  # a gradient step on the term
     spread = lambda t: (t[:2] - t[2:]).abs().mean().item()  # noqa: E731
     assert spread(step) > spread(x)
+
+
+def test_batch_discriminator_appends_one_batch_mean_feature_to_every_sample():
+    x, adj = _batch()
+    other_x, other_adj = _batch(seed=1)
+    mixed_x, mixed_adj = torch.cat([x[:1], other_x[1:]]), torch.cat([adj[:1], other_adj[1:]])
+    plain, official = _encoder(), _encoder(batch_features=True)
+    f = official.features(x, adj)  # (B, 13 + 11 // 8)
+    assert f.shape == (6, 13 + 1) and torch.allclose(f[:, -1:], f[:1, -1:].expand(6, 1))
+    assert not torch.allclose(official(x, adj)[0], official(mixed_x, mixed_adj)[0])
+    assert torch.allclose(plain(x, adj)[0], plain(mixed_x, mixed_adj)[0])
+
+
+def test_feature_matching_compares_batch_means_of_features():
+    f_real = torch.tensor([[1.0, 0.0], [3.0, 2.0]])  # mean (2, 1)
+    same_mean = torch.tensor([[2.0, 1.0], [2.0, 1.0]], requires_grad=True)
+    assert losses.feature_matching(f_real, same_mean).item() == 0.0  # duplicates pass: mean only
+    shifted = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    assert losses.feature_matching(f_real, shifted).item() == pytest.approx(4.0)
+    parts = losses.generator_loss(torch.ones(2, 1), None, 1.0, feature_gap=torch.tensor(4.0))
+    assert parts.loss.item() == 4.0  # it replaces the WGAN term
 
 
 def test_training_with_every_remedy_on_stays_finite(tiny_config):
