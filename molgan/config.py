@@ -48,6 +48,8 @@ class Config:
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
     """Softmax / Gumbel-softmax temperature."""
+    tau_end: float = 0.0
+    """Anneal tau linearly to this by the last step (0 = constant tau)."""
     # --- optimisation ---
     lr: float = 1e-3
     """Adam learning rate of all three nets."""
@@ -168,7 +170,7 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pac < 1 or self.batch_size % self.pac:
             raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
-        for name in ("lr_d", "diversity", "mode_seeking"):
+        for name in ("lr_d", "diversity", "mode_seeking", "tau_end"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:

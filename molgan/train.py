@@ -9,6 +9,7 @@ there λ is forced to 1 only in epoch 0 and the schedule is 4 D steps : 1 G step
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import os
@@ -367,6 +368,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done = start
     nets = step_nets(model, cfg.compile)
+    step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
     model.train()
     with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log:
         for step in range(start, total):
@@ -376,10 +378,12 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 perm, perm_epoch = train_idx[torch.randperm(len(train_idx), generator=g)], epoch
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
             real = one_hot(atoms_all[idx], bonds_all[idx])
-            latest |= d_step(nets, opts["d"], real, cfg)
+            if cfg.tau_end:  # linear temperature annealing of what D sees
+                step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
+            latest |= d_step(nets, opts["d"], real, step_cfg)
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0
-                g_stats, fake = g_step(nets, opts["g"], cfg, lam, use_rl, real)
+                g_stats, fake = g_step(nets, opts["g"], step_cfg, lam, use_rl, real)
                 model.update_ema(cfg.ema)
                 latest |= g_stats
                 if use_rl:

@@ -26,6 +26,7 @@ REMEDIES = {
     "mode_seeking": 1.0,
     "batch_discriminator": True,
     "feature_matching": True,
+    "tau_end": 0.5,
 }
 
 
@@ -178,6 +179,21 @@ def test_feature_matching_compares_batch_means_of_features():
     assert losses.feature_matching(f_real, shifted).item() == pytest.approx(4.0)
     parts = losses.generator_loss(torch.ones(2, 1), None, 1.0, feature_gap=torch.tensor(4.0))
     assert parts.loss.item() == 4.0  # it replaces the WGAN term
+
+
+def test_tau_end_anneals_the_temperature_d_sees_from_tau_to_tau_end(tiny_config, monkeypatch):
+    seen = []
+    original = train_module.d_step
+    monkeypatch.setattr(
+        train_module,
+        "d_step",
+        lambda nets, opt, real, cfg: seen.append(cfg.tau) or original(nets, opt, real, cfg),
+    )
+    cfg = dataclasses.replace(tiny_config, mode="gumbel", tau=1.0, tau_end=0.25)
+    train_module.train(cfg)
+    assert seen[0] == 1.0 and seen[-1] == pytest.approx(0.25)
+    assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))
+    assert Config(mode="gumbel").tau_end == 0.0  # off in the paper preset
 
 
 def test_training_with_every_remedy_on_stays_finite(tiny_config):

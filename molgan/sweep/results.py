@@ -118,7 +118,7 @@ def plot(frame, spec: StudySpec, path: Path) -> None:
 
     done = frame[frame["state"] == "complete"]
     names = [f"objective:{e}" for e, _ in spec.objectives]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(7, 5))
     if len(names) >= 2:
         x, y = names[0], names[1]
         ax.scatter(done[x], done[y], alpha=0.7)
@@ -129,9 +129,16 @@ def plot(frame, spec: StudySpec, path: Path) -> None:
         x, y = "final_valid", "final_unique"
         swept = [c for c in [*spec.grid, *spec.space] if c != "seed" and c in done.columns]
         groups = done.groupby(swept[0], sort=False) if swept else [("runs", done)]
-        for label, group in groups:
-            ax.scatter(100 * group[x], 100 * group[y], label=str(label), alpha=0.8)
-        ax.legend(fontsize=7, ncol=2)
+        markers = "osD^vP*X<>"  # 10 colours × 10 markers: up to 100 settings stay apart
+        for i, (label, group) in enumerate(groups):
+            ax.scatter(
+                100 * group[x],
+                100 * group[y],
+                label=str(label),
+                alpha=0.8,
+                marker=markers[(i // 10) % len(markers)],
+            )
+        ax.legend(fontsize=6, ncol=2)
         ax.set_xlabel("valid (%, strict)")
         ax.set_ylabel("unique (%)")
     if len(names) >= 2:
