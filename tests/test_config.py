@@ -1,5 +1,7 @@
 """Config validation and the command line built from it."""
 
+import dataclasses
+
 import pytest
 
 from molgan.config import Config, make_config, parse_cli
@@ -58,3 +60,14 @@ def test_help_names_the_chosen_presets_values(capsys):
 def test_ints_are_accepted_for_float_fields_and_lists_for_sizes():
     cfg = make_config("paper", epochs=2, gen_dims=[4, 5])
     assert cfg.epochs == 2.0 and isinstance(cfg.epochs, float) and cfg.gen_dims == (4, 5)
+
+
+def test_no_flags_train_the_default_preset_and_paper_stays_the_paper():
+    from molgan.config import DEFAULT_PRESET, PRESETS
+
+    cfg, explicit = parse_cli([])
+    assert cfg.preset == DEFAULT_PRESET != "paper" and not explicit
+    assert all(getattr(cfg, k) == v for k, v in PRESETS[DEFAULT_PRESET].items())
+    paper = parse_cli(["--preset", "paper"])[0]
+    assert dataclasses.replace(paper, preset="x") == dataclasses.replace(Config(), preset="x")
+    assert paper.mode == "softmax" and paper.ema == 0 and paper.mode_seeking == 0
