@@ -70,4 +70,4 @@ def test_no_flags_train_the_default_preset_and_paper_stays_the_paper():
     assert all(getattr(cfg, k) == v for k, v in PRESETS[DEFAULT_PRESET].items())
     paper = parse_cli(["--preset", "paper"])[0]
     assert dataclasses.replace(paper, preset="x") == dataclasses.replace(Config(), preset="x")
-    assert paper.mode == "softmax" and paper.ema == 0 and paper.mode_seeking == 0
+    assert paper.mode_seeking == 0 and paper.ema == 0 and paper.mode == "softmax"
