@@ -73,6 +73,9 @@ class Generator(nn.Module):
         return GeneratorOutput(x_logits, adj_logits)
 
 
+NOISE_BLOCK = 4096  # graphs per draw of sampling noise (fixes the random stream of a seed)
+
+
 def gumbel_noise(
     shape: tuple[int, ...],
     *,
@@ -317,25 +320,28 @@ class MolGAN(nn.Module):
     def graph_batches(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Gumbel-argmax graphs from n fresh z, ``batch_size`` at a time: ``(atoms (b, N),
-        bonds (b, N, N))`` int arrays per batch.
+        """Gumbel-argmax graphs from n fresh z, at most ``batch_size`` at a time: ``(atoms
+        (b, N), bonds (b, N, N))`` int arrays per batch.
 
-        Noise is drawn on the CPU from ``generator`` so results do not depend on the device.
+        Noise is drawn on the CPU from ``generator``, in blocks of ``NOISE_BLOCK`` graphs
+        whatever the batch size, so the graphs depend on neither the device nor ``batch_size``.
         """
-        was_training = self.sampler.training
-        self.sampler.eval()
+        g = self.sampler
+        was_training = g.training
+        g.eval()
         try:
-            for start in range(0, n, batch_size):
-                b = min(batch_size, n - start)
-                z = torch.randn(b, self.sampler.z_dim, generator=generator)  # (b, Z)
-                out = self.sampler(z.to(self.device))
-                gx = gumbel_noise(out.x_logits.shape, generator=generator)
-                ga = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=generator)
-                atoms = (out.x_logits + gx.to(self.device)).argmax(-1).cpu()  # (b, N)
-                bonds = (out.adj_logits + ga.to(self.device)).argmax(-1).cpu()  # (b, N, N)
-                yield atoms.numpy(), bonds.numpy()
+            for start in range(0, n, NOISE_BLOCK):
+                b = min(NOISE_BLOCK, n - start)
+                z = torch.randn(b, g.z_dim, generator=generator)  # (b, Z)
+                gx = gumbel_noise((b, g.N, g.T), generator=generator)
+                ga = gumbel_noise((b, g.N, g.N, g.R), symmetric=True, generator=generator)
+                for i in range(0, b, batch_size):
+                    out = g(z[i : i + batch_size].to(self.device))
+                    atoms = (out.x_logits + gx[i : i + batch_size].to(self.device)).argmax(-1)
+                    bonds = (out.adj_logits + ga[i : i + batch_size].to(self.device)).argmax(-1)
+                    yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)
         finally:
-            self.sampler.train(was_training)
+            g.train(was_training)
 
     def sample_graphs(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096

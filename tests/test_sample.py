@@ -31,6 +31,15 @@ def test_sample_accepts_a_loaded_model_and_batches_do_not_change_results(ckpt):
     assert model.sample(30, seed=2) == molgan.sample(30, model, seed=2, batch_size=7)
 
 
+def test_sampled_graphs_do_not_depend_on_the_batch_size(ckpt):
+    model = molgan.load(ckpt)
+    seeded = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    atoms, bonds = model.sample_graphs(50, generator=seeded())
+    small_atoms, small_bonds = model.sample_graphs(50, generator=seeded(), batch_size=7)
+    assert (atoms == small_atoms).all() and (bonds == small_bonds).all()
+    assert len({a.tobytes() for a in atoms}) > 1  # the graphs differ from each other
+
+
 def test_sample_of_zero_is_empty_and_negative_is_an_error(ckpt):
     assert molgan.sample(0, ckpt, seed=0) == []
     with pytest.raises(ValueError):
@@ -88,3 +97,20 @@ def test_chunked_sampling_gives_the_same_molecules(ckpt):
     model = checkpoint.load(ckpt)
     chunks = [s for part in model.iter_samples(50, 3, batch_size=7) for s in part]
     assert chunks == model.sample(50, 3, batch_size=7) == model.sample(50, 3, batch_size=7)
+
+
+@pytest.mark.slow
+def test_shipped_model_reproduces_its_published_evaluation():
+    """`molgan.sample(10000, seed=0)` gives the README's row (docs/pretrained_eval.json)."""
+    import json
+    from pathlib import Path
+
+    from molgan.data import DEFAULT_DATA, load_dataset
+
+    published = json.loads(
+        (Path(__file__).parents[1] / "docs" / "pretrained_eval.json").read_text()
+    )
+    train = load_dataset(DEFAULT_DATA, verbose=False).smiles_of("train")
+    scores = molgan.evaluate(molgan.sample(10_000, seed=0), train, train_is_canonical=True)
+    for key in ("valid", "valid_lenient", "unique", "novel", "distinct", "top100_share"):
+        assert scores[key] == pytest.approx(published[key], abs=1e-9), key
