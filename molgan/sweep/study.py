@@ -72,7 +72,13 @@ def open_study(spec: StudySpec, storage: str, create: bool = False):
         **kwargs, directions=[d for _, d in spec.objectives], load_if_exists=True
     )
     if spec.grid:  # enqueue the grid points no live trial holds (a grown grid adds its new ones)
-        held = {_key(trial_params(t)) for t in study.get_trials(deepcopy=False)}
+        from optuna.trial import TrialState
+
+        held = {  # a failed trial without a result (dead worker, deferred) is queued again
+            _key(trial_params(t))
+            for t in study.get_trials(deepcopy=False)
+            if t.state != TrialState.FAIL or "result" in t.user_attrs
+        }
         for point in spec.grid_points:
             if _key(point) not in held:
                 study.enqueue_trial(point)
