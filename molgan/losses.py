@@ -100,10 +100,10 @@ def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.T
     half = x.shape[0] // 2
     if half == 0:
         return x.new_zeros(())
-    d_out = (x[:half] - x[half : 2 * half]).abs().mean() + (
-        adj[:half] - adj[half : 2 * half]
-    ).abs().mean()
-    d_z = (z[:half] - z[half : 2 * half]).abs().mean()
+    dx = x[:half] - x[half : 2 * half]  # (B/2, N, T)
+    dadj = adj[:half] - adj[half : 2 * half]  # (B/2, N, N, R)
+    d_out = dx.abs().mean() + dadj.abs().mean()  # ()
+    d_z = (z[:half] - z[half : 2 * half]).abs().mean()  # ()
     return 1.0 / (d_out / d_z + 1e-5)
 
 

@@ -1,5 +1,6 @@
 """Train MolGAN. With no arguments: the ``diverse`` preset on the shipped QM9 (the paper's
-settings plus the remedies against mode collapse that the ablation kept, docs/ablation.md).
+settings plus the mode-seeking term, the remedy against mode collapse the ablation kept:
+docs/ablation.md).
 
 python scripts/train_qm9.py                       # diverse preset, GPU if available
 python scripts/train_qm9.py --preset paper        # the paper's settings, as published

@@ -175,6 +175,7 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
                 if not waiting and (spec.grid or used >= spec.budget):
                     return  # a grid runs only its enqueued points; a search its budget
                 trial = study.ask()
+                # its enqueued grid point (a study's trial numbers are its list positions)
                 fixed = study.get_trials(deepcopy=False)[trial.number].system_attrs.get(
                     "fixed_params", {}
                 )
