@@ -19,6 +19,7 @@ from molgan.config import Config
 from molgan.models import MolGAN, resolve_device
 
 FORMAT = 1
+OPTIONAL_PARTS = ("generator_ema", "class_prior")  # saved when the model's config has them
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
 # Settings a resumed run takes from the command line; all others come from its checkpoint.
 # Settings an explicit flag may change when a run is resumed; all others (model, data,
@@ -79,11 +80,11 @@ def save(
         "generator": model.generator.state_dict(),
         "discriminator": model.discriminator.state_dict(),
         "reward_net": model.reward_net.state_dict(),
-        **(
-            {"generator_ema": model.generator_ema.state_dict()}
-            if model.generator_ema is not None
-            else {}
-        ),
+        **{
+            name: getattr(model, name).state_dict()
+            for name in OPTIONAL_PARTS
+            if getattr(model, name) is not None
+        },
         "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
         "step": int(step),
         "metrics": dict(metrics or {}),
@@ -224,16 +225,27 @@ def rng_state(device: torch.device) -> dict:
     return {"torch": torch.get_rng_state(), "cuda": cuda}
 
 
+def load_weights(model: MolGAN, blob: dict) -> None:
+    """Load every network (and the optional parts the model's config has) from ``blob``.
+
+    Raises:
+        KeyError / RuntimeError: a part is missing or its tensors do not fit.
+    """
+    for net in ("generator", "discriminator", "reward_net"):
+        getattr(model, net).load_state_dict(blob[net])
+    if model.generator_ema is not None:  # checkpoints from before the EMA: start from G
+        model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
+    if model.class_prior is not None:
+        model.class_prior.load_state_dict(blob["class_prior"])
+
+
 def restore(blob: dict, model: MolGAN, optimizers: dict, device: torch.device) -> tuple[int, dict]:
     """Load weights, optimiser and RNG states of a training checkpoint in place.
 
     Returns:
         ``(step, metrics)`` stored in the checkpoint.
     """
-    for net in ("generator", "discriminator", "reward_net"):
-        getattr(model, net).load_state_dict(blob[net])
-    if model.generator_ema is not None:
-        model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
+    load_weights(model, blob)
     for k, opt in optimizers.items():
         opt.load_state_dict(blob["optimizers"][k])
     torch.set_rng_state(blob["rng"]["torch"])
@@ -261,11 +273,7 @@ def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> 
             model = MolGAN.from_config(
                 cfg, tuple(vocab.get("atoms", ())), tuple(vocab.get("bonds", ()))
             )
-        model.generator.load_state_dict(blob["generator"])
-        model.discriminator.load_state_dict(blob["discriminator"])
-        model.reward_net.load_state_dict(blob["reward_net"])
-        if model.generator_ema is not None:
-            model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
+        load_weights(model, blob)
     except (RuntimeError, KeyError, TypeError, AttributeError) as err:
         raise ValueError(
             f"{path}: weights do not match its config ({str(err).splitlines()[0]})"

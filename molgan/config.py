@@ -99,6 +99,9 @@ class Config:
     """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
     feature_matching: bool = False
     """G matches the batch mean of D's features on real data instead of maximising D (official)."""
+    condition: bool = False
+    """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
+    frequencies, so that no class can be dropped (molgan.conditioning)."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""

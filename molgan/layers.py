@@ -108,7 +108,9 @@ class BatchDiversity(nn.Module):
         """g (B, F) -> (B / pac, (F + minibatch_std) · pac)."""
         B = g.shape[0]
         if self.minibatch_std:
-            std = g.std(dim=0, unbiased=False).mean() if B > 1 else g.new_zeros(())  # ()
+            # sqrt(var + 1e-8) as Karras et al.: a batch of equal features (a collapsed G,
+            # a constant class column) has a finite gradient, where std() gives NaN
+            std = (g.var(dim=0, unbiased=False) + 1e-8).sqrt().mean() if B > 1 else g.new_zeros(())
             g = torch.cat([g, std.expand(B, 1)], dim=-1)  # (B, F + 1)
         if self.pac > 1:
             if B % self.pac:

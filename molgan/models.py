@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from molgan import conditioning
 from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp
 
 if TYPE_CHECKING:
@@ -41,6 +42,8 @@ class Generator(nn.Module):
         num_atom_types: T (index 0 = no atom).
         num_bond_types: R (index 0 = no bond).
         dropout: dropout after each hidden layer.
+        cond_dim: length C of a class vector appended to z (0 = unconditional; see
+            ``molgan.conditioning``).
     """
 
     def __init__(
@@ -51,20 +54,23 @@ class Generator(nn.Module):
         num_atom_types: int,
         num_bond_types: int,
         dropout: float = 0.0,
+        cond_dim: int = 0,
     ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
-        self.body = mlp((z_dim, *hidden), dropout)
+        self.cond_dim = cond_dim
+        self.body = mlp((z_dim + cond_dim, *hidden), dropout)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
         self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
         diagonal = torch.eye(num_nodes, dtype=torch.bool)[..., None].expand(-1, -1, num_bond_types)
         channel = torch.arange(num_bond_types) > 0
         self.register_buffer("self_bond", diagonal & channel, persistent=False)  # (N, N, R)
 
-    def forward(self, z: torch.Tensor) -> GeneratorOutput:
-        """z (B, Z) -> ``GeneratorOutput``; edge logits symmetric with no self-bonds."""
+    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> GeneratorOutput:
+        """z (B, Z) [and class vectors cond (B, C)] -> ``GeneratorOutput``; edge logits
+        symmetric with no self-bonds."""
         B = z.shape[0]
-        h = self.body(z)  # (B, H)
+        h = self.body(z if cond is None else torch.cat([z, cond], dim=-1))  # (B, H)
         x_logits = self.node_head(h).view(B, self.N, self.T)  # (B, N, T)
         adj_logits = self.edge_head(h).view(B, self.N, self.N, self.R)  # (B, N, N, R)
         adj_logits = (adj_logits + adj_logits.transpose(1, 2)) / 2  # symmetric, as the TF code
@@ -159,6 +165,7 @@ class GraphEncoder(nn.Module):
         batch_features: the official code's ``batch_discriminator``: a tanh projection of the
             graph embeddings to agg_dim // 8, averaged over the batch, projected again and
             appended to every sample's head features before the final Linear (mean only).
+        cond_dim: length C of a class vector appended to the graph embedding (0 = none).
     """
 
     def __init__(
@@ -173,15 +180,17 @@ class GraphEncoder(nn.Module):
         minibatch_std: bool = False,
         pac: int = 1,
         batch_features: bool = False,
+        cond_dim: int = 0,
     ) -> None:
         super().__init__()
+        self.cond_dim = cond_dim
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
         self.convs = nn.ModuleList(
             RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
             for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
-        self.batch = BatchDiversity(agg_dim, minibatch_std, pac)
+        self.batch = BatchDiversity(agg_dim + cond_dim, minibatch_std, pac)
         self.head = mlp((self.batch.out_dim, *head_dims), dropout)
         width = head_dims[-1] if head_dims else self.batch.out_dim
         self.batch_mean = None
@@ -192,22 +201,29 @@ class GraphEncoder(nn.Module):
         self.out = nn.Linear(width, 1)
         self.dropout = nn.Dropout(dropout)
 
-    def features(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) -> (B / pac, F) features before the final Linear."""
+    def features(
+        self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, N, T), adj (B, N, N, R) [, class vectors cond (B, C)] -> (B / pac, F)
+        features before the final Linear."""
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
         g = self.dropout(self.aggregate(torch.cat([h, x], dim=-1)))  # (B, agg_dim)
-        f = self.head(self.batch(g))  # (B / pac, F): batch() is identity in the paper's setting
+        gc = g if cond is None else torch.cat([g, cond], dim=-1)  # (B, agg_dim [+ C])
+        f = self.head(self.batch(gc))  # (B / pac, F): batch() is identity in the paper's setting
         if self.batch_mean is not None:
             inner, outer = self.batch_mean
             m = torch.tanh(outer(torch.tanh(inner(g)).mean(dim=0)))  # (k,)
             f = torch.cat([f, m.expand(f.shape[0], -1)], dim=-1)  # (B / pac, F + k)
         return f
 
-    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) -> (B, 1) unbounded score ((B / pac, 1) with packs)."""
-        return self.out(self.features(x, adj))  # (B / pac, 1)
+    def forward(
+        self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x (B, N, T), adj (B, N, N, R) [, cond (B, C)] -> (B, 1) unbounded score ((B / pac, 1)
+        with packs)."""
+        return self.out(self.features(x, adj, cond))  # (B / pac, 1)
 
 
 class Discriminator(GraphEncoder):
@@ -270,14 +286,22 @@ class MolGAN(nn.Module):
             dropout=c["dropout"],
             normalize=c["normalize_conv"],
         )
+        # A conditional model (``condition``): G and D see a coarse class of the molecule,
+        # sampled from the training frequencies in ``class_prior`` (molgan.conditioning).
+        self.class_prior = None
+        cond_dim = 0
+        if c.get("condition", False):
+            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T)
+            cond_dim = conditioning.class_dim(c["max_atoms"], T)
         self.generator = Generator(
-            c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"]
+            c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"], cond_dim
         )
         self.discriminator = Discriminator(
             **encoder,
             minibatch_std=c.get("minibatch_std", False),
             pac=c.get("pac", 1),
             batch_features=c.get("batch_discriminator", False),
+            cond_dim=cond_dim,
         )
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates
@@ -335,8 +359,12 @@ class MolGAN(nn.Module):
                 z = torch.randn(b, g.z_dim, generator=generator)  # (b, Z)
                 gx = gumbel_noise((b, g.N, g.T), generator=generator)
                 ga = gumbel_noise((b, g.N, g.N, g.R), symmetric=True, generator=generator)
+                cond = None
+                if self.class_prior is not None:  # drawn after the rest: same z as unconditioned
+                    cond = self.class_prior.sample(b, generator)  # (b, C)
                 for i in range(0, b, batch_size):
-                    out = g(z[i : i + batch_size].to(self.device))
+                    c = None if cond is None else cond[i : i + batch_size].to(self.device)
+                    out = g(z[i : i + batch_size].to(self.device), c)
                     atoms = (out.x_logits + gx[i : i + batch_size].to(self.device)).argmax(-1)
                     bonds = (out.adj_logits + ga[i : i + batch_size].to(self.device)).argmax(-1)
                     yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)

@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import checkpoint, losses, metrics, rewards, rundir
+from molgan import checkpoint, conditioning, losses, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, discretize, gumbel_noise, noisy_one_hot, resolve_device
@@ -116,8 +116,9 @@ def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
     """One WGAN-GP discriminator update on a real batch and a fresh fake batch."""
     B = real.x.shape[0]
     z = torch.randn(B, cfg.z_dim, device=real.x.device)  # (B, Z)
+    cond = _classes(real, cfg)  # fakes are asked for the real batch's classes
     with torch.no_grad():
-        out = nets.generator(z)
+        out = nets.generator(z, cond)
         x_fake, adj_fake = _fake_inputs(out, cfg)
         if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
             x_soft, adj_soft = x_fake, adj_fake
@@ -125,17 +126,27 @@ def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
     x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
-    d_real = nets.discriminator(x_real, adj_real)  # (B, 1), (B / pac, 1) with packs
-    d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
+    d_real = nets.discriminator(x_real, adj_real, cond)  # (B, 1), (B / pac, 1) with packs
+    d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
     # As the official code: interpolate the real one-hot with the generator softmax.
+    critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
     gp = losses.gradient_penalty(
-        nets.gp_critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
+        critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
     )
     loss_d = losses.wasserstein_d(d_real, d_fake) + cfg.gp_weight * gp
     opt_d.zero_grad(set_to_none=True)
     loss_d.backward()
     opt_d.step()
     return {"loss/d": loss_d.detach(), "loss/gp": gp.detach()}
+
+
+def _classes(real, cfg: Config) -> torch.Tensor | None:
+    """The real batch's class vectors (B, C) for a conditional model, else ``None``."""
+    if not cfg.condition:
+        return None
+    if real is None:
+        raise ValueError("a conditional generator step needs the real batch (its classes)")
+    return conditioning.one_hot_classes(real.x)
 
 
 def _fake_inputs(out, cfg: Config, noise=None):
@@ -160,25 +171,26 @@ def _noise(out):
 
 def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     """One generator update on λ·L_WGAN + (1-λ)·α·L_RL (``real``: the batch that feature
-    matching compares with).
+    matching compares with, and whose classes a conditional G is asked for).
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
         the Gumbel-argmax graphs of the same z (their molecules are the reward targets).
     """
     z = torch.randn(cfg.batch_size, cfg.z_dim, device=nets.device)  # (B, Z)
-    out = nets.generator(z)
+    cond = _classes(real, cfg)  # (B, C) or None
+    out = nets.generator(z, cond)
     noise = _noise(out)
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
     gap = None
     if cfg.feature_matching:  # D's features, not its score: the score is Linear in them
-        features = nets.gp_critic.features(x_fake, adj_fake)  # (B, F)
+        features = nets.gp_critic.features(x_fake, adj_fake, cond)  # (B, F)
         d_fake = nets.gp_critic.out(features)  # (B, 1)
         with torch.no_grad():
-            real_features = nets.gp_critic.features(real.x, real.adj)  # (B, F)
+            real_features = nets.gp_critic.features(real.x, real.adj, cond)  # (B, F)
         gap = losses.feature_matching(real_features, features)
     else:
-        d_fake = nets.discriminator(x_fake, adj_fake)  # (B, 1)
+        d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
     v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
     parts = losses.generator_loss(
         d_fake,
@@ -312,6 +324,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
+    if model.class_prior is not None:  # the class frequencies a conditional model samples
+        model.class_prior.fit(data.atoms[train_idx])
     opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:

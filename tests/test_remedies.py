@@ -27,6 +27,7 @@ REMEDIES = {
     "batch_discriminator": True,
     "feature_matching": True,
     "tau_end": 0.5,
+    "condition": True,
 }
 
 
@@ -57,6 +58,18 @@ def test_minibatch_std_makes_a_samples_score_depend_on_its_batch():
     mixed_x, mixed_adj = torch.cat([x[:1], other_x[1:]]), torch.cat([adj[:1], other_adj[1:]])
     assert torch.allclose(plain(x, adj)[0], plain(mixed_x, mixed_adj)[0])
     assert not torch.allclose(mbstd(x, adj)[0], mbstd(mixed_x, mixed_adj)[0])
+
+
+def test_minibatch_std_gradient_penalty_stays_finite_with_a_constant_feature():
+    # a feature equal across the batch (a class column, a collapsed G) has std 0, whose
+    # second derivative is NaN unless the std is sqrt(var + eps)
+    x, adj = _batch()
+    critic = _encoder(minibatch_std=True, cond_dim=3)
+    cond = torch.ones(6, 3)
+    soft_x, soft_adj = torch.softmax(0.3 * x, -1), torch.softmax(0.3 * adj, -1)
+    gp = losses.gradient_penalty(lambda a, b: critic(a, b, cond), x, adj, soft_x, soft_adj)
+    gp.backward()
+    assert all(torch.isfinite(p.grad).all() for p in critic.parameters() if p.grad is not None)
 
 
 def test_pac_scores_packs_of_samples():
@@ -208,3 +221,4 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
     assert model.generator_ema is not None
     blob = checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")
     assert "generator_ema" in blob
+    assert model.class_prior.counts.sum() > 0  # the conditional model learnt its classes

@@ -1,0 +1,82 @@
+"""Coarse molecule classes for a conditional MolGAN (the ``condition`` setting; issue 10).
+
+A graph's class is its heavy-atom count (1..N) and the set of elements it holds (a bit per
+non-pad atom type). G and D both see the class as a vector, count one-hot (N) then element bits
+(T - 1); fakes are asked for the classes of the real batch beside them, so D learns what each
+class looks like and G cannot drop a class: every class is asked for as often as the data holds
+it. Sampling draws classes from the training split's own frequencies (``ClassPrior``).
+
+Torch only: classes are read off atom-type indices (index 0 = no atom).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def class_dim(num_nodes: int, num_atom_types: int) -> int:
+    """Length C of a class vector: N count slots + (T - 1) element bits."""
+    return num_nodes + num_atom_types - 1
+
+
+def class_index(atoms: torch.Tensor, num_atom_types: int) -> torch.Tensor:
+    """Atom-type indices (B, N) -> class indices (B,) in [0, N · 2^(T-1)).
+
+    index = (count - 1) · 2^(T-1) + Σ_t 2^(t-1) [type t present]; an empty graph counts as 1
+    atom (it never occurs in the data: every molecule has one).
+    """
+    atoms = atoms.long()
+    count = (atoms > 0).sum(dim=1).clamp(min=1)  # (B,)
+    types = torch.arange(1, num_atom_types, device=atoms.device)  # (T-1,)
+    present = (atoms[:, :, None] == types).any(dim=1)  # (B, T-1)
+    bits = (present.long() << (types - 1)).sum(dim=1)  # (B,)
+    return (count - 1) * 2 ** (num_atom_types - 1) + bits
+
+
+def class_vectors(index: torch.Tensor, num_nodes: int, num_atom_types: int) -> torch.Tensor:
+    """Class indices (B,) -> float class vectors (B, C): count one-hot, then element bits."""
+    per_count = 2 ** (num_atom_types - 1)
+    count = torch.div(index, per_count, rounding_mode="floor")  # (B,), count - 1
+    bits = index % per_count  # (B,)
+    shifts = torch.arange(num_atom_types - 1, device=index.device)  # (T-1,)
+    present = (bits[:, None] >> shifts) & 1  # (B, T-1)
+    counts = nn.functional.one_hot(count, num_nodes)  # (B, N)
+    return torch.cat([counts, present], dim=1).float()  # (B, C)
+
+
+def one_hot_classes(x: torch.Tensor) -> torch.Tensor:
+    """Class vectors (B, C) of a batch of node one-hots (B, N, T)."""
+    B, N, T = x.shape
+    return class_vectors(class_index(x.argmax(dim=-1), T), N, T)
+
+
+class ClassPrior(nn.Module):
+    """How often each class occurs in the training split; sampling draws classes from it.
+
+    Its counts are a buffer, so they travel in the model's state dict and checkpoint.
+    """
+
+    def __init__(self, num_nodes: int, num_atom_types: int) -> None:
+        super().__init__()
+        self.N, self.T = num_nodes, num_atom_types
+        self.register_buffer("counts", torch.zeros(num_nodes * 2 ** (num_atom_types - 1)))
+
+    @torch.no_grad()
+    def fit(self, atoms: torch.Tensor) -> ClassPrior:
+        """Count the classes of training graphs' atom indices (M, N)."""
+        index = class_index(atoms, self.T).to(self.counts.device)
+        self.counts.zero_().index_add_(0, index, torch.ones_like(index, dtype=torch.float))
+        return self
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n class vectors (n, C) drawn with the training frequencies (on the CPU).
+
+        Raises:
+            ValueError: the prior was never fitted (all counts zero).
+        """
+        counts = self.counts.detach().cpu()
+        if not counts.sum() > 0:
+            raise ValueError("this conditional model's class frequencies were never fitted")
+        index = torch.multinomial(counts, n, replacement=True, generator=generator)  # (n,)
+        return class_vectors(index, self.N, self.T)

@@ -1,0 +1,87 @@
+"""Conditioning on a coarse molecule class: the class of a graph, the prior that samples
+classes with the data's frequencies, and the conditional G and D."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import pytest
+import torch
+
+from molgan import checkpoint, conditioning
+from molgan.config import Config, make_config
+from molgan.models import Discriminator, Generator, MolGAN
+
+train_module = importlib.import_module("molgan.train")
+T = 5  # pad, C, N, O, F
+
+
+def test_class_of_a_graph_is_its_heavy_atom_count_and_element_set():
+    atoms = torch.tensor([[1, 1, 3, 0, 0], [4, 0, 0, 0, 0], [1, 2, 3, 4, 1]])
+    # counts 3, 1, 5; elements {C, O} = bits 1 + 4, {F} = 8, {C, N, O, F} = 15
+    index = conditioning.class_index(atoms, T)
+    assert index.tolist() == [2 * 16 + 5, 0 * 16 + 8, 4 * 16 + 15]
+    vectors = conditioning.class_vectors(index, 5, T)
+    assert vectors.shape == (3, conditioning.class_dim(5, T)) == (3, 9)
+    assert vectors[0].tolist() == [0, 0, 1, 0, 0, 1, 0, 1, 0]
+    assert vectors[1].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 1]
+
+
+def test_class_vectors_of_one_hots_ignore_atom_order():
+    atoms = torch.tensor([[1, 3, 0, 2], [0, 2, 3, 1]])
+    x = torch.nn.functional.one_hot(atoms, T).float()
+    vectors = conditioning.one_hot_classes(x)
+    torch.testing.assert_close(vectors[0], vectors[1])
+
+
+def test_class_prior_samples_classes_with_the_training_frequencies():
+    atoms = torch.tensor([[1, 1, 0]] * 300 + [[1, 4, 0]] * 100)  # 3:1
+    prior = conditioning.ClassPrior(3, T).fit(atoms)
+    drawn = prior.sample(4000, torch.Generator().manual_seed(0))
+    has_fluorine = drawn[:, -1]
+    assert drawn[:, 1].eq(1).all()  # every draw has two heavy atoms
+    assert has_fluorine.mean().item() == pytest.approx(0.25, abs=0.03)
+
+
+def test_an_unfitted_class_prior_refuses_to_sample():
+    with pytest.raises(ValueError, match="never fitted"):
+        conditioning.ClassPrior(3, T).sample(4)
+
+
+def test_conditional_generator_and_discriminator_depend_on_the_class():
+    torch.manual_seed(0)
+    C = conditioning.class_dim(4, T)
+    g = Generator(6, (16,), 4, T, 3, cond_dim=C)
+    d = Discriminator(T, 3, (7,), 11, (13,), cond_dim=C)
+    z = torch.randn(2, 6)
+    small = conditioning.class_vectors(torch.tensor([1, 1]), 4, T)
+    large = conditioning.class_vectors(torch.tensor([3 * 16 + 1, 3 * 16 + 1]), 4, T)
+    a, b = g(z, small), g(z, large)
+    assert not torch.allclose(a.x_logits, b.x_logits)
+    x = torch.softmax(a.x_logits, -1)
+    adj = torch.softmax(a.adj_logits, -1)
+    assert not torch.allclose(d(x, adj, small), d(x, adj, large))
+
+
+def test_condition_is_off_in_the_paper_preset():
+    assert not make_config("paper").condition and not Config().condition
+    assert MolGAN.from_config(make_config("debug")).class_prior is None
+
+
+def test_conditional_training_fits_the_prior_and_its_checkpoint_samples(tiny_config):
+    cfg = dataclasses.replace(tiny_config, condition=True)
+    model = train_module.train(cfg)
+    counts = model.class_prior.counts
+    assert counts.sum() > 0 and counts.min() == 0  # the tiny set does not hold every class
+    loaded = checkpoint.load(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")
+    torch.testing.assert_close(loaded.class_prior.counts, counts)
+    assert loaded.sample(20, seed=3) == model.sample(20, seed=3)
+
+
+def test_a_conditional_generator_step_without_a_real_batch_says_why():
+    cfg = make_config("debug", condition=True)
+    model = MolGAN.from_config(cfg)
+    opts = train_module.make_optimizers(model, cfg)
+    with pytest.raises(ValueError, match="needs the real batch"):
+        train_module.g_step(train_module.step_nets(model), opts["g"], cfg, 1.0, False)
