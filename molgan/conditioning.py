@@ -69,14 +69,41 @@ class ClassPrior(nn.Module):
         self.counts.zero_().index_add_(0, index, torch.ones_like(index, dtype=torch.float))
         return self
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n class vectors (n, C) drawn with the training frequencies (on the CPU).
+    def sample(
+        self,
+        n: int,
+        generator: torch.Generator | None = None,
+        *,
+        heavy_atoms: int | None = None,
+        elements: tuple[int, ...] | None = None,
+    ) -> torch.Tensor:
+        """n class vectors (n, C) drawn with the training frequencies (on the CPU), only from
+        the classes with ``heavy_atoms`` heavy atoms and exactly the atom types ``elements``
+        (type indices) when given.
 
         Raises:
-            ValueError: the prior was never fitted (all counts zero).
+            ValueError: the prior was never fitted (all counts zero), or no training molecule
+                is of the class asked for.
         """
         counts = self.counts.detach().cpu()
         if not counts.sum() > 0:
             raise ValueError("this conditional model's class frequencies were never fitted")
+        counts = counts * self.mask(heavy_atoms, elements)
+        if not counts.sum() > 0:
+            raise ValueError("no training molecule is of the class asked for")
         index = torch.multinomial(counts, n, replacement=True, generator=generator)  # (n,)
         return class_vectors(index, self.N, self.T)
+
+    def mask(
+        self, heavy_atoms: int | None = None, elements: tuple[int, ...] | None = None
+    ) -> torch.Tensor:
+        """(K,) 1/0: the classes with ``heavy_atoms`` heavy atoms and exactly ``elements``."""
+        per_count = 2 ** (self.T - 1)
+        index = torch.arange(self.N * per_count)
+        keep = torch.ones_like(index, dtype=torch.bool)
+        if heavy_atoms is not None:
+            keep &= torch.div(index, per_count, rounding_mode="floor") + 1 == heavy_atoms
+        if elements is not None:
+            bits = sum(1 << (t - 1) for t in set(elements))
+            keep &= index % per_count == bits
+        return keep.float()

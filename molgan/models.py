@@ -340,12 +340,58 @@ class MolGAN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def class_request(
+        self, heavy_atoms: int | None = None, elements=None
+    ) -> dict[str, int | tuple[int, ...] | None]:
+        """Check a class asked of a conditional model: ``heavy_atoms`` in 1..N, ``elements``
+        atom symbols (``"C,O"``, or a list) -> ``ClassPrior.sample`` keywords.
+
+        Raises:
+            ValueError: the model is not conditional, a bad count, an unknown element, or a
+                class no training molecule is of.
+        """
+        if heavy_atoms is None and elements is None:
+            return {}
+        if self.class_prior is None:
+            raise ValueError(
+                "this model is not conditional: only a model trained with --condition samples "
+                "a given heavy-atom count or element set"
+            )
+        N = self.generator.N
+        if heavy_atoms is not None:
+            check_count("heavy_atoms", heavy_atoms, 1, N + 1)
+        types = None
+        if elements is not None:
+            symbols = elements.split(",") if isinstance(elements, str) else list(elements)
+            symbols = [str(e).strip() for e in symbols if str(e).strip()]
+            known = self.atom_types[1:]
+            unknown = [e for e in symbols if e not in known]
+            if unknown or not symbols:
+                raise ValueError(
+                    f"elements must be atom symbols of this model ({', '.join(known)}), "
+                    f"got {elements!r}"
+                )
+            types = tuple(self.atom_types.index(e) for e in symbols)
+        request = {"heavy_atoms": heavy_atoms, "elements": types}
+        if not (self.class_prior.counts.cpu() * self.class_prior.mask(**request)).sum() > 0:
+            parts = [f"{heavy_atoms} heavy atoms"] if heavy_atoms is not None else []
+            if types is not None:
+                parts.append("exactly the elements " + ",".join(self.atom_types[t] for t in types))
+            raise ValueError(f"no training molecule has {' and '.join(parts)}")
+        return request
+
     @torch.no_grad()
     def graph_batches(
-        self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        batch_size: int = 4096,
+        classes: dict | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Gumbel-argmax graphs from n fresh z, at most ``batch_size`` at a time: ``(atoms
-        (b, N), bonds (b, N, N))`` int arrays per batch.
+        (b, N), bonds (b, N, N))`` int arrays per batch (``classes``: a conditional model's
+        ``class_request``).
 
         Noise is drawn on the CPU from ``generator``, in blocks of ``NOISE_BLOCK`` graphs
         whatever the batch size, so the graphs depend on neither the device nor ``batch_size``.
@@ -361,7 +407,7 @@ class MolGAN(nn.Module):
                 ga = gumbel_noise((b, g.N, g.N, g.R), symmetric=True, generator=generator)
                 cond = None
                 if self.class_prior is not None:  # drawn after the rest: same z as unconditioned
-                    cond = self.class_prior.sample(b, generator)  # (b, C)
+                    cond = self.class_prior.sample(b, generator, **(classes or {}))  # (b, C)
                 for i in range(0, b, batch_size):
                     c = None if cond is None else cond[i : i + batch_size].to(self.device)
                     out = g(z[i : i + batch_size].to(self.device), c)
@@ -382,31 +428,42 @@ class MolGAN(nn.Module):
         return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
 
     def iter_samples(
-        self, n: int, seed: int | None = None, *, strict: bool = True, batch_size: int = 4096
+        self,
+        n: int,
+        seed: int | None = None,
+        *,
+        strict: bool = True,
+        batch_size: int = 4096,
+        heavy_atoms: int | None = None,
+        elements=None,
     ) -> Iterator[Samples]:
         """``sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
 
         Raises:
-            ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer.
+            ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, or a class
+                a conditional model cannot be asked for (``class_request``).
         """
-        from molgan import chem
-
         check_count("n", n, 0)
         check_count("batch_size", batch_size, 1)
+        classes = self.class_request(heavy_atoms, elements)  # checked now, not when iterated
         generator = torch.Generator()
         if seed is None:
             generator.seed()
         else:
             check_count("seed", seed, 0, 2**64)
             generator.manual_seed(seed)
-        for atoms, bonds in self.graph_batches(n, generator=generator, batch_size=batch_size):
-            lenient = [
-                chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
-            ]
-            yield chem.Samples(lenient, strict=strict)
+        batches = self.graph_batches(n, generator=generator, batch_size=batch_size, classes=classes)
+        return _as_samples(batches, strict)
 
     def sample(
-        self, n: int, seed: int | None = None, *, strict: bool = True, batch_size: int = 4096
+        self,
+        n: int,
+        seed: int | None = None,
+        *,
+        strict: bool = True,
+        batch_size: int = 4096,
+        heavy_atoms: int | None = None,
+        elements=None,
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
@@ -415,6 +472,9 @@ class MolGAN(nn.Module):
             seed: makes the result deterministic; ``None`` draws a fresh seed.
             strict: count multi-fragment graphs as invalid (else return their dotted SMILES).
             batch_size: graphs generated per forward pass.
+            heavy_atoms, elements: a conditional model (``--condition``) is asked only for
+                this heavy-atom count and/or exactly this element set (``"C,O,F"``); G follows
+                the request for most graphs, not all (docs/ablation.md).
 
         Returns:
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
@@ -422,8 +482,27 @@ class MolGAN(nn.Module):
         """
         from molgan import chem
 
-        parts = list(self.iter_samples(n, seed, strict=strict, batch_size=batch_size))
-        return chem.Samples.concat(parts, strict=strict)
+        parts = self.iter_samples(
+            n,
+            seed,
+            strict=strict,
+            batch_size=batch_size,
+            heavy_atoms=heavy_atoms,
+            elements=elements,
+        )
+        return chem.Samples.concat(list(parts), strict=strict)
+
+
+def _as_samples(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool
+) -> Iterator[Samples]:
+    from molgan import chem
+
+    for atoms, bonds in batches:
+        lenient = [
+            chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
+        ]
+        yield chem.Samples(lenient, strict=strict)
 
 
 def check_count(name: str, value, low: int, high: int | None = None) -> None:

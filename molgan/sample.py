@@ -16,6 +16,8 @@ def sample(
     device: str | None = None,
     strict: bool = True,
     batch_size: int = 4096,
+    heavy_atoms: int | None = None,
+    elements=None,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -27,6 +29,8 @@ def sample(
         device: ``cpu``, ``cuda``...; default the model's device (CPU for files).
         strict: ``None`` also for multi-fragment graphs (else their dotted SMILES).
         batch_size: graphs per forward pass.
+        heavy_atoms, elements: ask a conditional model (trained with ``--condition``) for this
+            heavy-atom count and/or exactly this element set, e.g. ``elements="C,N,F"``.
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
@@ -34,7 +38,8 @@ def sample(
 
     Raises:
         ValueError: a missing, corrupt or foreign checkpoint; ``n``, ``seed`` or
-            ``batch_size`` not an integer in range; an unknown or unavailable device.
+            ``batch_size`` not an integer in range; an unknown or unavailable device; a class
+            asked of a model that is not conditional, or that no training molecule is of.
     """
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
@@ -44,4 +49,6 @@ def sample(
     model = checkpoint if isinstance(checkpoint, MolGAN) else ckpt.load(checkpoint)
     if target is not None:
         model = model.to(target)
-    return model.sample(n, seed, strict=strict, batch_size=batch_size)
+    return model.sample(
+        n, seed, strict=strict, batch_size=batch_size, heavy_atoms=heavy_atoms, elements=elements
+    )

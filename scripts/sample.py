@@ -79,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--grid", help=f"also draw the first {GRID_SIZE} strictly valid molecules into this PNG"
     )
+    parser.add_argument(
+        "--heavy-atoms", type=int, help="a conditional model: only this heavy-atom count"
+    )
+    parser.add_argument(
+        "--elements", help="a conditional model: exactly these elements, e.g. C,O,F"
+    )
     parser.add_argument("--chunk", type=int, default=10_000, help="graphs per written chunk")
     args = parser.parse_args(argv)
     try:
@@ -96,7 +102,14 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         model = molgan.load(args.checkpoint, device=resolve_device(args.device))
-        batches = model.iter_samples(args.n, args.seed, strict=True, batch_size=args.chunk)
+        batches = model.iter_samples(
+            args.n,
+            args.seed,
+            strict=True,
+            batch_size=args.chunk,
+            heavy_atoms=args.heavy_atoms,
+            elements=args.elements,
+        )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -85,3 +85,58 @@ def test_a_conditional_generator_step_without_a_real_batch_says_why():
     opts = train_module.make_optimizers(model, cfg)
     with pytest.raises(ValueError, match="needs the real batch"):
         train_module.g_step(train_module.step_nets(model), opts["g"], cfg, 1.0, False)
+
+
+def test_class_prior_restricted_to_a_class_draws_only_that_class():
+    atoms = torch.tensor([[1, 1, 0]] * 300 + [[1, 4, 0]] * 100 + [[3, 0, 0]] * 50)
+    prior = conditioning.ClassPrior(3, T).fit(atoms)
+    gen = torch.Generator().manual_seed(0)
+    two = prior.sample(500, gen, heavy_atoms=2)
+    assert two[:, 1].eq(1).all() and two[:, -1].mean().item() == pytest.approx(0.25, abs=0.06)
+    fluorinated = prior.sample(50, gen, elements=(1, 4))
+    assert fluorinated[:, 3:].tolist() == [[1, 0, 0, 1]] * 50  # C and F, nothing else
+    with pytest.raises(ValueError, match="no training molecule"):
+        prior.sample(5, gen, heavy_atoms=3)
+
+
+@pytest.fixture(scope="module")
+def conditional_model(tmp_path_factory):
+    from conftest import TINY
+
+    cfg = make_config(
+        "debug",
+        data=str(TINY),
+        out_dir=str(tmp_path_factory.mktemp("runs")),
+        max_steps=3,
+        eval_every=3,
+        eval_samples=8,
+        condition=True,
+        lam=1.0,
+    )
+    return train_module.train(cfg)
+
+
+def test_sampling_a_class_checks_the_request_in_one_line(conditional_model):
+    model = conditional_model
+    counts = model.class_prior.counts
+    present = int(torch.nonzero(counts)[0, 0]) // 16 + 1  # a heavy-atom count the data has
+    assert len(model.sample(12, seed=0, heavy_atoms=present)) == 12
+
+    def graphs(**request):
+        gen = torch.Generator().manual_seed(0)
+        classes = model.class_request(**request)
+        return next(model.graph_batches(12, generator=gen, classes=classes))[1]
+
+    assert (graphs(heavy_atoms=present) != graphs()).any()  # the request reaches G
+    with pytest.raises(ValueError, match="elements must be atom symbols"):
+        model.sample(4, seed=0, elements="C,Cl")
+    with pytest.raises(ValueError, match="heavy_atoms must be in"):
+        model.sample(4, seed=0, heavy_atoms=0)
+    with pytest.raises(ValueError, match="no training molecule has 1 heavy atoms and exactly"):
+        model.sample(4, seed=0, heavy_atoms=1, elements="F")
+
+
+def test_an_unconditional_model_refuses_a_class_request():
+    model = MolGAN.from_config(make_config("debug"))
+    with pytest.raises(ValueError, match="not conditional"):
+        model.sample(4, seed=0, heavy_atoms=3)

@@ -57,6 +57,22 @@ def test_train_debug_then_sample_then_evaluate(tmp_path, tiny_path):
     assert result["valid"] == 31 / 32 and result["novel"] == 0.0  # the malformed line is invalid
 
 
+def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path):
+    run_dir = train_debug(tmp_path, tiny_path, 3, "--condition", "--lam", "1")
+    ckpt = run_dir / "ckpt.pt"
+    out = tmp_path / "c.smi"
+    done = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "20", "--out", out,
+               "--heavy-atoms", "9")  # fmt: skip
+    assert "20 sampled" in done.stdout and len(out.read_text().splitlines()) == 20
+    refused = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "5", "--out", out,
+                  "--heavy-atoms", "1", "--elements", "F", check=False)  # fmt: skip
+    assert refused.returncode == 2
+    assert (
+        refused.stderr
+        == "error: no training molecule has 1 heavy atoms and exactly the elements F\n"
+    )
+
+
 def test_sample_script_draws_a_grid(tmp_path):
     from molgan import chem
 
