@@ -51,6 +51,14 @@ def one_hot_classes(x: torch.Tensor) -> torch.Tensor:
     return class_vectors(class_index(x.argmax(dim=-1), T), N, T)
 
 
+def balance_weights(atoms: torch.Tensor, num_atom_types: int, power: float) -> torch.Tensor:
+    """Sampling weights (M,) of graphs' atom indices (M, N): freq(class)^-power, so that with
+    power 1 every class is drawn equally often and with 0 every graph."""
+    index = class_index(atoms, num_atom_types)  # (M,)
+    _, inverse, freq = torch.unique(index, return_inverse=True, return_counts=True)
+    return freq[inverse].double().pow(-power)  # (M,)
+
+
 class ClassPrior(nn.Module):
     """How often each class occurs in the training split; sampling draws classes from it.
 

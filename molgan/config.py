@@ -102,6 +102,10 @@ class Config:
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
+    condition_balance: float = 0.0
+    """With condition: draw training molecules with weight freq(class)^-b, so rare classes
+    (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
+    equally often); sampling still draws classes with the data's own frequencies."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""
@@ -176,6 +180,10 @@ class Config:
         for name in ("lr_d", "diversity", "mode_seeking", "tau_end"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if not 0.0 <= self.condition_balance <= 1.0:
+            raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
+        if self.condition_balance and not self.condition:
+            raise ValueError("condition_balance needs condition (--condition)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not _DEVICE.fullmatch(self.device):

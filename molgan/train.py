@@ -324,8 +324,12 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
+    weights = None  # per training molecule, for class-balanced batches
     if model.class_prior is not None:  # the class frequencies a conditional model samples
         model.class_prior.fit(data.atoms[train_idx])
+        if cfg.condition_balance:
+            T, power = len(model.atom_types), cfg.condition_balance
+            weights = conditioning.balance_weights(data.atoms[train_idx], T, power)
     opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:
@@ -389,7 +393,11 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
                 g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) % 2**64)
-                perm, perm_epoch = train_idx[torch.randperm(len(train_idx), generator=g)], epoch
+                if weights is None:
+                    order = torch.randperm(len(train_idx), generator=g)
+                else:  # class-balanced: an epoch's worth of draws with replacement
+                    order = torch.multinomial(weights, len(train_idx), True, generator=g)
+                perm, perm_epoch = train_idx[order], epoch
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
             real = one_hot(atoms_all[idx], bonds_all[idx])
             if cfg.tau_end:  # linear temperature annealing of what D sees

@@ -140,3 +140,48 @@ def test_an_unconditional_model_refuses_a_class_request():
     model = MolGAN.from_config(make_config("debug"))
     with pytest.raises(ValueError, match="not conditional"):
         model.sample(4, seed=0, heavy_atoms=3)
+
+
+def test_balance_weights_draw_every_class_equally_often_at_power_one():
+    atoms = torch.tensor([[1, 1, 0]] * 90 + [[1, 4, 0]] * 10)
+    for power, rare_share in ((0.0, 0.1), (1.0, 0.5), (0.5, 0.25)):
+        weights = conditioning.balance_weights(atoms, T, power)
+        assert weights.shape == (100,)
+        share = (weights[90:].sum() / weights.sum()).item()
+        assert share == pytest.approx(rare_share, abs=1e-9)
+
+
+def test_condition_balance_needs_condition_and_a_power_in_0_1():
+    with pytest.raises(ValueError, match="needs condition"):
+        make_config("debug", condition_balance=0.5)
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        make_config("debug", condition=True, condition_balance=1.5)
+
+
+def test_class_balanced_training_oversamples_rare_classes(tiny_config, monkeypatch):
+    seen = []
+    real_d_step = train_module.d_step
+
+    def spy(nets, opt, real, cfg):
+        seen.append(conditioning.class_index(real.x.argmax(-1), T))
+        return real_d_step(nets, opt, real, cfg)
+
+    monkeypatch.setattr(train_module, "d_step", spy)
+    runs = {}
+    for power in (0.0, 1.0):
+        seen.clear()
+        cfg = dataclasses.replace(
+            tiny_config,
+            condition=True,
+            condition_balance=power,
+            batch_size=4,
+            max_steps=60,
+            eval_every=60,
+            name=f"balance{power}",
+        )
+        train_module.train(cfg)
+        runs[power] = torch.cat(seen)
+    # the most common class of the data makes up less of the balanced batches
+    top = torch.mode(runs[0.0]).values
+    assert (runs[1.0] == top).float().mean() < (runs[0.0] == top).float().mean()
+    assert len(torch.unique(runs[1.0])) >= len(torch.unique(runs[0.0]))
