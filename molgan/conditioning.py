@@ -11,6 +11,7 @@ Torch only: classes are read off atom-type indices (index 0 = no atom).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -115,3 +116,43 @@ class ClassPrior(nn.Module):
             bits = sum(1 << (t - 1) for t in set(elements))
             keep &= index % per_count == bits
         return keep.float()
+
+
+def class_request(
+    prior: ClassPrior | None, atom_types: tuple[str, ...], heavy_atoms=None, elements=None
+) -> dict:
+    """Check a class asked of a conditional model: ``heavy_atoms`` in 1..N, ``elements`` atom
+    symbols (``"C,O"`` or a list; exactly this set) -> ``ClassPrior.sample`` keywords.
+
+    Raises:
+        ValueError: no prior (the model is not conditional), a bad count, an unknown element,
+            or a class no training molecule is of.
+    """
+    if prior is None:
+        raise ValueError(
+            "this model is not conditional: only a model trained with --condition samples "
+            "a given heavy-atom count or element set"
+        )
+    if heavy_atoms is not None:
+        if isinstance(heavy_atoms, bool) or not isinstance(heavy_atoms, (int, np.integer)):
+            raise ValueError(f"heavy_atoms must be an integer, got {heavy_atoms!r}")
+        if not 1 <= heavy_atoms <= prior.N:
+            raise ValueError(f"heavy_atoms must be in [1, {prior.N}], got {heavy_atoms}")
+    types = None
+    if elements is not None:
+        symbols = elements.split(",") if isinstance(elements, str) else list(elements)
+        symbols = [str(e).strip() for e in symbols if str(e).strip()]
+        known = atom_types[1:]
+        if not symbols or any(e not in known for e in symbols):
+            raise ValueError(
+                f"elements must be atom symbols of this model ({', '.join(known)}), "
+                f"got {elements!r}"
+            )
+        types = tuple(atom_types.index(e) for e in symbols)
+    request = {"heavy_atoms": heavy_atoms, "elements": types}
+    if not (prior.counts.cpu() * prior.mask(**request)).sum() > 0:
+        parts = [f"{heavy_atoms} heavy atoms"] if heavy_atoms is not None else []
+        if types is not None:
+            parts.append("exactly the elements " + ",".join(atom_types[t] for t in types))
+        raise ValueError(f"no training molecule has {' and '.join(parts)}")
+    return request

@@ -340,45 +340,15 @@ class MolGAN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def class_request(
-        self, heavy_atoms: int | None = None, elements=None
-    ) -> dict[str, int | tuple[int, ...] | None]:
-        """Check a class asked of a conditional model: ``heavy_atoms`` in 1..N, ``elements``
-        atom symbols (``"C,O"``, or a list) -> ``ClassPrior.sample`` keywords.
+    def class_request(self, heavy_atoms: int | None = None, elements=None) -> dict:
+        """``conditioning.class_request`` for this model (``{}`` when nothing is asked).
 
         Raises:
-            ValueError: the model is not conditional, a bad count, an unknown element, or a
-                class no training molecule is of.
+            ValueError: the model is not conditional, or a bad or absent class.
         """
         if heavy_atoms is None and elements is None:
             return {}
-        if self.class_prior is None:
-            raise ValueError(
-                "this model is not conditional: only a model trained with --condition samples "
-                "a given heavy-atom count or element set"
-            )
-        N = self.generator.N
-        if heavy_atoms is not None:
-            check_count("heavy_atoms", heavy_atoms, 1, N + 1)
-        types = None
-        if elements is not None:
-            symbols = elements.split(",") if isinstance(elements, str) else list(elements)
-            symbols = [str(e).strip() for e in symbols if str(e).strip()]
-            known = self.atom_types[1:]
-            unknown = [e for e in symbols if e not in known]
-            if unknown or not symbols:
-                raise ValueError(
-                    f"elements must be atom symbols of this model ({', '.join(known)}), "
-                    f"got {elements!r}"
-                )
-            types = tuple(self.atom_types.index(e) for e in symbols)
-        request = {"heavy_atoms": heavy_atoms, "elements": types}
-        if not (self.class_prior.counts.cpu() * self.class_prior.mask(**request)).sum() > 0:
-            parts = [f"{heavy_atoms} heavy atoms"] if heavy_atoms is not None else []
-            if types is not None:
-                parts.append("exactly the elements " + ",".join(self.atom_types[t] for t in types))
-            raise ValueError(f"no training molecule has {' and '.join(parts)}")
-        return request
+        return conditioning.class_request(self.class_prior, self.atom_types, heavy_atoms, elements)
 
     @torch.no_grad()
     def graph_batches(
