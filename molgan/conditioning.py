@@ -11,6 +11,8 @@ Torch only: classes are read off atom-type indices (index 0 = no atom).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 from torch import nn
@@ -119,7 +121,10 @@ class ClassPrior(nn.Module):
 
 
 def class_request(
-    prior: ClassPrior | None, atom_types: tuple[str, ...], heavy_atoms=None, elements=None
+    prior: ClassPrior | None,
+    atom_types: tuple[str, ...],
+    heavy_atoms: int | None = None,
+    elements: str | Sequence[str] | None = None,
 ) -> dict:
     """Check a class asked of a conditional model: ``heavy_atoms`` in 1..N, ``elements`` atom
     symbols (``"C,O"`` or a list; exactly this set) -> ``ClassPrior.sample`` keywords.

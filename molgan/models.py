@@ -9,7 +9,7 @@ parameters: relational GCN -> gated aggregation -> MLP -> Linear(1) (paper §3, 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -340,7 +340,9 @@ class MolGAN(nn.Module):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def class_request(self, heavy_atoms: int | None = None, elements=None) -> dict:
+    def class_request(
+        self, heavy_atoms: int | None = None, elements: str | Sequence[str] | None = None
+    ) -> dict:
         """``conditioning.class_request`` for this model (``{}`` when nothing is asked).
 
         Raises:
@@ -405,7 +407,7 @@ class MolGAN(nn.Module):
         strict: bool = True,
         batch_size: int = 4096,
         heavy_atoms: int | None = None,
-        elements=None,
+        elements: str | Sequence[str] | None = None,
     ) -> Iterator[Samples]:
         """``sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
 
@@ -433,7 +435,7 @@ class MolGAN(nn.Module):
         strict: bool = True,
         batch_size: int = 4096,
         heavy_atoms: int | None = None,
-        elements=None,
+        elements: str | Sequence[str] | None = None,
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from molgan import checkpoint as ckpt
@@ -17,7 +18,7 @@ def sample(
     strict: bool = True,
     batch_size: int = 4096,
     heavy_atoms: int | None = None,
-    elements=None,
+    elements: str | Sequence[str] | None = None,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
