@@ -19,6 +19,10 @@ from rdkit import Chem, RDLogger
 
 ATOM_TYPES: tuple[str, ...] = ("pad", "C", "N", "O", "F")
 BOND_TYPES: tuple[str, ...] = ("none", "single", "double", "triple")
+# Neutral valences (the data holds no charged atoms: they do not round-trip) and bond orders,
+# by vocabulary name, for a valence check on soft graphs (molgan.losses.valence_excess).
+VALENCE: dict[str, int] = {"pad": 0, "C": 4, "N": 3, "O": 2, "F": 1}
+BOND_ORDER: dict[str, int] = {"none": 0, "single": 1, "double": 2, "triple": 3}
 
 _ATOMIC_NUM = {"C": 6, "N": 7, "O": 8, "F": 9}
 _RDKIT_BOND = {

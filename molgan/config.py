@@ -95,6 +95,9 @@ class Config:
     """Weight of a bonus on the variance of D's scores over the fake batch (ALMGIG)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term on G: 1 / (output distance / latent distance) (MSGAN)."""
+    valence: float = 0.0
+    """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
+    without RL or RDKit; molgan.losses.valence_excess)."""
     batch_discriminator: bool = False
     """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
     feature_matching: bool = False
@@ -177,7 +180,7 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pac < 1 or self.batch_size % self.pac:
             raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
-        for name in ("lr_d", "diversity", "mode_seeking", "tau_end"):
+        for name in ("lr_d", "diversity", "mode_seeking", "valence", "tau_end"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.condition_balance <= 1.0:

@@ -107,6 +107,28 @@ def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.T
     return 1.0 / (d_out / d_z + 1e-5)
 
 
+def valence_excess(
+    x: torch.Tensor, adj: torch.Tensor, valence: torch.Tensor, order: torch.Tensor
+) -> torch.Tensor:
+    """Σ over atoms of max(0, expected bond-order sum - expected valence), mean over graphs.
+
+    A validity signal that needs neither RDKit nor a reward net: zero on every molecule of the
+    data (and on any one-hot graph RDKit sanitises), positive where G puts more bond order on a
+    node than its atom type holds (bonds on pad nodes included: those atoms hold none).
+
+    Args:
+        x: node type probabilities (B, N, T); adj: bond type probabilities (B, N, N, R) with a
+            "no bond" diagonal.
+        valence: (T,) valence of each atom type (0 for pad); order: (R,) order of each bond type.
+
+    Returns:
+        Scalar.
+    """
+    bonds = (adj * order).sum(dim=(2, 3))  # (B, N)
+    capacity = x @ valence  # (B, N)
+    return torch.relu(bonds - capacity).sum(dim=1).mean()
+
+
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

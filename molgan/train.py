@@ -25,7 +25,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import checkpoint, conditioning, losses, metrics, rewards, rundir
+from molgan import chem, checkpoint, conditioning, losses, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, discretize, gumbel_noise, noisy_one_hot, resolve_device
@@ -85,13 +85,18 @@ class Nets(NamedTuple):
     reward_net: torch.nn.Module
     gp_critic: torch.nn.Module
     device: torch.device
+    valence: tuple[torch.Tensor, torch.Tensor]  # (T,) atom valences, (R,) bond orders
 
 
 def step_nets(model: MolGAN, compile: bool = False) -> Nets:
     """``Nets`` over ``model``; ``compile`` wraps G, D and V in ``torch.compile``."""
     wrap = torch.compile if compile else (lambda net: net)
     g, d, v = model.generator, model.discriminator, model.reward_net
-    return Nets(wrap(g), wrap(d), wrap(v), d, model.device)
+    tables = (
+        torch.tensor([float(chem.VALENCE[a]) for a in model.atom_types], device=model.device),
+        torch.tensor([float(chem.BOND_ORDER[b]) for b in model.bond_types], device=model.device),
+    )
+    return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
 
 
 def make_optimizers(model: MolGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
@@ -204,6 +209,10 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     loss = parts.loss
     if cfg.mode_seeking > 0:
         loss = loss + cfg.mode_seeking * losses.mode_seeking(x_fake, adj_fake, z)
+    excess = None
+    if cfg.valence > 0:
+        excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
+        loss = loss + cfg.valence * excess
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
@@ -216,6 +225,8 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
         "loss/rl": parts.rl.detach(),
         "alpha": parts.alpha.detach(),
     }
+    if excess is not None:
+        stats["loss/valence"] = excess.detach()
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 

@@ -28,6 +28,7 @@ REMEDIES = {
     "feature_matching": True,
     "tau_end": 0.5,
     "condition": True,
+    "valence": 1.0,
 }
 
 
@@ -171,6 +172,62 @@ def test_mode_seeking_gradient_pushes_outputs_apart():
     step = x - 0.01 * x.grad  # a gradient step on the term
     spread = lambda t: (t[:2] - t[2:]).abs().mean().item()  # noqa: E731
     assert spread(step) > spread(x)
+
+
+def _valence_tables():
+    from molgan import chem
+
+    valence = torch.tensor([float(chem.VALENCE[a]) for a in chem.ATOM_TYPES])
+    order = torch.tensor([float(chem.BOND_ORDER[b]) for b in chem.BOND_TYPES])
+    return valence, order
+
+
+def test_valence_excess_is_zero_on_every_training_molecule(tiny_path):
+    from molgan.data import load_dataset, one_hot
+
+    data = load_dataset(tiny_path, 9, 0)
+    real = one_hot(data.atoms.long(), data.bonds.long())
+    assert losses.valence_excess(real.x, real.adj, *_valence_tables()).item() == 0.0
+
+
+def test_valence_excess_agrees_with_rdkit_sanitisation_on_hard_graphs():
+    from molgan import chem
+
+    g = torch.Generator().manual_seed(0)
+    agree = 0
+    for _ in range(300):
+        atoms = torch.randint(1, 5, (6,), generator=g)  # no pad nodes: every bond is kept
+        upper = torch.randint(0, 4, (6, 6), generator=g) * (torch.rand(6, 6, generator=g) < 0.3)
+        bonds = upper.triu(1) + upper.triu(1).T
+        x, adj = torch.nn.functional.one_hot(atoms, 5), torch.nn.functional.one_hot(bonds, 4)
+        excess = losses.valence_excess(x[None].float(), adj[None].float(), *_valence_tables())
+        sanitises = chem.graph_to_mol(atoms.numpy(), bonds.numpy()) is not None
+        assert (excess.item() == 0) == sanitises, (atoms, bonds)
+        agree += sanitises
+    assert 30 < agree < 270  # both kinds of graph were drawn
+
+
+def test_valence_excess_counts_soft_bond_order_above_soft_valence_and_bonds_on_pads():
+    valence, order = _valence_tables()
+    x = torch.zeros(1, 3, 5)
+    x[0, 0, 4] = x[0, 1, 1] = x[0, 2, 0] = 1.0  # F, C, pad
+    adj = torch.zeros(1, 3, 3, 4)
+    adj[..., 0] = 1.0
+    adj[0, 0, 1] = adj[0, 1, 0] = torch.tensor([0.0, 0.5, 0.5, 0.0])  # F–C: order 1.5 expected
+    adj[0, 1, 2] = adj[0, 2, 1] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # C–pad single bond
+    excess = losses.valence_excess(x, adj, valence, order)
+    assert excess.item() == pytest.approx(0.5 + 0.0 + 1.0)  # F over by 0.5, pad by 1
+
+
+def test_valence_excess_gradient_lowers_bond_orders_of_overfull_atoms():
+    valence, order = _valence_tables()
+    x = torch.nn.functional.one_hot(torch.tensor([[4, 4]]), 5).float()  # F–F
+    logits = torch.zeros(1, 2, 2, 4)
+    logits[0, 0, 1] = logits[0, 1, 0] = torch.tensor([0.0, 0.0, 3.0, 0.0])  # mostly double
+    logits.requires_grad_(True)
+    adj = torch.softmax(logits, -1)
+    losses.valence_excess(x, adj, valence, order).backward()
+    assert logits.grad[0, 0, 1, 2] > 0 and logits.grad[0, 0, 1, 0] < 0  # less double, more none
 
 
 def test_batch_discriminator_appends_one_batch_mean_feature_to_every_sample():
