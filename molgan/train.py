@@ -25,10 +25,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import chem, checkpoint, conditioning, losses, metrics, rewards, rundir
+from molgan import checkpoint, chem, conditioning, losses, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
-from molgan.models import MolGAN, discretize, gumbel_noise, noisy_one_hot, resolve_device
+from molgan.generator import discretize, gumbel_noise, noisy_one_hot
+from molgan.models import MolGAN, resolve_device
 
 # After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
 Callback = Callable[[int, dict], "str | bool | None"]

@@ -11,7 +11,8 @@ import torch
 
 from molgan import checkpoint, conditioning
 from molgan.config import Config, make_config
-from molgan.models import Discriminator, Generator, MolGAN
+from molgan.generator import Generator
+from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
 T = 5  # pad, C, N, O, F

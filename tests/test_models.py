@@ -3,14 +3,8 @@ import torch
 
 from molgan import chem
 from molgan.config import make_config
-from molgan.models import (
-    Discriminator,
-    Generator,
-    MolGAN,
-    RewardNet,
-    discretize,
-    gumbel_noise,
-)
+from molgan.generator import Generator, discretize, gumbel_noise
+from molgan.models import Discriminator, MolGAN, RewardNet
 
 
 @pytest.fixture

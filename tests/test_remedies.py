@@ -10,7 +10,8 @@ import torch
 
 from molgan import checkpoint, losses
 from molgan.config import Config, make_config
-from molgan.models import Discriminator, MolGAN, noisy_one_hot
+from molgan.generator import noisy_one_hot
+from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
 REMEDIES = {
