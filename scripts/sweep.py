@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         "--executor", choices=("local", "debug"), default="local", help="where workers run"
     )
     parser.add_argument("--no-wait", action="store_true", help="start workers and return (run)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (work)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per worker (run, work); 0 = cores // workers. Keep 1 unless the "
+        "cores outnumber the workers: more threads than cores slow every run ~100x",
+    )
     args = parser.parse_args(argv)
     try:
         from molgan import sweep
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 executor=executor,
                 slurm=slurm,
                 wait=not args.no_wait,
+                threads=args.threads,
             )
             if not frame.empty:
                 print((root / "results.md").read_text())

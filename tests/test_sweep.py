@@ -124,6 +124,51 @@ def test_equal_settings_are_trained_once_even_under_two_names(tmp_path, monkeypa
     assert len(frame) == 2 and frame["run_dir"].nunique() == 1 and len(calls) == 1
 
 
+def test_workers_train_with_one_thread_unless_asked_whatever_the_worker_count(
+    tmp_path, monkeypatch
+):
+    import importlib
+
+    train_module = importlib.import_module("molgan.train")
+    threads = []
+    original = train_module.train
+    monkeypatch.setattr(
+        train_module, "train", lambda cfg, **k: threads.append(cfg.threads) or original(cfg, **k)
+    )
+    spec = _spec("threads", grid={"seed": [0], "lam": [1.0]})
+    sweep.launch(spec, tmp_path / "a", workers=1, executor="debug", out=lambda s: None)
+    sweep.launch(spec, tmp_path / "b", workers=1, executor="debug", out=lambda s: None, threads=0)
+    assert threads == [1, max(1, os.cpu_count() or 1)]  # one worker: 0 means all cores
+    with pytest.raises(ValueError, match="threads"):
+        sweep.launch(spec, tmp_path / "c", executor="debug", out=lambda s: None, threads=-1)
+
+
+def test_a_resumed_trial_trains_with_its_workers_threads_not_its_own(tmp_path, monkeypatch):
+    import dataclasses
+    import importlib
+
+    import torch
+
+    train_module = importlib.import_module("molgan.train")
+    spec = sweep.load_spec(_spec("resume", grid={"seed": [0], "lam": [1.0]}))
+    cfg = sweep.resolve(spec, {"seed": 0, "lam": 1.0}, tmp_path / "runs")
+    first = dataclasses.replace(cfg, threads=2, max_steps=6, eval_every=6)
+    train_module.train(first, explicit=())  # a run a 2-thread worker started...
+    ckpt = tmp_path / "runs" / cfg.name / "ckpt.pt"
+    blob = checkpoint.read(ckpt)
+    blob["step"] = 3  # ...and was killed half way
+    torch.save(blob, ckpt)
+    seen = []
+    original = checkpoint.resume_config
+    monkeypatch.setattr(
+        checkpoint,
+        "resume_config",
+        lambda *a, **k: seen.append(original(*a, **k)[0].threads) or original(*a, **k),
+    )
+    sweep.run_trial(dataclasses.replace(cfg, threads=1, max_steps=6, eval_every=6), spec)
+    assert seen == [1]
+
+
 def test_a_grown_grid_runs_its_new_points_and_keeps_the_old_results(tmp_path):
     small = _spec("grows", grid={"variant": {"a": {"lam": 1.0}}}, fixed={"max_steps": 6})
     sweep.launch(small, tmp_path, workers=1, executor="debug", out=lambda s: None)

@@ -126,7 +126,8 @@ def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
             if run_dir.exists() and not ckpt.is_file():
                 shutil.rmtree(run_dir)  # killed before its first checkpoint: start afresh
             cfg = dataclasses.replace(cfg, resume=ckpt.is_file())
-            model = train(cfg, explicit=(), callback=report)
+            # threads are the worker's to set, also for a run it resumes (run control)
+            model = train(cfg, explicit=("threads",), callback=report)
         result = summarize(run_dir, spec, None)
         if spec.evaluate and not (result["stop"] or "").startswith("pruned"):
             result["final"] = _final_evaluation(model, cfg, spec)

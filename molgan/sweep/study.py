@@ -228,6 +228,7 @@ def launch(
     wait: bool = True,
     poll_s: float = 5.0,
     out=print,
+    threads: int = 1,
 ):
     """Create the study (once), start workers through submitit, report progress, tabulate.
 
@@ -240,6 +241,10 @@ def launch(
         slurm: submitit Slurm parameters, e.g. ``{"slurm_partition": "gpu", "timeout_min": 600}``.
         wait: follow the study until it is done (else return after starting the workers).
         poll_s: seconds between progress checks.
+        threads: torch CPU threads of each local worker (0 = cores // workers). One is as fast
+            as two for MolGAN-sized nets, and a second launcher that adds workers cannot then
+            oversubscribe the cores (OpenMP teams slow down ~100x when they do). Slurm workers
+            take ``cpus_per_task``.
 
     Returns:
         The results ``DataFrame`` (``results_frame``).
@@ -260,7 +265,9 @@ def launch(
     used, waiting = _open_trials(study)
     if waiting == 0 and (spec.grid or used >= spec.budget):
         new = 0
-    threads = max(1, (os.cpu_count() or 1) // max(workers, 1))
+    if threads < 0:
+        raise ValueError(f"threads must be ≥ 0, got {threads}")
+    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
     folder = root / "jobs"
     if executor == "local":
         ex = submitit.LocalExecutor(folder)
