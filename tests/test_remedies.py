@@ -176,11 +176,8 @@ def test_mode_seeking_gradient_pushes_outputs_apart():
 
 
 def _valence_tables():
-    from molgan import chem
-
-    valence = torch.tensor([float(chem.VALENCE[a]) for a in chem.ATOM_TYPES])
-    order = torch.tensor([float(chem.BOND_ORDER[b]) for b in chem.BOND_TYPES])
-    return valence, order
+    """The (T,) valences and (R,) bond orders the training step uses (pad, C, N, O, F)."""
+    return train_module.step_nets(MolGAN.from_config(make_config("debug"))).valence
 
 
 def test_valence_excess_is_zero_on_every_training_molecule(tiny_path):
