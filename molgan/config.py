@@ -98,6 +98,9 @@ class Config:
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
+    connectivity: float = 0.0
+    """Weight of a penalty on the expected number of atom pairs of G's soft graph with no path
+    between them (fragments; molgan.losses.disconnection)."""
     batch_discriminator: bool = False
     """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
     feature_matching: bool = False
@@ -180,7 +183,7 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pac < 1 or self.batch_size % self.pac:
             raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
-        for name in ("lr_d", "diversity", "mode_seeking", "valence", "tau_end"):
+        for name in ("lr_d", "diversity", "mode_seeking", "valence", "connectivity", "tau_end"):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.condition_balance <= 1.0:

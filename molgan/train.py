@@ -214,6 +214,10 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     if cfg.valence > 0:
         excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
         loss = loss + cfg.valence * excess
+    apart = None
+    if cfg.connectivity > 0:
+        apart = losses.disconnection(x_fake, adj_fake)
+        loss = loss + cfg.connectivity * apart
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
@@ -228,6 +232,8 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     }
     if excess is not None:
         stats["loss/valence"] = excess.detach()
+    if apart is not None:
+        stats["loss/disconnection"] = apart.detach()
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 

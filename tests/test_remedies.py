@@ -30,6 +30,7 @@ REMEDIES = {
     "tau_end": 0.5,
     "condition": True,
     "valence": 1.0,
+    "connectivity": 1.0,
 }
 
 
@@ -226,6 +227,57 @@ def test_valence_excess_gradient_lowers_bond_orders_of_overfull_atoms():
     adj = torch.softmax(logits, -1)
     losses.valence_excess(x, adj, valence, order).backward()
     assert logits.grad[0, 0, 1, 2] > 0 and logits.grad[0, 0, 1, 0] < 0  # less double, more none
+
+
+def _unreachable_pairs(atoms: torch.Tensor, bonds: torch.Tensor) -> int:
+    """Pairs of real (non-pad) atoms in different fragments, by union-find (decoding drops pad
+    atoms with their bonds, so a path through a pad joins nothing)."""
+    parent = list(range(len(atoms)))
+
+    def root(i):
+        while parent[i] != i:
+            i = parent[i]
+        return i
+
+    for i, j in (bonds > 0).nonzero().tolist():
+        if atoms[i] > 0 and atoms[j] > 0:
+            parent[root(i)] = root(j)
+    real = [i for i in range(len(atoms)) if atoms[i] > 0]
+    return sum(root(i) != root(j) for k, i in enumerate(real) for j in real[k + 1 :])
+
+
+def test_disconnection_is_zero_on_every_training_molecule(tiny_path):
+    from molgan.data import load_dataset, one_hot
+
+    data = load_dataset(tiny_path, 9, 0)
+    real = one_hot(data.atoms.long(), data.bonds.long())
+    assert losses.disconnection(real.x, real.adj).item() < 1e-4
+
+
+def test_disconnection_counts_pairs_of_real_atoms_in_different_fragments_on_hard_graphs():
+    g = torch.Generator().manual_seed(0)
+    counts = []
+    for _ in range(200):
+        atoms = torch.randint(0, 5, (9,), generator=g)  # pads included: they never count
+        upper = torch.randint(1, 4, (9, 9), generator=g) * (torch.rand(9, 9, generator=g) < 0.2)
+        bonds = upper.triu(1) + upper.triu(1).T
+        x, adj = torch.nn.functional.one_hot(atoms, 5), torch.nn.functional.one_hot(bonds, 4)
+        got = losses.disconnection(x[None].float(), adj[None].float()).item()
+        counts.append(_unreachable_pairs(atoms, bonds))
+        assert got == pytest.approx(counts[-1], abs=1e-3), (atoms, bonds)
+    assert counts.count(0) > 5 and max(counts) > 10  # connected and split graphs were drawn
+
+
+def test_disconnection_gradient_adds_a_bond_between_fragments_not_to_pads():
+    x = torch.nn.functional.one_hot(torch.tensor([[1, 1, 0]]), 5).float()  # C, C, pad
+    logits = torch.zeros(1, 3, 3, 4)
+    logits[..., 0] = 3.0  # mostly no bond anywhere
+    logits.requires_grad_(True)
+    apart = losses.disconnection(x, torch.softmax(logits, -1))
+    apart.backward()
+    assert 0.5 < apart.item() < 1.0  # one pair of real atoms, probably apart
+    assert logits.grad[0, 0, 1, 0] > 0 and logits.grad[0, 0, 1, 1] < 0  # more C–C bond
+    assert logits.grad[0, 0, 2].abs().max() == 0  # a bond to a pad joins nothing
 
 
 def test_batch_discriminator_appends_one_batch_mean_feature_to_every_sample():
