@@ -132,9 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     if writer is not None:
         writer.close()
     where = f" -> {out}" if out is not None else ""
+    # fraction first, then percent: the rounding of molgan.metrics (9685/10000 -> 96.9, not 96.8)
     print(
-        f"{args.n} sampled, {valid} valid ({100 * valid / args.n:.1f}%; "
-        f"{100 * lenient / args.n:.1f}% allowing fragments){where}"
+        f"{args.n} sampled, {valid} valid ({100 * (valid / args.n):.1f}%; "
+        f"{100 * (lenient / args.n):.1f}% allowing fragments){where}"
     )
     if grid is not None:
         try:
