@@ -10,7 +10,6 @@ the table. Prints a markdown table (and ``--json FILE``). Takes ~3-4 minutes on 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import platform
@@ -20,13 +19,12 @@ import time
 
 import torch
 
-from molgan import checkpoint, chem, rewards
+from molgan import checkpoint, chem, rewards, steps
 from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
 
-train_module = importlib.import_module("molgan.train")
 SECTIONS = ("training", "threads", "sampling", "scores", "conv")
 
 
@@ -71,18 +69,18 @@ def training_cycles(
     real = one_hot(data.atoms[idx], data.bonds[idx])
     real = type(real)(real.x.to(device), real.adj.to(device))
     r_real = torch.rand(batch, 1, device=device)
-    nets = train_module.step_nets(model, compile)
+    nets = steps.step_nets(model, compile)
 
     def run():
         for step in range(cycles * cfg.n_critic):
-            train_module.d_step(nets, opts["d"], real, cfg)
+            steps.d_step(nets, opts["d"], real, cfg)
             if step % cfg.n_critic == 0:
-                _, fake = train_module.g_step(nets, opts["g"], cfg, cfg.lam, reward)
+                _, fake = steps.g_step(nets, opts["g"], cfg, cfg.lam, reward)
                 if reward:
                     if not memo:  # "before": every generated molecule scored afresh
                         rewards._MEMO["qed"].clear()
-                    r_fake = train_module.fake_rewards(fake[2], fake[3], cfg, train_set)
-                    train_module.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
+                    r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set)
+                    steps.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
 
     return run, cycles * cfg.n_critic
 

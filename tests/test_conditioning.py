@@ -9,7 +9,7 @@ import importlib
 import pytest
 import torch
 
-from molgan import checkpoint, conditioning
+from molgan import checkpoint, conditioning, steps
 from molgan.config import Config, make_config
 from molgan.generator import Generator
 from molgan.models import Discriminator, MolGAN
@@ -83,9 +83,9 @@ def test_conditional_training_fits_the_prior_and_its_checkpoint_samples(tiny_con
 def test_a_conditional_generator_step_without_a_real_batch_says_why():
     cfg = make_config("debug", condition=True)
     model = MolGAN.from_config(cfg)
-    opts = train_module.make_optimizers(model, cfg)
+    opts = steps.make_optimizers(model, cfg)
     with pytest.raises(ValueError, match="needs the real batch"):
-        train_module.g_step(train_module.step_nets(model), opts["g"], cfg, 1.0, False)
+        steps.g_step(steps.step_nets(model), opts["g"], cfg, 1.0, False)
 
 
 def test_class_prior_restricted_to_a_class_draws_only_that_class():

@@ -8,7 +8,7 @@ import importlib
 import pytest
 import torch
 
-from molgan import checkpoint, losses
+from molgan import checkpoint, losses, steps
 from molgan.config import Config, make_config
 from molgan.generator import noisy_one_hot
 from molgan.models import Discriminator, MolGAN
@@ -143,7 +143,7 @@ def test_real_noise_keeps_one_hots_on_the_simplex_symmetric_with_an_exact_diagon
 
 def test_separate_learning_rate_and_betas_reach_the_optimisers():
     cfg = make_config("debug", lr=1e-3, lr_d=4e-4, beta1=0.5, beta2=0.9)
-    opts = train_module.make_optimizers(MolGAN.from_config(cfg), cfg)
+    opts = steps.make_optimizers(MolGAN.from_config(cfg), cfg)
     assert opts["d"].param_groups[0]["lr"] == 4e-4 and opts["g"].param_groups[0]["lr"] == 1e-3
     assert all(o.param_groups[0]["betas"] == (0.5, 0.9) for o in opts.values())
 
@@ -178,7 +178,7 @@ def test_mode_seeking_gradient_pushes_outputs_apart():
 
 def _valence_tables():
     """The (T,) valences and (R,) bond orders the training step uses (pad, C, N, O, F)."""
-    return train_module.step_nets(MolGAN.from_config(make_config("debug"))).valence
+    return steps.step_nets(MolGAN.from_config(make_config("debug"))).valence
 
 
 def test_valence_excess_is_zero_on_every_training_molecule(tiny_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from molgan import checkpoint, losses, rewards
+from molgan import checkpoint, losses, rewards, steps
 from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.models import MolGAN
@@ -97,7 +97,7 @@ def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config)
 
     before = score()
     for _ in range(3):
-        train_module.g_step(train_module.step_nets(model), opt, cfg, lam=0.0, use_rl=True)
+        steps.g_step(steps.step_nets(model), opt, cfg, lam=0.0, use_rl=True)
     assert score() > before
 
 
@@ -128,10 +128,10 @@ def test_discriminator_step_lowers_its_loss_on_a_fixed_batch(tiny_path):
     data = load_dataset(tiny_path, verbose=False)
     real = one_hot(data.atoms[:6], data.bonds[:6])
     opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2)
-    nets = train_module.step_nets(model)
-    first = train_module.d_step(nets, opt, real, cfg)["loss/d"].item()
+    nets = steps.step_nets(model)
+    first = steps.d_step(nets, opt, real, cfg)["loss/d"].item()
     for _ in range(20):
-        last = train_module.d_step(nets, opt, real, cfg)["loss/d"].item()
+        last = steps.d_step(nets, opt, real, cfg)["loss/d"].item()
     assert last < first
 
 
@@ -180,16 +180,14 @@ def test_compiled_steps_match_eager_steps(tiny_path):
             k: torch.optim.Adam(getattr(model, n).parameters(), lr=1e-3)
             for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
         }
-        nets = train_module.step_nets(model, compile=compiled)
+        nets = steps.step_nets(model, compile=compiled)
         losses_seen = []
         for _ in range(3):
-            losses_seen.append(train_module.d_step(nets, opts["d"], real, cfg)["loss/d"].item())
-            stats, fake = train_module.g_step(nets, opts["g"], cfg, lam=0.5, use_rl=True)
+            losses_seen.append(steps.d_step(nets, opts["d"], real, cfg)["loss/d"].item())
+            stats, fake = steps.g_step(nets, opts["g"], cfg, lam=0.5, use_rl=True)
             r = torch.rand(8, 1)
             losses_seen.append(stats["loss/g"].item())
-            losses_seen.append(
-                train_module.v_step(nets, opts["v"], real, r, fake, r)["loss/v"].item()
-            )
+            losses_seen.append(steps.v_step(nets, opts["v"], real, r, fake, r)["loss/v"].item())
         runs.append((losses_seen, model.generator.state_dict()))
     assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4, abs=1e-5)
     for name, value in runs[0][1].items():

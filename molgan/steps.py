@@ -1,0 +1,190 @@
+"""One update of each net: the WGAN-GP discriminator step, the generator step (WGAN, RL and the
+remedies' terms on G), the reward-net step and the RDKit rewards it regresses onto; the loop that
+schedules them is ``molgan.train``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+from molgan import chem, conditioning, losses, rewards
+from molgan.config import Config
+from molgan.generator import discretize, gumbel_noise, noisy_one_hot
+from molgan.models import MolGAN
+
+
+class Nets(NamedTuple):
+    """The networks the step functions call: a model's own, or torch.compile'd views of them.
+
+    Compiled views share the model's parameters. The gradient penalty differentiates twice,
+    which compiled graphs do not support, so it always calls the eager ``gp_critic``.
+    """
+
+    generator: torch.nn.Module
+    discriminator: torch.nn.Module
+    reward_net: torch.nn.Module
+    gp_critic: torch.nn.Module
+    device: torch.device
+    valence: tuple[torch.Tensor, torch.Tensor]  # (T,) atom valences, (R,) bond orders
+
+
+def step_nets(model: MolGAN, compile: bool = False) -> Nets:
+    """``Nets`` over ``model``; ``compile`` wraps G, D and V in ``torch.compile``."""
+    wrap = torch.compile if compile else (lambda net: net)
+    g, d, v = model.generator, model.discriminator, model.reward_net
+    tables = (
+        torch.tensor([float(chem.VALENCE[a]) for a in model.atom_types], device=model.device),
+        torch.tensor([float(chem.BOND_ORDER[b]) for b in model.bond_types], device=model.device),
+    )
+    return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
+
+
+def make_optimizers(model: MolGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """Adam for G, D and V (``opt_g``, ``opt_d``, ``opt_v``): ``lr`` (D: ``lr_d`` if set),
+    betas (``beta1``, ``beta2``)."""
+    betas = (cfg.beta1, cfg.beta2)
+    lrs = {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
+    nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
+    return {
+        k: torch.optim.Adam(net.parameters(), lr=lrs[k], betas=betas) for k, net in nets.items()
+    }
+
+
+def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
+    """One WGAN-GP discriminator update on a real batch and a fresh fake batch."""
+    B = real.x.shape[0]
+    z = torch.randn(B, cfg.z_dim, device=real.x.device)  # (B, Z)
+    cond = _classes(real, cfg)  # fakes are asked for the real batch's classes
+    with torch.no_grad():
+        out = nets.generator(z, cond)
+        x_fake, adj_fake = _fake_inputs(out, cfg)
+        if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
+            x_soft, adj_soft = x_fake, adj_fake
+        else:
+            x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
+            adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
+    x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
+    d_real = nets.discriminator(x_real, adj_real, cond)  # (B, 1), (B / pac, 1) with packs
+    d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
+    # As the official code: interpolate the real one-hot with the generator softmax.
+    critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
+    gp = losses.gradient_penalty(
+        critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
+    )
+    loss_d = losses.wasserstein_d(d_real, d_fake) + cfg.gp_weight * gp
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    return {"loss/d": loss_d.detach(), "loss/gp": gp.detach()}
+
+
+def _classes(real, cfg: Config) -> torch.Tensor | None:
+    """The real batch's class vectors (B, C) for a conditional model, else ``None``."""
+    if not cfg.condition:
+        return None
+    if real is None:
+        raise ValueError("a conditional generator step needs the real batch (its classes)")
+    return conditioning.one_hot_classes(real.x)
+
+
+def _fake_inputs(out, cfg: Config, noise=None):
+    if cfg.mode == "softmax":
+        return discretize(out.x_logits, "softmax", cfg.tau), discretize(
+            out.adj_logits, "softmax", cfg.tau
+        )
+    gx, ga = noise if noise is not None else _noise(out)
+    return (
+        discretize(out.x_logits, cfg.mode, cfg.tau, gx),
+        discretize(out.adj_logits, cfg.mode, cfg.tau, ga),
+    )
+
+
+def _noise(out):
+    device = out.x_logits.device
+    return (
+        gumbel_noise(out.x_logits.shape, device=device),
+        gumbel_noise(out.adj_logits.shape, symmetric=True, device=device),
+    )
+
+
+def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
+    """One generator update on λ·L_WGAN + (1-λ)·α·L_RL (``real``: the batch that feature
+    matching compares with, and whose classes a conditional G is asked for).
+
+    Returns:
+        ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
+        the Gumbel-argmax graphs of the same z (their molecules are the reward targets).
+    """
+    z = torch.randn(cfg.batch_size, cfg.z_dim, device=nets.device)  # (B, Z)
+    cond = _classes(real, cfg)  # (B, C) or None
+    out = nets.generator(z, cond)
+    noise = _noise(out)
+    x_fake, adj_fake = _fake_inputs(out, cfg, noise)
+    gap = None
+    if cfg.feature_matching:  # D's features, not its score: the score is Linear in them
+        features = nets.gp_critic.features(x_fake, adj_fake, cond)  # (B, F)
+        d_fake = nets.gp_critic.out(features)  # (B, 1)
+        with torch.no_grad():
+            real_features = nets.gp_critic.features(real.x, real.adj, cond)  # (B, F)
+        gap = losses.feature_matching(real_features, features)
+    else:
+        d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
+    v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
+    parts = losses.generator_loss(
+        d_fake,
+        v_fake,
+        lam,
+        scale_rl=cfg.scale_rl,
+        alpha_eps=cfg.alpha_eps,
+        diversity=cfg.diversity,
+        feature_gap=gap,
+    )
+    loss = parts.loss
+    if cfg.mode_seeking > 0:
+        loss = loss + cfg.mode_seeking * losses.mode_seeking(x_fake, adj_fake, z)
+    excess = None
+    if cfg.valence > 0:
+        excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
+        loss = loss + cfg.valence * excess
+    apart = None
+    if cfg.connectivity > 0:
+        apart = losses.disconnection(x_fake, adj_fake)
+        loss = loss + cfg.connectivity * apart
+    opt_g.zero_grad(set_to_none=True)
+    loss.backward()
+    opt_g.step()
+    with torch.no_grad():
+        atoms = (out.x_logits + noise[0]).argmax(-1)  # (B, N)
+        bonds = (out.adj_logits + noise[1]).argmax(-1)  # (B, N, N)
+    stats = {
+        "loss/g": parts.loss.detach(),
+        "loss/wgan": parts.wgan.detach(),
+        "loss/rl": parts.rl.detach(),
+        "alpha": parts.alpha.detach(),
+    }
+    if excess is not None:
+        stats["loss/valence"] = excess.detach()
+    if apart is not None:
+        stats["loss/disconnection"] = apart.detach()
+    return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
+
+
+def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
+    """One reward-net update regressing V onto real and generated rewards, (B, 1) each."""
+    v_real = nets.reward_net(real.x, real.adj)  # (B, 1)
+    v_fake = nets.reward_net(fake[0], fake[1])  # (B, 1)
+    loss_v = losses.reward_net_loss(v_real, r_real, v_fake, r_fake)
+    opt_v.zero_grad(set_to_none=True)
+    loss_v.backward()
+    opt_v.step()
+    return {"loss/v": loss_v.detach(), "reward/real": r_real.mean(), "reward/fake": r_fake.mean()}
+
+
+def fake_rewards(atoms: torch.Tensor, bonds: torch.Tensor, cfg: Config, train: set[str]):
+    """RDKit rewards (B, 1) of generated index graphs."""
+    smiles = [
+        chem.graph_to_smiles(a, b)
+        for a, b in zip(atoms.cpu().numpy(), bonds.cpu().numpy(), strict=False)
+    ]
+    return torch.from_numpy(rewards.reward(smiles, cfg.reward, train))  # (B, 1)
