@@ -206,6 +206,31 @@ def test_bad_study_files_are_one_line_errors(change, message):
         sweep.load_spec(spec)
 
 
+def test_progress_counts_each_grid_point_of_the_study_file_once():
+    from types import SimpleNamespace
+
+    from optuna.trial import TrialState
+
+    from molgan.sweep.study import count_done
+
+    def trial(state, seed, lam, result=True):
+        attrs = {"grid": {"seed": seed, "lam": lam}} | ({"result": {}} if result else {})
+        return SimpleNamespace(state=state, user_attrs=attrs, params={}, system_attrs={})
+
+    trials = [
+        trial(TrialState.FAIL, 0, 1.0),  # failed with a result, then run again:
+        trial(TrialState.COMPLETE, 0, 1.0),  # one point
+        trial(TrialState.FAIL, 1, 1.0, result=False),  # a dead worker's trial: not done
+        trial(TrialState.COMPLETE, 0, 0.9),  # a point the file no longer holds
+        trial(TrialState.RUNNING, 1, 0.5, result=False),
+        trial(TrialState.COMPLETE, 0, 0.5),
+    ]
+    spec = sweep.load_spec(_spec())  # grid: seed 0, 1 × lam 1.0, 0.5
+    assert count_done(trials, spec) == 2
+    search = _spec(grid={}, space={"lr": {"low": 1e-4, "high": 1e-3}}, trials=9)
+    assert count_done(trials, sweep.load_spec(search)) == 4
+
+
 def test_objective_products_are_zero_when_a_factor_is_zero():
     assert sweep.objective_value("valid*unique", {"valid": 0.0, "unique": float("nan")}) == 0.0
     assert sweep.objective_value("valid*unique", {"score/valid": 0.5, "score/unique": 0.4}) == 0.2

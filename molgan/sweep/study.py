@@ -316,6 +316,24 @@ def _local_gpus() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def count_done(trials, spec: StudySpec) -> int:
+    """How much of the study is done: the grid points of this study file with a finished result
+    (a point trained twice, or a failed trial kept beside its re-run, counts once; a point the
+    file no longer holds not at all), or for a search its finished trials."""
+    from optuna.trial import TrialState
+
+    finished = [
+        t
+        for t in trials
+        if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+        and "result" in t.user_attrs
+    ]
+    if not spec.grid:
+        return len(finished)
+    points = {_key(p) for p in spec.grid_points}
+    return len(points & {_key(trial_params(t)) for t in finished})
+
+
 def follow(study, spec: StudySpec, root: Path, jobs: list, poll_s: float, out=print) -> None:
     """Print one line per finished trial with its metrics and the study's ETA until the work
     is done (all trials finished and the workers ended)."""
@@ -335,7 +353,7 @@ def follow(study, spec: StudySpec, root: Path, jobs: list, poll_s: float, out=pr
                     for k in ("valid", "unique", "novel", "qed", "fcd")
                     if isinstance(final.get(k), (int, float))
                 )
-                done = sum(x.state in finished_states and "result" in x.user_attrs for x in trials)
+                done = count_done(trials, spec)
                 rate = (time.monotonic() - start) / max(len(seen), 1)
                 eta = rate * max(spec.budget - done, 0) / 60
                 out(
