@@ -71,3 +71,18 @@ def test_no_flags_train_the_default_preset_and_paper_stays_the_paper():
     paper = parse_cli(["--preset", "paper"])[0]
     assert dataclasses.replace(paper, preset="x") == dataclasses.replace(Config(), preset="x")
     assert paper.mode_seeking == 0 and paper.ema == 0 and paper.mode == "softmax"
+
+
+def test_each_ablation_preset_is_the_previous_one_plus_one_remedy():
+    """The README describes the presets as a chain: each adds one remedy to the one before."""
+    from molgan.config import PRESETS
+
+    chain = ["paper", "diverse", "conditional", "balanced", "valence"]
+    added = ["mode_seeking", "condition", "condition_balance", "valence"]
+    for before, after, field in zip(chain[:-1], chain[1:], added, strict=True):
+        a, b = make_config(before), make_config(after)
+        changed = {
+            f.name for f in dataclasses.fields(Config) if getattr(a, f.name) != getattr(b, f.name)
+        }
+        assert changed == {field, "preset"}, (before, after, changed)
+    assert set(chain) < set(PRESETS)
