@@ -1,8 +1,9 @@
-"""Train MolGAN. With no arguments: the ``balanced`` preset on the shipped QM9 (the paper's
-settings plus the remedies against mode collapse the ablation kept: the mode-seeking term,
-conditioning on a coarse molecule class, and class-balanced batches: docs/ablation.md).
+"""Train MolGAN. With no arguments: the default preset (``valence``, molgan.config.DEFAULT_PRESET)
+on the shipped QM9: the paper's settings plus the remedies against mode collapse the ablation
+kept — the mode-seeking term, conditioning on a coarse molecule class, class-balanced batches
+and the valence penalty (docs/ablation.md).
 
-python scripts/train_qm9.py                       # balanced preset, GPU if available
+python scripts/train_qm9.py                       # valence preset, GPU if available
 python scripts/train_qm9.py --preset paper        # the paper's settings, as published
 python scripts/train_qm9.py --preset debug        # seconds, tiny sizes
 python scripts/train_qm9.py --data my.smi --lam 1 # your own SMILES, no RL
