@@ -101,6 +101,10 @@ class Config:
     connectivity: float = 0.0
     """Weight of a penalty on the expected number of atom pairs of G's soft graph with no path
     between them (fragments; molgan.losses.disconnection)."""
+    connectivity_sampled: bool = False
+    """Count the connectivity penalty on a straight-through Gumbel-argmax sample of G's graph
+    (exactly the fragments of what G samples; gradient through the Gumbel-softmax), not on the
+    soft graph, whose independent-path estimate sees fewer fragments than G samples."""
     batch_discriminator: bool = False
     """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
     feature_matching: bool = False
@@ -188,6 +192,8 @@ class Config:
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.condition_balance <= 1.0:
             raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
+        if self.connectivity_sampled and not self.connectivity:
+            raise ValueError("connectivity_sampled needs a connectivity weight (--connectivity W)")
         if self.condition_balance and not self.condition:
             raise ValueError("condition_balance needs condition (--condition)")
         if not 0.0 <= self.dropout < 1.0:

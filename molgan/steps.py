@@ -149,7 +149,13 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
         loss = loss + cfg.valence * excess
     apart = None
     if cfg.connectivity > 0:
-        apart = losses.disconnection(x_fake, adj_fake)
+        graph = (x_fake, adj_fake)
+        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly
+            graph = (
+                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
+                discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
+            )
+        apart = losses.disconnection(*graph)
         loss = loss + cfg.connectivity * apart
     opt_g.zero_grad(set_to_none=True)
     loss.backward()

@@ -31,6 +31,7 @@ REMEDIES = {
     "condition": True,
     "valence": 1.0,
     "connectivity": 1.0,
+    "connectivity_sampled": True,
 }
 
 
@@ -278,6 +279,44 @@ def test_disconnection_gradient_adds_a_bond_between_fragments_not_to_pads():
     assert 0.5 < apart.item() < 1.0  # one pair of real atoms, probably apart
     assert logits.grad[0, 0, 1, 0] > 0 and logits.grad[0, 0, 1, 1] < 0  # more C–C bond
     assert logits.grad[0, 0, 2].abs().max() == 0  # a bond to a pad joins nothing
+
+
+def test_sampled_connectivity_counts_exactly_the_fragments_of_the_graphs_g_samples():
+    cfg = make_config("debug", connectivity=1.0, connectivity_sampled=True, lam=1.0)
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg)
+    head = model.generator.edge_head
+    with torch.no_grad():  # a G that mostly draws "no bond", so that its graphs fall apart
+        head.bias.view(head.out_features // 4, 4)[:, 0] += 2.5
+    opt = torch.optim.Adam(model.generator.parameters(), lr=0.0)  # weights stay as they are
+    stats, (_, _, atoms, bonds) = steps.g_step(steps.step_nets(model), opt, cfg, 1.0, False)
+    exact = [_unreachable_pairs(a, b) for a, b in zip(atoms, bonds, strict=True)]
+    assert sum(exact) > 0  # an untrained G samples fragments
+    assert stats["loss/disconnection"].item() == pytest.approx(sum(exact) / len(exact), abs=1e-3)
+    soft = dataclasses.replace(cfg, connectivity_sampled=False)
+    torch.manual_seed(0)
+    soft_stats, _ = steps.g_step(steps.step_nets(model), opt, soft, 1.0, False)
+    assert soft_stats["loss/disconnection"].item() < 0.8 * stats["loss/disconnection"].item()
+
+
+def test_sampled_connectivity_gradient_raises_a_bond_between_the_sampled_fragments():
+    from molgan.generator import discretize
+
+    x = torch.nn.functional.one_hot(torch.tensor([[1, 1, 1]]), 5).float()  # three C, no pads
+    logits = torch.zeros(1, 3, 3, 4)
+    logits[..., 0] = 3.0  # no bond anywhere ...
+    logits[0, 0, 1, 1] = logits[0, 1, 0, 1] = 6.0  # ... but a C–C bond between atoms 0 and 1
+    logits.requires_grad_(True)
+    adj = discretize(logits, "hard_gumbel", 1.0, torch.zeros(1, 3, 3, 4))
+    apart = losses.disconnection(x, adj)
+    apart.backward()
+    assert apart.item() == pytest.approx(2.0, abs=1e-4)  # atom 2 is cut off from 0 and 1
+    assert logits.grad[0, 0, 2, 0] > 0 and logits.grad[0, 1, 2, 0] > 0  # less "no bond" to 2
+
+
+def test_sampled_connectivity_needs_a_connectivity_weight():
+    with pytest.raises(ValueError, match="connectivity_sampled needs"):
+        Config(connectivity_sampled=True)
 
 
 def test_batch_discriminator_appends_one_batch_mean_feature_to_every_sample():
