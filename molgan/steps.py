@@ -150,9 +150,10 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     apart = None
     if cfg.connectivity > 0:
         graph = (x_fake, adj_fake)
-        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly
+        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly;
+            # atoms detached: deleting atoms would cut the count too, and G learnt to do that
             graph = (
-                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
+                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]).detach(),
                 discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
             )
         apart = losses.disconnection(*graph)
