@@ -103,9 +103,9 @@ class Config:
     between them (fragments; molgan.losses.disconnection)."""
     connectivity_sampled: bool = False
     """Count the connectivity penalty on a straight-through Gumbel-argmax sample of G's graph
-    (exactly the fragments of what G samples; gradient through the Gumbel-softmax bonds only,
-    so that it joins fragments rather than deleting atoms), not on the soft graph, whose
-    independent-path estimate sees fewer fragments than G samples."""
+    (exactly the fragments of what G samples; gradient through the Gumbel-softmax, on bonds and
+    on atoms without a bond: it joins pieces and deletes lone atoms), not on the soft graph,
+    whose independent-path estimate sees fewer fragments than G samples."""
     batch_discriminator: bool = False
     """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
     feature_matching: bool = False

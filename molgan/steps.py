@@ -150,10 +150,9 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     apart = None
     if cfg.connectivity > 0:
         graph = (x_fake, adj_fake)
-        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly;
-            # atoms detached: deleting atoms would cut the count too, and G learnt to do that
-            graph = (
-                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]).detach(),
+        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly
+            graph = _joinable(
+                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
                 discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
             )
         apart = losses.disconnection(*graph)
@@ -175,6 +174,19 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     if apart is not None:
         stats["loss/disconnection"] = apart.detach()
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
+
+
+def _joinable(x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A sampled graph (x (B, N, T), adj (B, N, N, R)) whose fragments the connectivity penalty
+    may join but not delete: only atoms without a bond keep their gradient.
+
+    A lone atom is most often a pad node sampled as an atom, and deleting it is the fix; a piece
+    of two or more atoms is part of the molecule. With the gradient on every atom G cut the count
+    by deleting atoms (tiny molecules); with none it bonded every stray atom in (9-atom graphs
+    only; docs/ablation.md §1).
+    """
+    lone = adj.detach()[..., 1:].sum(dim=(2, 3)) == 0  # (B, N): no bond in the sample
+    return torch.where(lone[..., None], x, x.detach()), adj
 
 
 def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
