@@ -9,7 +9,7 @@ its output are in ``molgan.generator``; ``MolGAN`` holds all three nets and samp
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from molgan import conditioning
-from molgan.generator import NOISE_BLOCK, Generator, gumbel_noise
+from molgan.generator import Generator
 from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp
 
 if TYPE_CHECKING:
@@ -230,80 +230,17 @@ class MolGAN(nn.Module):
             return {}
         return conditioning.class_request(self.class_prior, self.atom_types, heavy_atoms, elements)
 
-    @torch.no_grad()
-    def graph_batches(
-        self,
-        n: int,
-        *,
-        generator: torch.Generator | None = None,
-        batch_size: int = 4096,
-        classes: dict | None = None,
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Gumbel-argmax graphs from n fresh z, at most ``batch_size`` at a time: ``(atoms
-        (b, N), bonds (b, N, N))`` int arrays per batch (``classes``: a conditional model's
-        ``class_request``).
-
-        Noise is drawn on the CPU from ``generator``, in blocks of ``NOISE_BLOCK`` graphs
-        whatever the batch size, so the graphs depend on neither the device nor ``batch_size``.
-        """
-        g = self.sampler
-        was_training = g.training
-        g.eval()
-        try:
-            for start in range(0, n, NOISE_BLOCK):
-                b = min(NOISE_BLOCK, n - start)
-                z = torch.randn(b, g.z_dim, generator=generator)  # (b, Z)
-                gx = gumbel_noise((b, g.N, g.T), generator=generator)
-                ga = gumbel_noise((b, g.N, g.N, g.R), symmetric=True, generator=generator)
-                cond = None
-                if self.class_prior is not None:  # drawn after the rest: same z as unconditioned
-                    cond = self.class_prior.sample(b, generator, **(classes or {}))  # (b, C)
-                for i in range(0, b, batch_size):
-                    c = None if cond is None else cond[i : i + batch_size].to(self.device)
-                    out = g(z[i : i + batch_size].to(self.device), c)
-                    atoms = (out.x_logits + gx[i : i + batch_size].to(self.device)).argmax(-1)
-                    bonds = (out.adj_logits + ga[i : i + batch_size].to(self.device)).argmax(-1)
-                    yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)
-        finally:
-            g.train(was_training)
-
     def sample_graphs(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
     ) -> tuple[np.ndarray, np.ndarray]:
-        """All of ``graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
-        parts = list(self.graph_batches(n, generator=generator, batch_size=batch_size))
+        """All of ``molgan.sample.graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
+        from molgan.sample import graph_batches
+
+        parts = list(graph_batches(self, n, generator=generator, batch_size=batch_size))
         if not parts:
             N = self.generator.N
             return np.zeros((0, N), np.int64), np.zeros((0, N, N), np.int64)
         return np.concatenate([a for a, _ in parts]), np.concatenate([b for _, b in parts])
-
-    def iter_samples(
-        self,
-        n: int,
-        seed: int | None = None,
-        *,
-        strict: bool = True,
-        batch_size: int = 4096,
-        heavy_atoms: int | None = None,
-        elements: str | Sequence[str] | None = None,
-    ) -> Iterator[Samples]:
-        """``sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
-
-        Raises:
-            ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, or a class
-                a conditional model cannot be asked for (``class_request``).
-        """
-        check_count("n", n, 0)
-        check_count("batch_size", batch_size, 1)
-        classes = self.class_request(heavy_atoms, elements)  # checked now, not when iterated
-        generator = torch.Generator()
-        if seed is None:
-            generator.seed()
-        else:
-            check_count("seed", seed, 0, 2**64)
-            generator.manual_seed(seed)
-        batches = self.graph_batches(n, generator=generator, batch_size=batch_size, classes=classes)
-        return _as_samples(batches, strict)
 
     def sample(
         self,
@@ -331,8 +268,10 @@ class MolGAN(nn.Module):
             that ``molgan.evaluate`` reports the lenient validity of strict samples correctly.
         """
         from molgan import chem
+        from molgan.sample import iter_samples
 
-        parts = self.iter_samples(
+        parts = iter_samples(
+            self,
             n,
             seed,
             strict=strict,
@@ -341,25 +280,3 @@ class MolGAN(nn.Module):
             elements=elements,
         )
         return chem.Samples.concat(list(parts), strict=strict)
-
-
-def _as_samples(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool
-) -> Iterator[Samples]:
-    from molgan import chem
-
-    for atoms, bonds in batches:
-        lenient = [
-            chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
-        ]
-        yield chem.Samples(lenient, strict=strict)
-
-
-def check_count(name: str, value, low: int, high: int | None = None) -> None:
-    """Refuse anything but an integer in [low, high) (bools, floats and strings included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < low or (high is not None and value >= high):
-        top = "2**64" if high == 2**64 else str(high)
-        bound = f"in [{low}, {top})" if high is not None else f"≥ {low}"
-        raise ValueError(f"{name} must be {bound}, got {value}")

@@ -1,12 +1,20 @@
-"""One-call sampling: ``molgan.sample(n)`` -> canonical SMILES from a checkpoint or model."""
+"""Sampling: ``molgan.sample(n)`` -> canonical SMILES from a checkpoint or model, and the
+Gumbel-argmax decoding of fresh z that ``MolGAN.sample`` runs on."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from molgan import checkpoint as ckpt
-from molgan.models import MolGAN, check_count, resolve_device
+import numpy as np
+import torch
+
+from molgan.generator import NOISE_BLOCK, gumbel_noise
+
+if TYPE_CHECKING:
+    from molgan.chem import Samples
+    from molgan.models import MolGAN
 
 
 def sample(
@@ -42,6 +50,9 @@ def sample(
             ``batch_size`` not an integer in range; an unknown or unavailable device; a class
             asked of a model that is not conditional, or that no training molecule is of.
     """
+    from molgan import checkpoint as ckpt
+    from molgan.models import MolGAN, resolve_device
+
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
     if seed is not None:
@@ -53,3 +64,92 @@ def sample(
     return model.sample(
         n, seed, strict=strict, batch_size=batch_size, heavy_atoms=heavy_atoms, elements=elements
     )
+
+
+@torch.no_grad()
+def graph_batches(
+    model: MolGAN,
+    n: int,
+    *,
+    generator: torch.Generator | None = None,
+    batch_size: int = 4096,
+    classes: dict | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Gumbel-argmax graphs from n fresh z of ``model``, at most ``batch_size`` at a time: ``(atoms
+    (b, N), bonds (b, N, N))`` int arrays per batch (``classes``: a conditional model's
+    ``class_request``).
+
+    Noise is drawn on the CPU from ``generator``, in blocks of ``NOISE_BLOCK`` graphs
+    whatever the batch size, so the graphs depend on neither the device nor ``batch_size``.
+    """
+    g = model.sampler
+    was_training = g.training
+    g.eval()
+    try:
+        for start in range(0, n, NOISE_BLOCK):
+            b = min(NOISE_BLOCK, n - start)
+            z = torch.randn(b, g.z_dim, generator=generator)  # (b, Z)
+            gx = gumbel_noise((b, g.N, g.T), generator=generator)
+            ga = gumbel_noise((b, g.N, g.N, g.R), symmetric=True, generator=generator)
+            cond = None
+            if model.class_prior is not None:  # drawn after the rest: same z as unconditioned
+                cond = model.class_prior.sample(b, generator, **(classes or {}))  # (b, C)
+            for i in range(0, b, batch_size):
+                c = None if cond is None else cond[i : i + batch_size].to(model.device)
+                out = g(z[i : i + batch_size].to(model.device), c)
+                atoms = (out.x_logits + gx[i : i + batch_size].to(model.device)).argmax(-1)
+                bonds = (out.adj_logits + ga[i : i + batch_size].to(model.device)).argmax(-1)
+                yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)
+    finally:
+        g.train(was_training)
+
+
+def iter_samples(
+    model: MolGAN,
+    n: int,
+    seed: int | None = None,
+    *,
+    strict: bool = True,
+    batch_size: int = 4096,
+    heavy_atoms: int | None = None,
+    elements: str | Sequence[str] | None = None,
+) -> Iterator[Samples]:
+    """``model.sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
+
+    Raises:
+        ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, or a class
+            a conditional model cannot be asked for (``class_request``).
+    """
+    check_count("n", n, 0)
+    check_count("batch_size", batch_size, 1)
+    classes = model.class_request(heavy_atoms, elements)  # checked now, not when iterated
+    generator = torch.Generator()
+    if seed is None:
+        generator.seed()
+    else:
+        check_count("seed", seed, 0, 2**64)
+        generator.manual_seed(seed)
+    batches = graph_batches(model, n, generator=generator, batch_size=batch_size, classes=classes)
+    return _as_samples(batches, strict)
+
+
+def _as_samples(
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool
+) -> Iterator[Samples]:
+    from molgan import chem
+
+    for atoms, bonds in batches:
+        lenient = [
+            chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
+        ]
+        yield chem.Samples(lenient, strict=strict)
+
+
+def check_count(name: str, value, low: int, high: int | None = None) -> None:
+    """Refuse anything but an integer in [low, high) (bools, floats and strings included)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < low or (high is not None and value >= high):
+        top = "2**64" if high == 2**64 else str(high)
+        bound = f"in [{low}, {top})" if high is not None else f"≥ {low}"
+        raise ValueError(f"{name} must be {bound}, got {value}")

@@ -21,6 +21,7 @@ import molgan
 from molgan import chem, metrics
 from molgan.models import resolve_device
 from molgan.rundir import output_path
+from molgan.sample import iter_samples
 
 FORMATS = (".csv", ".smi", ".sdf")
 GRID_SIZE = 48
@@ -102,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
         model = molgan.load(args.checkpoint, device=resolve_device(args.device))
-        batches = model.iter_samples(
+        batches = iter_samples(
+            model,
             args.n,
             args.seed,
             strict=True,

@@ -13,6 +13,7 @@ from molgan import checkpoint, conditioning, steps
 from molgan.config import Config, make_config
 from molgan.generator import Generator
 from molgan.models import Discriminator, MolGAN
+from molgan.sample import graph_batches
 
 train_module = importlib.import_module("molgan.train")
 T = 5  # pad, C, N, O, F
@@ -126,7 +127,7 @@ def test_sampling_a_class_checks_the_request_in_one_line(conditional_model):
     def graphs(**request):
         gen = torch.Generator().manual_seed(0)
         classes = model.class_request(**request)
-        return next(model.graph_batches(12, generator=gen, classes=classes))[1]
+        return next(graph_batches(model, 12, generator=gen, classes=classes))[1]
 
     assert (graphs(heavy_atoms=present) != graphs()).any()  # the request reaches G
     with pytest.raises(ValueError, match="elements must be atom symbols"):

@@ -5,6 +5,7 @@ import molgan
 from molgan import checkpoint
 from molgan.config import make_config
 from molgan.models import MolGAN
+from molgan.sample import iter_samples
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_strict_samples_remember_fragments_so_evaluate_reports_lenient_validity(
 
 def test_chunked_sampling_gives_the_same_molecules(ckpt):
     model = checkpoint.load(ckpt)
-    chunks = [s for part in model.iter_samples(50, 3, batch_size=7) for s in part]
+    chunks = [s for part in iter_samples(model, 50, 3, batch_size=7) for s in part]
     assert chunks == model.sample(50, 3, batch_size=7) == model.sample(50, 3, batch_size=7)
 
 
