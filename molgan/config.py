@@ -117,6 +117,9 @@ class Config:
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
     equally often); sampling still draws classes with the data's own frequencies."""
+    gen_noise: float = 0.0
+    """Std of Gaussian noise added to each hidden layer of G, in training and sampling (noise
+    injection, SPECTRE); 0 = off."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order."""
@@ -188,7 +191,15 @@ class Config:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.pac < 1 or self.batch_size % self.pac:
             raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
-        for name in ("lr_d", "diversity", "mode_seeking", "valence", "connectivity", "tau_end"):
+        for name in (
+            "lr_d",
+            "diversity",
+            "mode_seeking",
+            "valence",
+            "connectivity",
+            "tau_end",
+            "gen_noise",
+        ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
         if not 0.0 <= self.condition_balance <= 1.0:

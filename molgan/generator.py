@@ -37,6 +37,8 @@ class Generator(nn.Module):
         dropout: dropout after each hidden layer.
         cond_dim: length C of a class vector appended to z (0 = unconditional; see
             ``molgan.conditioning``).
+        noise: std of the Gaussian noise added to each hidden layer's activation, in training
+            and in sampling (noise injection, SPECTRE's ``noisy_gen``); 0 = off.
     """
 
     def __init__(
@@ -48,10 +50,11 @@ class Generator(nn.Module):
         num_bond_types: int,
         dropout: float = 0.0,
         cond_dim: int = 0,
+        noise: float = 0.0,
     ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
-        self.cond_dim = cond_dim
+        self.cond_dim, self.noise, self.hidden = cond_dim, noise, tuple(hidden)
         self.body = mlp((z_dim + cond_dim, *hidden), dropout)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
         self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
@@ -59,11 +62,27 @@ class Generator(nn.Module):
         channel = torch.arange(num_bond_types) > 0
         self.register_buffer("self_bond", diagonal & channel, persistent=False)  # (N, N, R)
 
-    def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> GeneratorOutput:
+    def forward(
+        self,
+        z: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        hidden_noise: list[torch.Tensor] | None = None,
+    ) -> GeneratorOutput:
         """z (B, Z) [and class vectors cond (B, C)] -> ``GeneratorOutput``; edge logits
-        symmetric with no self-bonds."""
+        symmetric with no self-bonds. With ``noise`` > 0, ``hidden_noise`` gives the standard
+        normal draws of the hidden layers, (B, H_l) each (default: drawn here)."""
         B = z.shape[0]
-        h = self.body(z if cond is None else torch.cat([z, cond], dim=-1))  # (B, H)
+        h = z if cond is None else torch.cat([z, cond], dim=-1)  # (B, Z + C)
+        if not self.noise:
+            h = self.body(h)  # (B, H)
+        else:
+            layer = 0
+            for module in self.body:
+                h = module(h)
+                if isinstance(module, nn.Tanh):  # after each hidden layer's activation
+                    eps = torch.randn_like(h) if hidden_noise is None else hidden_noise[layer]
+                    h = h + self.noise * eps.to(h.device)  # (B, H_l)
+                    layer += 1
         x_logits = self.node_head(h).view(B, self.N, self.T)  # (B, N, T)
         adj_logits = self.edge_head(h).view(B, self.N, self.N, self.R)  # (B, N, N, R)
         adj_logits = (adj_logits + adj_logits.transpose(1, 2)) / 2  # symmetric, as the TF code

@@ -172,7 +172,14 @@ class MolGAN(nn.Module):
             self.class_prior = conditioning.ClassPrior(c["max_atoms"], T)
             cond_dim = conditioning.class_dim(c["max_atoms"], T)
         self.generator = Generator(
-            c["z_dim"], tuple(c["gen_dims"]), c["max_atoms"], T, R, c["dropout"], cond_dim
+            c["z_dim"],
+            tuple(c["gen_dims"]),
+            c["max_atoms"],
+            T,
+            R,
+            c["dropout"],
+            cond_dim,
+            noise=c.get("gen_noise", 0.0),
         )
         self.discriminator = Discriminator(
             **encoder,

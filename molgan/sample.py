@@ -94,9 +94,13 @@ def graph_batches(
             cond = None
             if model.class_prior is not None:  # drawn after the rest: same z as unconditioned
                 cond = model.class_prior.sample(b, generator, **(classes or {}))  # (b, C)
+            noise = None  # a noise-injected G's hidden noise, drawn last for the same reason
+            if g.noise:
+                noise = [torch.randn(b, h, generator=generator) for h in g.hidden]  # (b, H_l)
             for i in range(0, b, batch_size):
                 c = None if cond is None else cond[i : i + batch_size].to(model.device)
-                out = g(z[i : i + batch_size].to(model.device), c)
+                eps = None if noise is None else [e[i : i + batch_size] for e in noise]
+                out = g(z[i : i + batch_size].to(model.device), c, eps)
                 atoms = (out.x_logits + gx[i : i + batch_size].to(model.device)).argmax(-1)
                 bonds = (out.adj_logits + ga[i : i + batch_size].to(model.device)).argmax(-1)
                 yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)

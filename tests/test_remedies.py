@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib
 
@@ -10,7 +11,7 @@ import torch
 
 from molgan import checkpoint, losses, steps
 from molgan.config import Config, make_config
-from molgan.generator import noisy_one_hot
+from molgan.generator import Generator, noisy_one_hot
 from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
@@ -32,6 +33,7 @@ REMEDIES = {
     "valence": 1.0,
     "connectivity": 1.0,
     "connectivity_sampled": True,
+    "gen_noise": 0.1,
 }
 
 
@@ -129,6 +131,45 @@ def test_ema_weights_survive_save_and_load(tmp_path):
     model.update_ema(0.5)
     path = checkpoint.save(tmp_path / "ema.pt", model)
     assert checkpoint.load(path).sample(30, seed=0) == model.sample(30, seed=0)
+
+
+def test_gen_noise_is_added_to_every_hidden_layer_and_only_there():
+    torch.manual_seed(0)
+    plain = Generator(5, (7, 11), 4, 3, 2)
+    noisy = Generator(5, (7, 11), 4, 3, 2, noise=0.5)
+    noisy.load_state_dict(plain.state_dict())  # no parameters of its own
+    z = torch.randn(6, 5)
+    zeros = [torch.zeros(6, 7), torch.zeros(6, 11)]
+    for a, b in zip(noisy(z, None, zeros), plain(z), strict=True):
+        torch.testing.assert_close(a, b)  # zero noise = the plain G
+    eps = [torch.randn(6, 7), torch.randn(6, 11)]
+    for a, b in zip(noisy(z, None, eps), noisy(z, None, eps), strict=True):
+        torch.testing.assert_close(a, b)  # given noise: deterministic
+    # the last layer's noise reaches the heads linearly: head(h + 0.5 eps) - head(h)
+    last = [torch.zeros(6, 7), eps[1]]
+    shift = noisy(z, None, last).x_logits - plain(z).x_logits  # (6, N, T)
+    torch.testing.assert_close(shift.reshape(6, -1), 0.5 * eps[1] @ plain.node_head.weight.T)
+    drawn = noisy(z).x_logits  # no noise given: drawn, so the same z gives another graph
+    assert not torch.allclose(drawn, noisy(z).x_logits)
+
+
+def test_gen_noise_is_drawn_from_the_sampling_seed_whatever_the_batch_size():
+    cfg = make_config("debug", gen_noise=1.0)
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg)
+    one = model.sample_graphs(40, generator=torch.Generator().manual_seed(3), batch_size=40)
+    many = model.sample_graphs(40, generator=torch.Generator().manual_seed(3), batch_size=7)
+    for a, b in zip(one, many, strict=True):
+        assert (a == b).all()
+    quiet = copy.deepcopy(model)
+    quiet.generator.noise = 0.0  # same weights, same z and Gumbel noise, no hidden noise
+    off = quiet.sample_graphs(40, generator=torch.Generator().manual_seed(3), batch_size=40)
+    assert not all((a == b).all() for a, b in zip(one, off, strict=True))
+
+
+def test_gen_noise_must_not_be_negative():
+    with pytest.raises(ValueError, match="gen_noise must be ≥ 0"):
+        Config(gen_noise=-0.1)
 
 
 def test_real_noise_keeps_one_hots_on_the_simplex_symmetric_with_an_exact_diagonal():
