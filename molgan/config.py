@@ -87,6 +87,9 @@ class Config:
     """Mix this share of uniform noise into the real one-hots D sees (0 = exact one-hots)."""
     lr_d: float = 0.0
     """Adam learning rate of D (0 = lr)."""
+    lr_decay: float = 0.0
+    """Decay all learning rates linearly to lr·(1 - lr_decay) by the last step (0 = constant,
+    1 = to zero)."""
     beta1: float = 0.9
     """Adam β1 of all nets (WGAN-GP setups often use 0.5 or 0)."""
     beta2: float = 0.999
@@ -202,6 +205,8 @@ class Config:
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if not 0.0 <= self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.condition_balance <= 1.0:
             raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
         if self.connectivity_sampled and not self.connectivity:

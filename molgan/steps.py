@@ -44,11 +44,23 @@ def make_optimizers(model: MolGAN, cfg: Config) -> dict[str, torch.optim.Optimiz
     """Adam for G, D and V (``opt_g``, ``opt_d``, ``opt_v``): ``lr`` (D: ``lr_d`` if set),
     betas (``beta1``, ``beta2``)."""
     betas = (cfg.beta1, cfg.beta2)
-    lrs = {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
+    lrs = _base_lrs(cfg)
     nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
     return {
         k: torch.optim.Adam(net.parameters(), lr=lrs[k], betas=betas) for k, net in nets.items()
     }
+
+
+def _base_lrs(cfg: Config) -> dict[str, float]:
+    return {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
+
+
+def decay_lrs(opts: dict[str, torch.optim.Optimizer], cfg: Config, fraction: float) -> None:
+    """Set each optimiser's learning rate for this point of training (``fraction`` done, 0..1):
+    its base rate times 1 - ``lr_decay`` · fraction (a function of the step: resumes exactly)."""
+    for k, lr in _base_lrs(cfg).items():
+        for group in opts[k].param_groups:
+            group["lr"] = lr * (1.0 - cfg.lr_decay * fraction)
 
 
 def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:

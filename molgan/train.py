@@ -31,6 +31,7 @@ from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, resolve_device
 from molgan.steps import (
     d_step,
+    decay_lrs,
     fake_rewards,
     g_step,
     make_optimizers,
@@ -249,6 +250,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             real = one_hot(atoms_all[idx], bonds_all[idx])
             if cfg.tau_end:  # linear temperature annealing of what D sees
                 step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
+            if cfg.lr_decay:  # linear learning-rate decay of all three nets
+                decay_lrs(opts, cfg, step / max(total - 1, 1))
             latest |= d_step(nets, opts["d"], real, step_cfg)
             if step % cfg.n_critic == 0:
                 lam = cfg.lam if use_rl and step >= rl_from else 1.0

@@ -34,6 +34,7 @@ REMEDIES = {
     "connectivity": 1.0,
     "connectivity_sampled": True,
     "gen_noise": 0.1,
+    "lr_decay": 0.5,
 }
 
 
@@ -188,6 +189,19 @@ def test_separate_learning_rate_and_betas_reach_the_optimisers():
     opts = steps.make_optimizers(MolGAN.from_config(cfg), cfg)
     assert opts["d"].param_groups[0]["lr"] == 4e-4 and opts["g"].param_groups[0]["lr"] == 1e-3
     assert all(o.param_groups[0]["betas"] == (0.5, 0.9) for o in opts.values())
+
+
+def test_lr_decay_lowers_every_learning_rate_linearly_from_its_own_base():
+    cfg = make_config("debug", lr=1e-3, lr_d=4e-4, lr_decay=0.5)
+    opts = steps.make_optimizers(MolGAN.from_config(cfg), cfg)
+    steps.decay_lrs(opts, cfg, 0.0)
+    assert [opts[k].param_groups[0]["lr"] for k in "gdv"] == pytest.approx([1e-3, 4e-4, 1e-3])
+    steps.decay_lrs(opts, cfg, 1.0)  # the last step: base · (1 - 0.5)
+    assert [opts[k].param_groups[0]["lr"] for k in "gdv"] == pytest.approx([5e-4, 2e-4, 5e-4])
+    steps.decay_lrs(opts, cfg, 0.5)
+    assert opts["d"].param_groups[0]["lr"] == pytest.approx(3e-4)
+    with pytest.raises(ValueError, match="lr_decay must be in"):
+        Config(lr_decay=1.5)
 
 
 def test_diversity_bonus_rewards_spread_of_critic_scores():
