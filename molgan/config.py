@@ -74,6 +74,10 @@ class Config:
     """Scale the RL term by α = |L_WGAN / L_RL| (detached), as the official code."""
     alpha_eps: float = 1e-2
     """Lower clamp of |L_RL| in α's denominator (the official code has none and can blow up)."""
+    rarity_window: int = 0
+    """Multiply each generated molecule's RL reward by its rarity: 1 / its count among G's
+    last rarity_window valid molecules (molgan.rewards.RarityMemory); 0 = off, ignored
+    without RL."""
     # --- mode-collapse remedies: all off in the paper's setting (docs/ablation.md) ---
     minibatch_std: bool = False
     """D sees the batch std of its graph embeddings (minibatch standard deviation)."""
@@ -173,7 +177,7 @@ class Config:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.max_atoms > MAX_ATOMS_LIMIT:
             raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
-        for name in ("max_steps", "eval_every", "threads", "seed", "split_seed"):
+        for name in ("max_steps", "eval_every", "threads", "seed", "split_seed", "rarity_window"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ("time_limit", "gp_weight", "early_stop_unique", "ckpt_minutes"):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 from molgan import chem, conditioning, losses, rewards
@@ -212,10 +213,20 @@ def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Te
     return {"loss/v": loss_v.detach(), "reward/real": r_real.mean(), "reward/fake": r_fake.mean()}
 
 
-def fake_rewards(atoms: torch.Tensor, bonds: torch.Tensor, cfg: Config, train: set[str]):
-    """RDKit rewards (B, 1) of generated index graphs."""
+def fake_rewards(
+    atoms: torch.Tensor,
+    bonds: torch.Tensor,
+    cfg: Config,
+    train: set[str],
+    memory: rewards.RarityMemory | None = None,
+):
+    """RDKit rewards (B, 1) of generated index graphs; with a ``memory`` (``rarity_window``),
+    times each molecule's rarity among G's recent molecules."""
     smiles = [
         chem.graph_to_smiles(a, b)
         for a, b in zip(atoms.cpu().numpy(), bonds.cpu().numpy(), strict=False)
     ]
-    return torch.from_numpy(rewards.reward(smiles, cfg.reward, train))  # (B, 1)
+    r = rewards.reward(smiles, cfg.reward, train)  # (B, 1)
+    if memory is not None:
+        r = r * memory.update(smiles)[:, None].astype(np.float32)
+    return torch.from_numpy(r)  # (B, 1)

@@ -169,6 +169,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     use_rl = cfg.lam < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
+    memory = None  # G's recent molecules, for the rarity factor of the RL reward
+    if use_rl and cfg.rarity_window:
+        memory = rewards.RarityMemory(cfg.rarity_window, blob.get("rarity", []) if blob else [])
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
@@ -202,6 +205,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             "rl_from": rl_from,
             "best": dict(best),
         }
+        if memory is not None:
+            extra["rarity"] = memory.state()
         checkpoint.save(path, model, opts, step, last_metrics, extra=extra)
         if path == ckpt_path:
             saved["step"], saved["time"] = step, time.monotonic()
@@ -259,7 +264,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 model.update_ema(cfg.ema)
                 latest |= g_stats
                 if use_rl:
-                    r_fake = fake_rewards(fake[2], fake[3], cfg, train_set).to(device)
+                    r_fake = fake_rewards(fake[2], fake[3], cfg, train_set, memory).to(device)
                     latest |= v_step(nets, opts["v"], real, r_all[idx][:, None], fake, r_fake)
             done = step + 1
             if bar is not None:

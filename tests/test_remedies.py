@@ -35,6 +35,7 @@ REMEDIES = {
     "connectivity_sampled": True,
     "gen_noise": 0.1,
     "lr_decay": 0.5,
+    "rarity_window": 64,
 }
 
 

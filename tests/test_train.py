@@ -66,6 +66,26 @@ def test_resume_continues_the_same_stream(tiny_config, tmp_path):
     assert _log(straight)[-1]["loss/d"] == _log(resumed)[-1]["loss/d"]
 
 
+def test_resume_restores_the_rarity_memory_of_the_reward(tiny_config, tmp_path, monkeypatch):
+    # every graph gets a SMILES (a few distinct ones), so the memory fills from the first step
+    names = ["C", "CC", "CO"]
+    monkeypatch.setattr(
+        steps.chem, "graph_to_smiles", lambda a, b, strict=True: names[int(a.sum()) % 3]
+    )
+    base = {**_overrides(tiny_config), "rl_start": 0.0, "rarity_window": 8}
+    straight = make_config("debug", **base, out_dir=str(tmp_path / "a"))
+    train_module.train(straight)
+    first = make_config("debug", **{**base, "max_steps": 3}, out_dir=str(tmp_path / "b"))
+    train_module.train(first)
+    resumed = make_config("debug", **base, out_dir=str(tmp_path / "b"), resume=True)
+    train_module.train(resumed)
+    a = checkpoint.read(tmp_path / "a" / "debug-seed0" / "ckpt.pt")
+    b = checkpoint.read(tmp_path / "b" / "debug-seed0" / "ckpt.pt")
+    assert len(a["rarity"]) == 8 and a["rarity"] == b["rarity"]
+    rewarded = [r["reward/fake"] for r in _log(straight) if "reward/fake" in r]
+    assert rewarded == [r["reward/fake"] for r in _log(resumed) if "reward/fake" in r]
+
+
 def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("RDKit reward called with lam=1")
