@@ -11,7 +11,7 @@ import torch
 
 from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
-from molgan.generator import discretize, gumbel_noise, noisy_one_hot
+from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
 from molgan.models import MolGAN
 
 
@@ -156,20 +156,9 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
     loss = parts.loss
     if cfg.mode_seeking > 0:
         loss = loss + cfg.mode_seeking * losses.mode_seeking(x_fake, adj_fake, z)
-    excess = None
-    if cfg.valence > 0:
-        excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
-        loss = loss + cfg.valence * excess
-    apart = None
-    if cfg.connectivity > 0:
-        graph = (x_fake, adj_fake)
-        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs returned below, exactly
-            graph = _joinable(
-                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
-                discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
-            )
-        apart = losses.disconnection(*graph)
-        loss = loss + cfg.connectivity * apart
+    penalties = _graph_penalties(nets, cfg, out, noise, x_fake, adj_fake)
+    for weight, value in penalties.values():
+        loss = loss + weight * value
     opt_g.zero_grad(set_to_none=True)
     loss.backward()
     opt_g.step()
@@ -182,11 +171,32 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
         "loss/rl": parts.rl.detach(),
         "alpha": parts.alpha.detach(),
     }
-    if excess is not None:
-        stats["loss/valence"] = excess.detach()
-    if apart is not None:
-        stats["loss/disconnection"] = apart.detach()
+    stats |= {name: value.detach() for name, (_, value) in penalties.items()}
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
+
+
+def _graph_penalties(
+    nets: Nets,
+    cfg: Config,
+    out: GeneratorOutput,
+    noise: tuple[torch.Tensor, torch.Tensor],
+    x_fake: torch.Tensor,
+    adj_fake: torch.Tensor,
+) -> dict[str, tuple[float, torch.Tensor]]:
+    """The validity penalties on G's graphs that are switched on: log name -> (weight, value)."""
+    penalties = {}
+    if cfg.valence > 0:
+        excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
+        penalties["loss/valence"] = (cfg.valence, excess)
+    if cfg.connectivity > 0:
+        graph = (x_fake, adj_fake)
+        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs g_step returns, exactly
+            graph = _joinable(
+                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
+                discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
+            )
+        penalties["loss/disconnection"] = (cfg.connectivity, losses.disconnection(*graph))
+    return penalties
 
 
 def _joinable(x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
