@@ -50,8 +50,9 @@ def _overrides(cfg):
     return {k: getattr(cfg, k) for k in keep}
 
 
-def test_resume_continues_the_same_stream(tiny_config, tmp_path):
-    base = {**_overrides(tiny_config), "rl_start": 0.0}
+def _straight_and_resumed_at_3(base, tmp_path):
+    """Train ``base`` straight through, and again stopped at step 3 and resumed: both configs
+    and both final checkpoints."""
     straight = make_config("debug", **base, out_dir=str(tmp_path / "a"))
     train_module.train(straight)
     first = make_config("debug", **{**base, "max_steps": 3}, out_dir=str(tmp_path / "b"))
@@ -60,6 +61,12 @@ def test_resume_continues_the_same_stream(tiny_config, tmp_path):
     train_module.train(resumed)
     a = checkpoint.read(tmp_path / "a" / "debug-seed0" / "ckpt.pt")
     b = checkpoint.read(tmp_path / "b" / "debug-seed0" / "ckpt.pt")
+    return straight, resumed, a, b
+
+
+def test_resume_continues_the_same_stream(tiny_config, tmp_path):
+    base = {**_overrides(tiny_config), "rl_start": 0.0}
+    straight, resumed, a, b = _straight_and_resumed_at_3(base, tmp_path)
     assert a["step"] == b["step"] == 6
     for name in a["generator"]:
         assert torch.equal(a["generator"][name], b["generator"][name]), name
@@ -73,14 +80,7 @@ def test_resume_restores_the_rarity_memory_of_the_reward(tiny_config, tmp_path, 
         steps.chem, "graph_to_smiles", lambda a, b, strict=True: names[int(a.sum()) % 3]
     )
     base = {**_overrides(tiny_config), "rl_start": 0.0, "rarity_window": 8}
-    straight = make_config("debug", **base, out_dir=str(tmp_path / "a"))
-    train_module.train(straight)
-    first = make_config("debug", **{**base, "max_steps": 3}, out_dir=str(tmp_path / "b"))
-    train_module.train(first)
-    resumed = make_config("debug", **base, out_dir=str(tmp_path / "b"), resume=True)
-    train_module.train(resumed)
-    a = checkpoint.read(tmp_path / "a" / "debug-seed0" / "ckpt.pt")
-    b = checkpoint.read(tmp_path / "b" / "debug-seed0" / "ckpt.pt")
+    straight, resumed, a, b = _straight_and_resumed_at_3(base, tmp_path)
     assert len(a["rarity"]) == 8 and a["rarity"] == b["rarity"]
     rewarded = [r["reward/fake"] for r in _log(straight) if "reward/fake" in r]
     assert rewarded == [r["reward/fake"] for r in _log(resumed) if "reward/fake" in r]
