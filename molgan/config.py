@@ -120,6 +120,9 @@ class Config:
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
+    condition_formula: bool = False
+    """With condition: the class is the heavy-atom formula (how many of each element; 198
+    classes in QM9's training split) instead of the count and element set (46)."""
     condition_balance: float = 0.0
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
@@ -217,6 +220,8 @@ class Config:
             raise ValueError("connectivity_sampled needs a connectivity weight (--connectivity W)")
         if self.condition_balance and not self.condition:
             raise ValueError("condition_balance needs condition (--condition)")
+        if self.condition_formula and not self.condition:
+            raise ValueError("condition_formula needs condition (--condition)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not _DEVICE.fullmatch(self.device):

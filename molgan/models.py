@@ -169,8 +169,9 @@ class MolGAN(nn.Module):
         self.class_prior = None
         cond_dim = 0
         if c.get("condition", False):
-            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T)
-            cond_dim = conditioning.class_dim(c["max_atoms"], T)
+            formula = c.get("condition_formula", False)
+            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T, formula)
+            cond_dim = conditioning.class_dim(c["max_atoms"], T, formula)
         self.generator = Generator(
             c["z_dim"],
             tuple(c["gen_dims"]),

@@ -98,7 +98,7 @@ def _classes(real, cfg: Config) -> torch.Tensor | None:
         return None
     if real is None:
         raise ValueError("a conditional generator step needs the real batch (its classes)")
-    return conditioning.one_hot_classes(real.x)
+    return conditioning.one_hot_classes(real.x, cfg.condition_formula)
 
 
 def _fake_inputs(out, cfg: Config, noise=None):

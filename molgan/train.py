@@ -180,7 +180,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         model.class_prior.fit(data.atoms[train_idx])
         if cfg.condition_balance:
             T, power = len(model.atom_types), cfg.condition_balance
-            weights = conditioning.balance_weights(data.atoms[train_idx], T, power)
+            formula = cfg.condition_formula
+            weights = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
     opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:
