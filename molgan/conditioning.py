@@ -118,10 +118,13 @@ class ClassPrior(nn.Module):
         self.register_buffer("counts", torch.zeros(num_classes(num_nodes, num_atom_types, formula)))
 
     @torch.no_grad()
-    def fit(self, atoms: torch.Tensor) -> ClassPrior:
-        """Count the classes of training graphs' atom indices (M, N)."""
+    def fit(self, atoms: torch.Tensor, weights: torch.Tensor | None = None) -> ClassPrior:
+        """Count the classes of training graphs' atom indices (M, N), each graph with its
+        sampling weight (M,) when given (1 each otherwise)."""
         index = class_index(atoms, self.T, self.formula).to(self.counts.device)
-        self.counts.zero_().index_add_(0, index, torch.ones_like(index, dtype=torch.float))
+        if weights is None:
+            weights = torch.ones_like(index, dtype=torch.float)
+        self.counts.zero_().index_add_(0, index, weights.to(self.counts))
         return self
 
     def sample(

@@ -74,6 +74,10 @@ class Config:
     """Scale the RL term by α = |L_WGAN / L_RL| (detached), as the official code."""
     alpha_eps: float = 1e-2
     """Lower clamp of |L_RL| in α's denominator (the official code has none and can blow up)."""
+    reward_tilt: float = 0.0
+    """Draw training molecules with weight exp(β · their reward) (the ``reward`` spec), so the
+    data D sees leans toward high reward and G learns a spread of high-reward molecules, not one
+    (weighted retraining, Tripp et al. 2020); with or without RL. 0 = off."""
     rarity_window: int = 0
     """Multiply each generated molecule's RL reward by its rarity: 1 / its count among G's
     last rarity_window valid molecules (molgan.rewards.RarityMemory); 0 = off, ignored
@@ -209,6 +213,7 @@ class Config:
             "connectivity",
             "tau_end",
             "gen_noise",
+            "reward_tilt",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")

@@ -175,13 +175,17 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
-    weights = None  # per training molecule, for class-balanced batches
+    weights = None  # per training molecule: class-balanced and/or reward-tilted batches
+    if cfg.reward_tilt:
+        r_train = (r_all.cpu() if use_rl else dataset_rewards(data, cfg.reward))[train_idx]
+        weights = tilt_weights(r_train, cfg.reward_tilt)
     if model.class_prior is not None:  # the class frequencies a conditional model samples
-        model.class_prior.fit(data.atoms[train_idx])
+        model.class_prior.fit(data.atoms[train_idx], weights)  # tilted ones, if tilted
         if cfg.condition_balance:
             T, power = len(model.atom_types), cfg.condition_balance
             formula = cfg.condition_formula
-            weights = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
+            balance = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
+            weights = balance if weights is None else balance * weights
     opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:
@@ -249,7 +253,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) % 2**64)
                 if weights is None:
                     order = torch.randperm(len(train_idx), generator=g)
-                else:  # class-balanced: an epoch's worth of draws with replacement
+                else:  # balanced / tilted: an epoch's worth of draws with replacement
                     order = torch.multinomial(weights, len(train_idx), True, generator=g)
                 perm, perm_epoch = train_idx[order], epoch
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
@@ -324,6 +328,13 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         bar.close()
     print(f"done: {run_dir}", file=sys.stderr)
     return model.eval()
+
+
+def tilt_weights(r: torch.Tensor, beta: float) -> torch.Tensor:
+    """Sampling weights (M,) of training molecules with rewards r (M,): exp(β · r), scaled so
+    the largest is 1 (the reward-tilted data a ``reward_tilt`` run trains D on)."""
+    r = r.double()
+    return torch.exp(beta * (r - r.max()))
 
 
 def _finite(stats: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:

@@ -96,6 +96,13 @@ def test_class_prior_samples_classes_with_the_training_frequencies():
     assert has_fluorine.mean().item() == pytest.approx(0.25, abs=0.03)
 
 
+def test_class_prior_fitted_with_weights_counts_each_graph_by_its_weight():
+    atoms = torch.tensor([[1, 1, 0]] * 3 + [[1, 4, 0]])
+    prior = conditioning.ClassPrior(3, T).fit(atoms, torch.tensor([1.0, 1.0, 1.0, 9.0]))
+    drawn = prior.sample(4000, torch.Generator().manual_seed(0))
+    assert drawn[:, -1].mean().item() == pytest.approx(0.75, abs=0.03)  # 9 of 12
+
+
 def test_an_unfitted_class_prior_refuses_to_sample():
     with pytest.raises(ValueError, match="never fitted"):
         conditioning.ClassPrior(3, T).sample(4)

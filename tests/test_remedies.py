@@ -36,6 +36,8 @@ REMEDIES = {
     "gen_noise": 0.1,
     "lr_decay": 0.5,
     "rarity_window": 64,
+    "condition_formula": True,
+    "reward_tilt": 5.0,
 }
 
 
@@ -425,6 +427,41 @@ def test_tau_end_anneals_the_temperature_d_sees_from_tau_to_tau_end(tiny_config,
     assert seen[0] == 1.0 and seen[-1] == pytest.approx(0.25)
     assert all(a >= b for a, b in zip(seen, seen[1:], strict=False))
     assert Config(mode="gumbel").tau_end == 0.0  # off in the paper preset
+
+
+def test_tilt_weights_are_exp_of_beta_times_reward_largest_one():
+    w = train_module.tilt_weights(torch.tensor([0.0, 0.5, 1.0]), 2.0)
+    torch.testing.assert_close(w, torch.tensor([-2.0, -1.0, 0.0], dtype=torch.double).exp())
+    assert train_module.tilt_weights(torch.tensor([0.2, 0.9]), 0.0).tolist() == [1.0, 1.0]
+
+
+def test_reward_tilt_draws_high_reward_molecules_into_the_real_batches(tiny_config, monkeypatch):
+    # a stand-in reward without RDKit: the share of a molecule's atoms that are oxygen
+    def oxygen_share(data, spec, verbose=True):
+        atoms = data.atoms.long()
+        return (atoms == 3).sum(1).double() / (atoms > 0).sum(1).double()
+
+    seen = []
+    original = train_module.d_step
+
+    def spy(nets, opt, real, cfg):
+        atoms = real.x.argmax(-1)
+        seen.append(((atoms == 3).sum(1) / (atoms > 0).sum(1)).mean().item())
+        return original(nets, opt, real, cfg)
+
+    monkeypatch.setattr(train_module, "dataset_rewards", oxygen_share)
+    monkeypatch.setattr(train_module, "d_step", spy)
+    means = {}
+    for beta in (0.0, 30.0):
+        seen.clear()
+        cfg = dataclasses.replace(
+            tiny_config, lam=1.0, reward_tilt=beta, max_steps=40, eval_every=40, name=f"t{beta}"
+        )
+        train_module.train(cfg)
+        means[beta] = sum(seen) / len(seen)
+    assert means[30.0] > means[0.0] + 0.1
+    with pytest.raises(ValueError, match="reward_tilt"):
+        make_config("debug", reward_tilt=-1.0)
 
 
 def test_training_with_every_remedy_on_stays_finite(tiny_config):
