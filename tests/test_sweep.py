@@ -179,6 +179,28 @@ def test_a_grown_grid_runs_its_new_points_and_keeps_the_old_results(tmp_path):
     assert len(_trials(tmp_path, grown)) == 2  # "a" did not run again
 
 
+def test_a_worker_started_before_the_grid_grew_runs_the_new_points(tmp_path, monkeypatch):
+    small = _spec("stale", grid={"variant": {"a": {"lam": 1.0}}}, fixed={"max_steps": 6})
+    grown = _spec("stale", grid={"variant": {"a": {"lam": 1.0}, "b": {"lam": 1.0, "seed": 3}}})
+    grown["fixed"]["max_steps"] = 6
+    path = tmp_path / "stale.json"
+    path.write_text(json.dumps(grown))
+    storage = sweep.default_storage(tmp_path)
+    sweep.open_study(sweep.load_spec(grown), storage, create=True)  # both points queued
+    study_module = __import__("molgan.sweep.study", fromlist=["load_spec"])
+    read = []  # the worker's first read of the file still sees the small grid
+
+    def load(source):
+        read.append(source)
+        return sweep.load_spec(small if len(read) == 1 else source)
+
+    monkeypatch.setattr(study_module, "load_spec", load)
+    study_module.work(str(path), str(tmp_path), storage)
+    trials = _trials(tmp_path, grown)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
+    assert len(read) == 2  # it read the file again for the point it did not know
+
+
 def test_search_runs_its_trial_budget(tmp_path):
     spec = _spec("search", grid={}, space={"lr": {"low": 1e-4, "high": 1e-2, "log": True}})
     spec |= {"trials": 3, "sampler": "random"}

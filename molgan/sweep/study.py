@@ -184,21 +184,24 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
             try:
                 try:
                     params = _params(trial, spec, fixed)
-                except ValueError as error:  # a stray queued point no grid of this file holds
-                    trial.set_user_attr("error", str(error))
-                    study.tell(trial, state=TrialState.FAIL)
-                    continue
+                except ValueError:  # the file's grid may have grown since this worker read it
+                    spec = load_spec(spec_source)
+                    try:
+                        params = _params(trial, spec, fixed)
+                    except ValueError as error:  # a stray queued point no grid of the file holds
+                        trial.set_user_attr("error", str(error))
+                        study.tell(trial, state=TrialState.FAIL)
+                        continue
                 cfg = dataclasses.replace(resolve(spec, params, root / "runs"), threads=threads)
                 trial.set_user_attr("run_dir", str(Path("runs") / cfg.name))
-                pruning = spec.pruner != "none"
                 expr = spec.objectives[0][0]
 
-                def report(step: int, scores: dict, trial=trial, expr=expr, pruning=pruning):
+                def report(step: int, scores: dict, trial=trial, expr=expr, pruner=spec.pruner):
                     value = objective_value(expr, scores)
-                    if pruning and not math.isnan(value):
+                    if pruner != "none" and not math.isnan(value):
                         trial.report(value, step)
                         if trial.should_prune():
-                            return f"pruned ({spec.pruner} pruner) at step {step}"
+                            return f"pruned ({pruner} pruner) at step {step}"
                     return None
 
                 result = run_trial(cfg, spec, report)
