@@ -53,14 +53,17 @@ def class_index(atoms: torch.Tensor, num_atom_types: int, formula: bool = False)
     """
     atoms = atoms.long()
     types = torch.arange(1, num_atom_types, device=atoms.device)  # (T-1,)
+    per_type = (atoms[:, :, None] == types).sum(dim=1)  # (B, T-1)
     if formula:
-        per_type = (atoms[:, :, None] == types).sum(dim=1)  # (B, T-1)
-        powers = (atoms.shape[1] + 1) ** (types - 1)  # (T-1,)
-        return (per_type * powers).sum(dim=1)
-    count = (atoms > 0).sum(dim=1).clamp(min=1)  # (B,)
-    present = (atoms[:, :, None] == types).any(dim=1)  # (B, T-1)
-    bits = (present.long() << (types - 1)).sum(dim=1)  # (B,)
-    return (count - 1) * 2 ** (num_atom_types - 1) + bits
+        return (per_type * (atoms.shape[1] + 1) ** (types - 1)).sum(dim=1)
+    count = per_type.sum(dim=1).clamp(min=1)  # (B,)
+    return (count - 1) * 2 ** (num_atom_types - 1) + _element_bits(per_type)
+
+
+def _element_bits(per_type: torch.Tensor) -> torch.Tensor:
+    """Element counts (B, T-1) -> element-set bits (B,): 2^(t-1) for each type t present."""
+    shifts = torch.arange(per_type.shape[1], device=per_type.device)  # (T-1,)
+    return ((per_type > 0).long() << shifts).sum(dim=1)
 
 
 def count_and_elements(
@@ -69,8 +72,7 @@ def count_and_elements(
     """Class indices (B,) -> (heavy-atom counts (B,), element bits (B,): 2^(t-1) per type t)."""
     if formula:
         per_type = _digits(index, num_nodes, num_atom_types)  # (B, T-1)
-        shifts = torch.arange(num_atom_types - 1, device=index.device)  # (T-1,)
-        return per_type.sum(dim=1), ((per_type > 0).long() << shifts).sum(dim=1)
+        return per_type.sum(dim=1), _element_bits(per_type)
     per_count = 2 ** (num_atom_types - 1)
     return torch.div(index, per_count, rounding_mode="floor") + 1, index % per_count
 
