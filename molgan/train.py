@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from molgan import checkpoint, conditioning, metrics, rewards, rundir
+from molgan import batches, checkpoint, conditioning, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, resolve_device
@@ -175,17 +175,17 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     model = MolGAN.from_config(cfg).to(device)
-    weights = None  # per training molecule: class-balanced and/or reward-tilted batches
+    tilt = balance = None  # per training molecule: reward-tilted / class-balanced batches
     if cfg.reward_tilt:
         r_train = (r_all.cpu() if use_rl else dataset_rewards(data, cfg.reward))[train_idx]
-        weights = tilt_weights(r_train, cfg.reward_tilt)
+        tilt = batches.tilt_weights(r_train, cfg.reward_tilt)
     if model.class_prior is not None:  # the class frequencies a conditional model samples
-        model.class_prior.fit(data.atoms[train_idx], weights)  # tilted ones, if tilted
+        model.class_prior.fit(data.atoms[train_idx], tilt)  # tilted ones, if tilted
         if cfg.condition_balance:
             T, power = len(model.atom_types), cfg.condition_balance
             formula = cfg.condition_formula
             balance = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
-            weights = balance if weights is None else balance * weights
+    weights = batches.combine(tilt, balance)
     opts = make_optimizers(model, cfg)
     start, last_metrics, latest = 0, {}, {}
     if blob is not None:
@@ -250,12 +250,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
-                g = torch.Generator().manual_seed((cfg.seed * 1_000_003 + epoch) % 2**64)
-                if weights is None:
-                    order = torch.randperm(len(train_idx), generator=g)
-                else:  # balanced / tilted: an epoch's worth of draws with replacement
-                    order = torch.multinomial(weights, len(train_idx), True, generator=g)
-                perm, perm_epoch = train_idx[order], epoch
+                perm = batches.epoch_order(train_idx, weights, cfg.seed, epoch)
+                perm_epoch = epoch
             idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
             real = one_hot(atoms_all[idx], bonds_all[idx])
             if cfg.tau_end:  # linear temperature annealing of what D sees
@@ -328,13 +324,6 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         bar.close()
     print(f"done: {run_dir}", file=sys.stderr)
     return model.eval()
-
-
-def tilt_weights(r: torch.Tensor, beta: float) -> torch.Tensor:
-    """Sampling weights (M,) of training molecules with rewards r (M,): exp(β · r), scaled so
-    the largest is 1 (the reward-tilted data a ``reward_tilt`` run trains D on)."""
-    r = r.double()
-    return torch.exp(beta * (r - r.max()))
 
 
 def _finite(stats: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:

@@ -9,7 +9,7 @@ import importlib
 import pytest
 import torch
 
-from molgan import checkpoint, losses, steps
+from molgan import batches, checkpoint, losses, steps
 from molgan.config import Config, make_config
 from molgan.generator import Generator, noisy_one_hot
 from molgan.models import Discriminator, MolGAN
@@ -430,9 +430,9 @@ def test_tau_end_anneals_the_temperature_d_sees_from_tau_to_tau_end(tiny_config,
 
 
 def test_tilt_weights_are_exp_of_beta_times_reward_largest_one():
-    w = train_module.tilt_weights(torch.tensor([0.0, 0.5, 1.0]), 2.0)
+    w = batches.tilt_weights(torch.tensor([0.0, 0.5, 1.0]), 2.0)
     torch.testing.assert_close(w, torch.tensor([-2.0, -1.0, 0.0], dtype=torch.double).exp())
-    assert train_module.tilt_weights(torch.tensor([0.2, 0.9]), 0.0).tolist() == [1.0, 1.0]
+    assert batches.tilt_weights(torch.tensor([0.2, 0.9]), 0.0).tolist() == [1.0, 1.0]
 
 
 def test_reward_tilt_draws_high_reward_molecules_into_the_real_batches(tiny_config, monkeypatch):
