@@ -201,14 +201,16 @@ def _graph_penalties(
 
 def _joinable(x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """A sampled graph (x (B, N, T), adj (B, N, N, R)) whose fragments the connectivity penalty
-    may join but not delete: only atoms without a bond keep their gradient.
+    may join but not delete: only atoms without a bond to another atom keep their gradient.
 
     A lone atom is most often a pad node sampled as an atom, and deleting it is the fix; a piece
     of two or more atoms is part of the molecule. With the gradient on every atom G cut the count
     by deleting atoms (tiny molecules); with none it bonded every stray atom in (9-atom graphs
     only; docs/ablation.md §1).
     """
-    lone = adj.detach()[..., 1:].sum(dim=(2, 3)) == 0  # (B, N): no bond in the sample
+    real = x.detach().argmax(-1) != 0  # (B, N): sampled as an atom, not a pad
+    bonded = adj.detach()[..., 1:].sum(-1) * real[:, None, :]  # (B, N, N): bonds to real atoms
+    lone = bonded.sum(-1) == 0  # (B, N): no bond to another atom (one to a pad is dropped)
     return torch.where(lone[..., None], x, x.detach()), adj
 
 

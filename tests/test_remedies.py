@@ -373,6 +373,19 @@ def test_sampled_connectivity_may_delete_a_lone_atom_but_not_a_piece_of_the_mole
     assert x.grad[0, 4, 0] < 0  # and a pad node is told to stay one
 
 
+def test_sampled_connectivity_counts_an_atom_bonded_only_to_a_pad_as_lone():
+    # a bond to a pad node is dropped when the graph becomes a molecule: the atom is alone
+    x = torch.nn.functional.one_hot(torch.tensor([[1, 1, 2, 0]]), 5).float()  # C C N pad
+    x.requires_grad_(True)
+    bonds = torch.zeros(1, 4, 4, dtype=torch.long)
+    bonds[0, 0, 1] = bonds[0, 1, 0] = 1  # C–C
+    bonds[0, 2, 3] = bonds[0, 3, 2] = 1  # N–pad
+    adj = torch.nn.functional.one_hot(bonds, 4).float()
+    losses.disconnection(*steps._joinable(x, adj)).backward()
+    assert x.grad[0, 2, 0] < 0  # the N may be deleted, as any lone atom
+    assert x.grad[0, :2].abs().max() == 0
+
+
 def test_sampled_connectivity_gradient_raises_a_bond_between_the_sampled_fragments():
     from molgan.generator import discretize
 
