@@ -1,6 +1,6 @@
 """How closely a conditional model (trained with --condition) gives the class it is asked for.
 
-python scripts/class_check.py runs/ema-seed0/ckpt.pt -n 500 --out classes.md
+python scripts/class_check.py runs/latent-seed0/ckpt.pt -n 500 --out classes.md
 
 For every heavy-atom count, and every element set, that the training split holds, samples n
 molecules asking for that class only, and prints a markdown table: the class's share of the

@@ -1,9 +1,9 @@
-"""Train MolGAN. With no arguments: the default preset (``valence``, molgan.config.DEFAULT_PRESET)
+"""Train MolGAN. With no arguments: the default preset (``latent``, molgan.config.DEFAULT_PRESET)
 on the shipped QM9: the paper's settings plus the remedies against mode collapse the ablation
-kept — the mode-seeking term, conditioning on a coarse molecule class, class-balanced batches
-and the valence penalty (docs/ablation.md).
+kept — the mode-seeking term, conditioning on a coarse molecule class, class-balanced batches,
+the valence penalty, an EMA of G's weights and a 128-dimensional latent (docs/ablation.md).
 
-python scripts/train_qm9.py                       # valence preset, GPU if available
+python scripts/train_qm9.py                       # latent preset, GPU if available
 python scripts/train_qm9.py --preset paper        # the paper's settings, as published
 python scripts/train_qm9.py --preset debug        # seconds, tiny sizes
 python scripts/train_qm9.py --data my.smi --lam 1 # your own SMILES, no RL

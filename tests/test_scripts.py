@@ -171,6 +171,31 @@ def test_plot_log_writes_a_png(tmp_path, tiny_path):
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_tradeoff_plot_finds_every_configuration_in_the_committed_studies(tmp_path):
+    """Each configuration it names is a variant of a committed study table (a renamed variant
+    would drop a point silently), and the default's point is the README's 3-seed row."""
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    import statistics
+
+    path = ROOT / "scripts/plot_tradeoff.py"
+    spec = importlib.util.spec_from_file_location("plot_tradeoff", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = mod.points(ROOT / "sweeps", ROOT / "results/results.json")
+    present = {
+        (label, rl)
+        for label, study, _, rl in mod.CONFIGS
+        if study == "paper" or (ROOT / "sweeps" / study / "results.csv").is_file()
+    }
+    assert {(label, rl) for label, rl, *_ in data} == present
+    default = {rl: (v, u) for label, rl, v, u in data if label == "latent (default)"}
+    assert len(default[False][1]) == 3 and round(statistics.fmean(default[False][1]), 1) == 44.2
+    assert round(statistics.fmean(default[True][0]), 1) == 95.0
+    run("scripts/plot_tradeoff.py", "--out", tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def _rows(run_dir: Path) -> list[dict]:
     from molgan.rundir import read_log
 

@@ -1,0 +1,133 @@
+"""Uniqueness against validity of every full-length configuration of issue 10 (mean ± std over
+seeds, 10,000 samples each), without RL and with RL on QED, with the goal's targets drawn in.
+
+python scripts/plot_tradeoff.py --out docs/tradeoff.png      (needs matplotlib)
+
+Reads the committed study tables (sweeps/<study>/results.csv) and the paper preset's
+results/results.json; a configuration whose table is missing is skipped with a notice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# (label, study folder under sweeps/ or "paper", variant or objective, RL?)
+CONFIGS = [
+    ("paper", "paper", "none", False),
+    ("paper", "paper", "qed", True),
+    ("diverse", "finalists", "diverse_no_rl", False),
+    ("diverse", "finalists", "diverse", True),
+    ("conditional", "finalists", "conditional_no_rl", False),
+    ("conditional", "finalists", "conditional", True),
+    ("balanced", "finalists", "conditional_balanced_no_rl", False),
+    ("balanced", "finalists", "conditional_balanced", True),
+    ("valence", "finalists", "balanced_valence5_no_rl", False),
+    ("valence", "finalists", "balanced_valence5", True),
+    ("ema", "finalists-ema", "valence_ema_no_rl", False),
+    ("ema", "finalists-ema", "valence_ema", True),
+    ("latent (default)", "ema-zdim", "zdim128", False),
+    ("latent (default)", "ema-zdim", "zdim128_rl", True),
+    ("latent, z 256", "latent-zdim", "zdim256", False),
+    ("latent, z 256", "latent-zdim", "zdim256_rl", True),
+    ("valence, 50 epochs", "longer", "no_rl_50ep", False),
+    ("valence, λ 0.8", "rl-diversity", "lam08", True),
+    ("valence, λ 0.7", "rl-diversity", "lam07", True),
+    ("valence, λ 0.5", "rl-weight", "lam05", True),
+    ("ema, λ 0.8", "ema-lambda", "lam08", True),
+    ("ema, tilt 20", "reward-tilt", "tilt20", True),
+    ("ema, tilt 30", "reward-tilt", "tilt30", True),
+    ("ema, tilt 25, λ 0.85", "reward-tilt3", "tilt25_lam085", True),
+]
+GOALS = {False: (90.0, 50.0), True: (95.0, 30.0)}  # (valid ≥, unique ≥) in %
+
+
+def points(sweeps: Path, results: Path) -> list[tuple[str, bool, list[float], list[float]]]:
+    """(label, rl, valid %, unique %) per configuration, one value per seed."""
+    import pandas as pd
+
+    paper = json.loads(results.read_text())["runs"] if results.is_file() else []
+    out = []
+    for label, study, key, rl in CONFIGS:
+        if study == "paper":
+            runs = [r for r in paper if r["objective"] == key]
+            valid = [100 * r["valid"] for r in runs]
+            unique = [100 * r["unique"] for r in runs]
+        else:
+            path = sweeps / study / "results.csv"
+            if not path.is_file():
+                print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
+                continue
+            frame = pd.read_csv(path)
+            rows = frame[(frame["variant"] == key) & (frame["state"] == "complete")]
+            valid = list(100 * rows["final_valid"])
+            unique = list(100 * rows["final_unique"])
+        if valid:
+            out.append((label, rl, valid, unique))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/tradeoff.png", help="PNG path")
+    parser.add_argument("--sweeps", default=str(ROOT / "sweeps"), help="study folders")
+    parser.add_argument("--results", default=str(ROOT / "results" / "results.json"))
+    args = parser.parse_args(argv)
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("error: plotting needs matplotlib (pip install matplotlib)", file=sys.stderr)
+        return 2
+    data = points(Path(args.sweeps), Path(args.results))
+    if not data:
+        print("error: no study results found", file=sys.stderr)
+        return 2
+    fig, axes = plt.subplots(1, 2, figsize=(14, 7.5))
+    colours = plt.get_cmap("tab20").colors
+    order = list(dict.fromkeys(label for label, *_ in CONFIGS))  # one colour per label
+    for ax, rl in zip(axes, (False, True), strict=True):
+        goal_valid, goal_unique = GOALS[rl]
+        ax.axvline(goal_valid, color="grey", ls="--", lw=0.8)
+        ax.axhline(goal_unique, color="grey", ls="--", lw=0.8)
+        ax.fill_between([goal_valid, 100], goal_unique, 100, color="green", alpha=0.1, lw=0)
+        top = goal_unique + 5
+        for label, _, valid, unique in (d for d in data if d[1] == rl):
+            i = order.index(label)
+            top = max(top, max(unique) + 3)
+            sd = (statistics.stdev(valid), statistics.stdev(unique)) if len(valid) > 1 else (0, 0)
+            ax.errorbar(
+                statistics.fmean(valid),
+                statistics.fmean(unique),
+                xerr=sd[0],
+                yerr=sd[1],
+                fmt="osD^vP*X<>"[i % 10],
+                color=colours[i % len(colours)],
+                capsize=2,
+                label=f"{label} ({len(valid)} seed{'s' * (len(valid) > 1)})",
+            )
+        ax.set(
+            xlabel="valid (%, strict)",
+            ylabel="unique (% of valid, 10,000 samples)",
+            title="RL on QED" + (" (λ 0.9 unless named)" if rl else "") if rl else "no RL (λ 1)",
+        )
+        ax.set_ylim(top=top)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
+        ax.grid(alpha=0.3)
+    fig.suptitle("Full-length runs, mean ± std over seeds; shaded: issue 10's goal")
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=120)
+    plt.close(fig)
+    print(f"wrote {args.out} ({len(data)} configurations)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
