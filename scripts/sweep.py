@@ -4,6 +4,7 @@
     python scripts/sweep.py run study.toml --slurm partition=gpu time=600 gpus=1 array=8
     python scripts/sweep.py status study.toml                              # progress
     python scripts/sweep.py results study.toml                             # CSV, markdown, PNG
+    python scripts/sweep.py drain study.toml        # workers stop after their current trial
     python scripts/sweep.py work study.toml --storage postgresql://...     # one worker, here
 
 Kill any worker or the launcher, then run the same command again: finished trials are kept,
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    parser.add_argument("command", choices=("run", "work", "status", "results"))
+    parser.add_argument("command", choices=("run", "work", "status", "results", "drain"))
     parser.add_argument("study", help="study file (.toml or .json)")
     parser.add_argument("--root", help="study folder (default: sweeps/<name>)")
     parser.add_argument(
@@ -110,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"results: {root}/results.csv, results.md, results.png")
         elif args.command == "work":
             sweep.work(args.study, str(root), storage, threads=args.threads)
+        elif args.command == "drain":
+            path = sweep.drain(root)
+            print(f"{path}: workers finish their current trial and take no other; `run` resumes")
         elif args.command == "status":
             print(sweep.status(sweep.open_study(spec, storage), spec, root))
         else:

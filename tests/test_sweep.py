@@ -201,6 +201,32 @@ def test_a_worker_started_before_the_grid_grew_runs_the_new_points(tmp_path, mon
     assert len(read) == 2  # it read the file again for the point it did not know
 
 
+def test_a_drained_worker_finishes_its_trial_and_takes_no_other_until_run_again(
+    tmp_path, monkeypatch
+):
+    spec = _spec("drained", grid={"seed": [0, 1]}, fixed={"max_steps": 6})
+    path = tmp_path / "drained.json"
+    path.write_text(json.dumps(spec))
+    storage = sweep.default_storage(tmp_path)
+    sweep.open_study(sweep.load_spec(spec), storage, create=True)
+    study_module = __import__("molgan.sweep.study", fromlist=["run_trial"])
+    real = study_module.run_trial
+
+    def run_then_drain(*args, **kwargs):  # the request arrives while the first trial trains
+        sweep.drain(tmp_path)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(study_module, "run_trial", run_then_drain)
+    study_module.work(str(path), str(tmp_path), storage)
+    assert [t.state.name for t in _trials(tmp_path, spec)] == ["COMPLETE", "WAITING"]
+    study = sweep.open_study(sweep.load_spec(spec), storage)
+    assert "draining" in sweep.status(study, sweep.load_spec(spec), tmp_path)
+    monkeypatch.setattr(study_module, "run_trial", real)
+    frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", out=lambda s: None)
+    assert sorted(frame["seed"]) == [0, 1] and set(frame["state"]) == {"complete"}
+    assert not (tmp_path / sweep.study.DRAIN).exists()
+
+
 def test_search_runs_its_trial_budget(tmp_path):
     spec = _spec("search", grid={}, space={"lr": {"low": 1e-4, "high": 1e-2, "log": True}})
     spec |= {"trials": 3, "sampler": "random"}

@@ -11,11 +11,20 @@ this package. Modules: ``spec`` (study files), ``runner`` (one trial = one run),
 from molgan.sweep.results import markdown_table, results_frame, write_results
 from molgan.sweep.runner import is_free, run_trial, summarize
 from molgan.sweep.spec import StudySpec, load_spec, objective_value, resolve
-from molgan.sweep.study import default_storage, launch, open_study, reap_orphans, status, work
+from molgan.sweep.study import (
+    default_storage,
+    drain,
+    launch,
+    open_study,
+    reap_orphans,
+    status,
+    work,
+)
 
 __all__ = [
     "StudySpec",
     "default_storage",
+    "drain",
     "is_free",
     "launch",
     "load_spec",

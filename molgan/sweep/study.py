@@ -139,6 +139,19 @@ def reap_orphans(study, spec: StudySpec, root: Path) -> list[int]:
     return reaped
 
 
+DRAIN = "DRAIN"
+"""A file in the study folder that tells every worker to finish its trial and take no other."""
+
+
+def drain(root: str | Path) -> Path:
+    """Ask the study's workers, wherever they run, to stop after their current trial (the
+    trials left stay queued; ``launch`` lifts the request)."""
+    path = Path(root) / DRAIN
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"requested {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+    return path
+
+
 def _open_trials(study) -> tuple[int, int]:
     """(finished or running trials, waiting trials), failed ones excluded."""
     from optuna.trial import TrialState
@@ -169,6 +182,8 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
     study = open_study(spec, storage)
     with locked(root / "locks" / f"worker-{uuid.uuid4().hex[:8]}.lock"):
         while True:
+            if (root / DRAIN).exists():
+                return  # asked to stop after the last trial (``drain``)
             with locked(root / "locks" / "study.lock"):
                 reap_orphans(study, spec, root)
                 used, waiting = _open_trials(study)
@@ -258,6 +273,7 @@ def launch(
     root = Path(root or Path("sweeps") / spec.name)
     storage = storage or default_storage(root)
     study = open_study(spec, storage, create=True)
+    (root / DRAIN).unlink(missing_ok=True)  # running again lifts a drain request
     with locked(root / "locks" / "study.lock"):
         reaped = reap_orphans(study, spec, root)
     if reaped:
@@ -384,6 +400,7 @@ def status(study, spec: StudySpec, root: Path) -> str:
     lines = [
         f"study {spec.name}: {spec.budget} trials; "
         + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        + ("; draining: workers stop after their trial" if (root / DRAIN).exists() else "")
     ]
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
