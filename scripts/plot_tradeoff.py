@@ -3,8 +3,9 @@ seeds, 10,000 samples each), without RL and with RL on QED, with the goal's targ
 
 python scripts/plot_tradeoff.py --out docs/tradeoff.png      (needs matplotlib)
 
-Reads the committed study tables (sweeps/<study>/results.csv) and the paper preset's
-results/results.json; a configuration whose table is missing is skipped with a notice.
+Reads the committed study tables (sweeps/<study>/results.csv), the paper preset's
+results/results.json and the default's re-run, docs/latent_rerun.json; a configuration whose
+table is missing is skipped with a notice.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (label, study folder under sweeps/ or "paper", variant or objective, RL?)
+# (label, study folder under sweeps/ or a JSON file of runs, variant or objective, RL?)
 CONFIGS = [
-    ("paper", "paper", "none", False),
-    ("paper", "paper", "qed", True),
+    ("paper", "results/results.json", "none", False),
+    ("paper", "results/results.json", "qed", True),
     ("diverse", "finalists", "diverse_no_rl", False),
     ("diverse", "finalists", "diverse", True),
     ("conditional", "finalists", "conditional_no_rl", False),
@@ -33,8 +34,9 @@ CONFIGS = [
     ("ema", "finalists-ema", "valence_ema", True),
     ("latent (default)", "ema-zdim", "zdim128", False),
     ("latent (default)", "ema-zdim", "zdim128_rl", True),
+    ("latent, re-run", "latent-rerun", None, False),
+    ("latent, re-run", "docs/latent_rerun.json", None, True),
     ("latent, z 256", "latent-zdim", "zdim256", False),
-    ("latent, z 256", "latent-zdim", "zdim256_rl", True),
     ("valence, 50 epochs", "longer", "no_rl_50ep", False),
     ("valence, λ 0.8", "rl-diversity", "lam08", True),
     ("valence, λ 0.7", "rl-diversity", "lam07", True),
@@ -47,27 +49,32 @@ CONFIGS = [
 GOALS = {False: (90.0, 50.0), True: (95.0, 30.0)}  # (valid ≥, unique ≥) in %
 
 
-def points(sweeps: Path, results: Path) -> list[tuple[str, bool, list[float], list[float]]]:
-    """(label, rl, valid %, unique %) per configuration, one value per seed."""
+def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list[float], list[float]]]:
+    """(label, rl, valid %, unique %) per configuration, one value per seed: from a study's
+    results.csv (its ``variant`` rows, or all its rows for ``None``) or a JSON file of runs
+    (those with that ``objective``, or all)."""
     import pandas as pd
 
-    paper = json.loads(results.read_text())["runs"] if results.is_file() else []
     out = []
-    for label, study, key, rl in CONFIGS:
-        if study == "paper":
-            runs = [r for r in paper if r["objective"] == key]
-            valid = [100 * r["valid"] for r in runs]
-            unique = [100 * r["unique"] for r in runs]
+    for label, source, key, rl in CONFIGS:
+        if source.endswith(".json"):
+            path = root / source
+            runs = json.loads(path.read_text())["runs"] if path.is_file() else None
+            rows = [r for r in runs or [] if key is None or r.get("objective") == key]
+            valid = [100 * r["valid"] for r in rows]
+            unique = [100 * r["unique"] for r in rows]
         else:
-            path = sweeps / study / "results.csv"
-            if not path.is_file():
-                print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
-                continue
-            frame = pd.read_csv(path)
-            rows = frame[(frame["variant"] == key) & (frame["state"] == "complete")]
-            valid = list(100 * rows["final_valid"])
-            unique = list(100 * rows["final_unique"])
-        if valid:
+            path = sweeps / source / "results.csv"
+            frame = pd.read_csv(path) if path.is_file() else None
+            if frame is not None:
+                frame = frame[frame["state"] == "complete"]
+                if key is not None:
+                    frame = frame[frame["variant"] == key]
+                valid = list(100 * frame["final_valid"])
+                unique = list(100 * frame["final_unique"])
+        if not path.is_file():
+            print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
+        elif valid:
             out.append((label, rl, valid, unique))
     return out
 
@@ -76,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="docs/tradeoff.png", help="PNG path")
     parser.add_argument("--sweeps", default=str(ROOT / "sweeps"), help="study folders")
-    parser.add_argument("--results", default=str(ROOT / "results" / "results.json"))
     args = parser.parse_args(argv)
     try:
         import matplotlib
@@ -86,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: plotting needs matplotlib (pip install matplotlib)", file=sys.stderr)
         return 2
-    data = points(Path(args.sweeps), Path(args.results))
+    data = points(Path(args.sweeps))
     if not data:
         print("error: no study results found", file=sys.stderr)
         return 2
