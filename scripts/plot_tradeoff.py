@@ -57,31 +57,29 @@ def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list[float]
 
     out = []
     for label, source, key, rl in CONFIGS:
-        if source.endswith(".json"):
-            path = root / source
-            runs = json.loads(path.read_text())["runs"] if path.is_file() else None
-            rows = [r for r in runs or [] if key is None or r.get("objective") == key]
-            valid = [100 * r["valid"] for r in rows]
-            unique = [100 * r["unique"] for r in rows]
-        else:
-            path = sweeps / source / "results.csv"
-            frame = pd.read_csv(path) if path.is_file() else None
-            if frame is not None:
-                frame = frame[frame["state"] == "complete"]
-                if key is not None:
-                    frame = frame[frame["variant"] == key]
-                valid = list(100 * frame["final_valid"])
-                unique = list(100 * frame["final_unique"])
+        path = root / source if source.endswith(".json") else sweeps / source / "results.csv"
         if not path.is_file():
             print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
-        elif valid:
-            out.append((label, rl, valid, unique))
+            continue
+        if path.suffix == ".json":
+            runs = [
+                r for r in json.loads(path.read_text())["runs"] if key in (None, r.get("objective"))
+            ]
+            valid, unique = [r["valid"] for r in runs], [r["unique"] for r in runs]
+        else:
+            frame = pd.read_csv(path)
+            frame = frame[frame["state"] == "complete"]
+            if key is not None:
+                frame = frame[frame["variant"] == key]
+            valid, unique = list(frame["final_valid"]), list(frame["final_unique"])
+        if valid:
+            out.append((label, rl, [100 * v for v in valid], [100 * u for u in unique]))
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="docs/tradeoff.png", help="PNG path")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "tradeoff.png"), help="PNG path")
     parser.add_argument("--sweeps", default=str(ROOT / "sweeps"), help="study folders")
     args = parser.parse_args(argv)
     try:
@@ -122,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         ax.set(
             xlabel="valid (%, strict)",
             ylabel="unique (% of valid, 10,000 samples)",
-            title="RL on QED" + (" (λ 0.9 unless named)" if rl else "") if rl else "no RL (λ 1)",
+            title="RL on QED (λ 0.9 unless named)" if rl else "no RL (λ 1)",
         )
         ax.set_ylim(top=top)
         ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2)
