@@ -17,8 +17,10 @@ import torch
 
 from molgan.config import Config
 from molgan.models import MolGAN, resolve_device
+from molgan.population import Population, member_state
 
-FORMAT = 1
+FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights
+NETS = ("generator", "discriminator", "reward_net")
 OPTIONAL_PARTS = ("generator_ema", "class_prior")  # saved when the model's config has them
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
 # Settings a resumed run takes from the command line; all others come from its checkpoint.
@@ -91,6 +93,61 @@ def save(
         "versions": _versions(),
         **(extra or {}),
     }
+    return _write(blob, path)
+
+
+def _parts(model: MolGAN) -> dict:
+    """The state dicts of a model's networks (and the optional parts its config has)."""
+    parts = {net: getattr(model, net).state_dict() for net in NETS}
+    for name in OPTIONAL_PARTS:
+        if getattr(model, name) is not None:
+            parts[name] = getattr(model, name).state_dict()
+    return parts
+
+
+def population_parts(population: Population) -> list[dict]:
+    """Each member's networks as single-model state dicts (``_parts`` of ``member(k)``)."""
+    stacked = {net: getattr(population, net) for net in (*NETS, "generator_ema")}
+    stacked = {net: m.state_dict() for net, m in stacked.items() if m is not None}
+    prior = population.class_prior
+    out = []
+    for k in range(population.members):
+        parts = {net: member_state(sd, k) for net, sd in stacked.items()}
+        if prior is not None:
+            parts["class_prior"] = prior.state_dict()
+        out.append(parts)
+    return out
+
+
+def save_population(
+    path: str | Path,
+    population: Population,
+    optimizers: dict,
+    step: int,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> Path:
+    """Atomically write a training checkpoint of a population: member 0's networks at the top
+    level (what a single run's checkpoint holds), every member's under ``members`` when K > 1,
+    the population's settings and the optimiser state over the stacked weights."""
+    parts = population_parts(population)
+    blob = {
+        "format": FORMAT,
+        "config": dict(population.config),
+        "vocab": {"atoms": list(population.atom_types), "bonds": list(population.bond_types)},
+        **parts[0],
+        **({"members": parts} if len(parts) > 1 else {}),
+        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
+        "step": int(step),
+        "metrics": dict(metrics or {}),
+        "versions": _versions(),
+        **(extra or {}),
+    }
+    return _write(blob, path)
+
+
+def _write(blob: dict, path: str | Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(blob, tmp)
@@ -98,9 +155,17 @@ def save(
     return path
 
 
-def export(path: str | Path, out: str | Path) -> Path:
-    """Copy a checkpoint without optimiser and RNG state (for sampling only, ~1/3 the size)."""
+def members_of(blob: dict) -> int:
+    """How many members a checkpoint holds (1 for a single run's)."""
+    return len(blob.get("members", ())) or 1
+
+
+def export(path: str | Path, out: str | Path, member: int | None = None) -> Path:
+    """Copy a checkpoint without optimiser and RNG state (for sampling only, ~1/3 the size);
+    from a population's checkpoint, member ``member`` (default 0) as a single model."""
     blob = read(path)
+    if member is not None or members_of(blob) > 1:
+        blob = member_blob(blob, member or 0, path)
     blob = {k: v for k, v in blob.items() if k not in ("optimizers", "rng")}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,33 +304,81 @@ def load_weights(model: MolGAN, blob: dict) -> None:
         model.class_prior.load_state_dict(blob["class_prior"])
 
 
-def restore(blob: dict, model: MolGAN, optimizers: dict, device: torch.device) -> tuple[int, dict]:
-    """Load weights, optimiser and RNG states of a training checkpoint in place.
+def restore(blob: dict, optimizers: dict, device: torch.device) -> tuple[int, dict]:
+    """Load the optimiser and RNG states of a training checkpoint in place (the weights:
+    ``load_weights`` of each ``member_blob``). A format-1 checkpoint's Adam state, over a
+    single model's weights, is laid out as that of a population of one.
 
     Returns:
         ``(step, metrics)`` stored in the checkpoint.
     """
-    load_weights(model, blob)
     for k, opt in optimizers.items():
-        opt.load_state_dict(blob["optimizers"][k])
+        state = blob["optimizers"][k]
+        if blob["format"] < 2:
+            state = _stacked_adam_state(state)
+        opt.load_state_dict(state)
     torch.set_rng_state(blob["rng"]["torch"])
     if device.type == "cuda" and blob["rng"].get("cuda") is not None:
         torch.cuda.set_rng_state(blob["rng"]["cuda"], device)
     return blob["step"], blob.get("metrics", {})
 
 
-def load(path: str | Path | None = None, device: str | torch.device = "cpu") -> MolGAN:
-    """Rebuild a trained ``MolGAN`` from a checkpoint (default: the shipped pretrained model).
+def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dict:
+    """Member ``member`` of a checkpoint as a single model's checkpoint dict (its own settings:
+    seed + member, its per-member values; no optimiser state).
 
     Raises:
-        ValueError: missing, corrupt, foreign or future-format checkpoint.
+        ValueError: no such member.
+    """
+    count = members_of(blob)
+    if isinstance(member, bool) or not isinstance(member, int) or not 0 <= member < count:
+        raise ValueError(
+            f"{path} holds {count} member(s); member must be in [0, {count}), got {member!r}"
+        )
+    from molgan.config import parse_member_settings
+
+    config = dict(blob.get("config", {}))
+    try:
+        own = parse_member_settings(config.get("member_settings", ""), count)
+    except ValueError as err:
+        raise ValueError(f"{path} holds invalid settings: {err}") from None
+    config |= {name: values[member] for name, values in own.items()}
+    config |= {"members": 1, "member_settings": "", "seed": config.get("seed", 0) + member}
+    parts = blob["members"][member] if "members" in blob else {}
+    keep = {k: v for k, v in blob.items() if k not in ("members", "optimizers", "rng")}
+    return keep | parts | {"config": config}
+
+
+def _stacked_adam_state(state: dict) -> dict:
+    """Adam state over nn.Linear weights (out, in) and biases (out,) -> over a population of
+    one's (1, in, out) and (1, 1, out) (same order; Adam is elementwise, so the values carry)."""
+
+    def stacked(value):
+        if not isinstance(value, torch.Tensor) or value.dim() == 0:
+            return value
+        return value.t().unsqueeze(0).contiguous() if value.dim() == 2 else value.view(1, 1, -1)
+
+    per_param = {
+        i: {name: stacked(v) for name, v in entry.items()} for i, entry in state["state"].items()
+    }
+    return {**state, "state": per_param}
+
+
+def load(
+    path: str | Path | None = None, device: str | torch.device = "cpu", member: int | None = None
+) -> MolGAN:
+    """Rebuild a trained ``MolGAN`` from a checkpoint (default: the shipped pretrained model);
+    from a population's checkpoint, member ``member`` (default 0).
+
+    Raises:
+        ValueError: missing, corrupt, foreign or future-format checkpoint, or no such member.
     """
     if path is None:
         if not PRETRAINED.is_file():
             raise ValueError("this install ships no pretrained model; pass a checkpoint path")
         path = PRETRAINED
     device = resolve_device(str(device))
-    blob = read(path)
+    blob = member_blob(read(path), member or 0, path)
     cfg = config_from(blob, path)
     vocab = blob.get("vocab", {})
     try:

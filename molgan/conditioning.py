@@ -93,9 +93,11 @@ def class_vectors(
 
 
 def one_hot_classes(x: torch.Tensor, formula: bool = False) -> torch.Tensor:
-    """Class vectors (B, C) of a batch of node one-hots (B, N, T)."""
-    B, N, T = x.shape
-    return class_vectors(class_index(x.argmax(dim=-1), T, formula), N, T, formula)
+    """Class vectors (..., B, C) of a batch of node one-hots (..., B, N, T)."""
+    N, T = x.shape[-2:]
+    atoms = x.argmax(dim=-1).reshape(-1, N)  # (∏..., N)
+    vectors = class_vectors(class_index(atoms, T, formula), N, T, formula)  # (∏..., C)
+    return vectors.reshape(*x.shape[:-2], -1)  # (..., B, C)
 
 
 def balance_weights(

@@ -68,10 +68,9 @@ class Generator(nn.Module):
         cond: torch.Tensor | None = None,
         hidden_noise: list[torch.Tensor] | None = None,
     ) -> GeneratorOutput:
-        """z (B, Z) [and class vectors cond (B, C)] -> ``GeneratorOutput``; edge logits
+        """z (..., B, Z) [and class vectors cond (..., B, C)] -> ``GeneratorOutput``; edge logits
         symmetric with no self-bonds. With ``noise`` > 0, ``hidden_noise`` gives the standard
         normal draws of the hidden layers, (B, H_l) each (default: drawn here)."""
-        B = z.shape[0]
         h = z if cond is None else torch.cat([z, cond], dim=-1)  # (B, Z + C)
         if not self.noise:
             h = self.body(h)  # (B, H)
@@ -83,9 +82,9 @@ class Generator(nn.Module):
                     eps = torch.randn_like(h) if hidden_noise is None else hidden_noise[layer]
                     h = h + self.noise * eps.to(h.device)  # (B, H_l)
                     layer += 1
-        x_logits = self.node_head(h).view(B, self.N, self.T)  # (B, N, T)
-        adj_logits = self.edge_head(h).view(B, self.N, self.N, self.R)  # (B, N, N, R)
-        adj_logits = (adj_logits + adj_logits.transpose(1, 2)) / 2  # symmetric, as the TF code
+        x_logits = self.node_head(h).unflatten(-1, (self.N, self.T))  # (..., B, N, T)
+        adj_logits = self.edge_head(h).unflatten(-1, (self.N, self.N, self.R))  # (..., B, N, N, R)
+        adj_logits = (adj_logits + adj_logits.transpose(-3, -2)) / 2  # symmetric, as the TF code
         # Deviation from the TF code: the diagonal is masked to "no bond" (spec §6.3).
         adj_logits = adj_logits.masked_fill(self.self_bond, float("-inf"))  # (B, N, N, R)
         return GeneratorOutput(x_logits, adj_logits)
@@ -152,7 +151,7 @@ def noisy_one_hot(
     x = (1 - eps) * x + eps * u / u.sum(-1, keepdim=True)
     v = torch.rand(adj.shape, generator=generator, device=adj.device).movedim(-1, 1)
     v = torch.triu(v, diagonal=1)
-    v = (v + v.transpose(-1, -2)).movedim(1, -1)  # (B, N, N, R), symmetric, zero diagonal
+    v = (v + v.transpose(-1, -2)).movedim(1, -1)  # (..., B, N, N, R), symmetric, zero diagonal
     mixed = (1 - eps) * adj + eps * v / v.sum(-1, keepdim=True).clamp(min=1e-12)
-    diagonal = torch.eye(adj.shape[1], dtype=torch.bool, device=adj.device)[None, :, :, None]
+    diagonal = torch.eye(adj.shape[-2], dtype=torch.bool, device=adj.device)[:, :, None]
     return x, torch.where(diagonal, adj, mixed)

@@ -1,8 +1,10 @@
 """Graph layers of the MolGAN discriminator and reward network (torch only, dense batched).
 
 Inputs follow the ``molgan.data`` conventions: node features (B, N, F) and a bond tensor
-``adj`` (B, N, N, R) whose channel 0 ("no bond") is ignored. Paper §3.3, Eq. 1 (relational GCN,
-Schlichtkrull et al. 2018) and Eq. 2-3 (gated sum aggregation, Li et al. 2016).
+``adj`` (B, N, N, R) whose channel 0 ("no bond") is ignored. Every layer also takes leading axes
+before B (a population's member axis K, ``molgan.population``): batch statistics are per member.
+Paper §3.3, Eq. 1 (relational GCN, Schlichtkrull et al. 2018) and Eq. 2-3 (gated sum
+aggregation, Li et al. 2016).
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ class RelationalGraphConv(nn.Module):
         self.relations = nn.Linear(in_dim, out_dim * (num_relations - 1), bias=bias)
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-        """h (B, N, F_in), adj (B, N, N, R) -> (B, N, F_out)."""
-        B, N, _ = h.shape
-        messages = self.relations(h).view(B, N, self.num_relations - 1, self.out_dim)  # (B,N,R-1,F)
-        edges = adj[..., 1:]  # (B, N, N, R-1)
-        out = torch.einsum("bijr,bjrf->bif", edges, messages)  # (B, N, F)
+        """h (..., B, N, F_in), adj (..., B, N, N, R) -> (..., B, N, F_out)."""
+        messages = self.relations(h)  # (..., B, N, (R-1)·F), relation-major per node
+        messages = messages.unflatten(-1, (self.num_relations - 1, self.out_dim)).flatten(-3, -2)
+        edges = adj[..., 1:].flatten(-2)  # (..., B, N, N·(R-1)): column j·(R-1) + r
+        out = edges @ messages  # (..., B, N, F): Σ_j Σ_r adj_ijr m_jr, one batched matmul
         if self.normalize:
-            out = out / edges.sum(dim=(2, 3)).clamp(min=1.0).unsqueeze(-1)
+            out = out / edges.sum(dim=-1).clamp(min=1.0).unsqueeze(-1)
         return out + self.self_loop(h)
 
     def extra_repr(self) -> str:
@@ -80,9 +82,9 @@ class GraphAggregation(nn.Module):
         self.feature = nn.Linear(in_dim, out_dim)
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        """a (B, N, F) -> (B, out_dim)."""
-        gated = torch.sigmoid(self.gate(a)) * torch.tanh(self.feature(a))  # (B, N, out_dim)
-        return torch.tanh(gated.sum(dim=1))
+        """a (..., B, N, F) -> (..., B, out_dim)."""
+        gated = torch.sigmoid(self.gate(a)) * torch.tanh(self.feature(a))  # (..., B, N, out_dim)
+        return torch.tanh(gated.sum(dim=-2))
 
 
 class BatchDiversity(nn.Module):
@@ -105,17 +107,21 @@ class BatchDiversity(nn.Module):
         self.out_dim = (dim + int(minibatch_std)) * pac
 
     def forward(self, g: torch.Tensor) -> torch.Tensor:
-        """g (B, F) -> (B / pac, (F + minibatch_std) · pac)."""
-        B = g.shape[0]
+        """g (..., B, F) -> (..., B / pac, (F + minibatch_std) · pac); statistics over B."""
+        B = g.shape[-2]
         if self.minibatch_std:
             # sqrt(var + 1e-8) as Karras et al.: a batch of equal features (a collapsed G,
             # a constant class column) has a finite gradient, where std() gives NaN
-            std = (g.var(dim=0, unbiased=False) + 1e-8).sqrt().mean() if B > 1 else g.new_zeros(())
-            g = torch.cat([g, std.expand(B, 1)], dim=-1)  # (B, F + 1)
+            if B > 1:
+                var = g.var(dim=-2, unbiased=False, keepdim=True)  # (..., 1, F)
+                std = (var + 1e-8).sqrt().mean(dim=-1, keepdim=True)  # (..., 1, 1)
+            else:
+                std = g.new_zeros((*g.shape[:-2], 1, 1))
+            g = torch.cat([g, std.expand(*g.shape[:-1], 1)], dim=-1)  # (..., B, F + 1)
         if self.pac > 1:
             if B % self.pac:
                 raise ValueError(f"batch of {B} graphs is not a multiple of pac={self.pac}")
-            g = g.reshape(B // self.pac, -1)  # (B / pac, pac · F')
+            g = g.reshape(*g.shape[:-2], B // self.pac, -1)  # (..., B / pac, pac · F')
         return g
 
     def extra_repr(self) -> str:

@@ -4,6 +4,9 @@ WGAN-GP (Gulrajani et al. 2017) for the discriminator, L2 regression of the rewa
 RDKit rewards, and the generator's mix λ·L_WGAN + (1-λ)·α·L_RL (paper Eq. 5 and the official
 code's α = |L_WGAN / L_RL| rescaling), where L_RL = -mean(V(G(z))) is the deterministic policy
 gradient through the reward network (DDPG-style, one-step episodes).
+
+Every loss also takes leading axes before the batch axis B (a population's member axis K,
+``molgan.population``) and then returns one value per member, (K,): members never mix.
 """
 
 from __future__ import annotations
@@ -26,13 +29,13 @@ class GeneratorLoss(NamedTuple):
 
 
 def wasserstein_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator's WGAN loss mean(D(fake)) - mean(D(real)); inputs (B, 1)."""
-    return d_fake.mean() - d_real.mean()
+    """Discriminator's WGAN loss mean(D(fake)) - mean(D(real)); inputs (..., B, 1)."""
+    return d_fake.mean(dim=(-2, -1)) - d_real.mean(dim=(-2, -1))
 
 
 def wasserstein_g(d_fake: torch.Tensor) -> torch.Tensor:
-    """Generator's WGAN loss -mean(D(fake)); input (B, 1)."""
-    return -d_fake.mean()
+    """Generator's WGAN loss -mean(D(fake)); input (..., B, 1)."""
+    return -d_fake.mean(dim=(-2, -1))
 
 
 def gradient_penalty(
@@ -53,35 +56,37 @@ def gradient_penalty(
     features or evaluate at the real inputs).
 
     Args:
-        critic: D, called as ``critic(x, adj) -> (B, 1)``.
-        x_real, adj_real: one-hot real batch, (B, N, T) and (B, N, N, R).
+        critic: D, called as ``critic(x, adj) -> (..., B, 1)``.
+        x_real, adj_real: one-hot real batch, (..., B, N, T) and (..., B, N, N, R).
         x_fake, adj_fake: generated probabilities of the same shapes (detached here).
         generator: RNG for ε.
         per_sample: the standard WGAN-GP instead: one norm over each whole sample (nodes and
             edges together), mean_b (1 - ‖∂D/∂(x̂_b, adĵ_b)‖)².
 
     Returns:
-        Scalar penalty (weight not applied), differentiable w.r.t. the critic's parameters.
+        Penalty (weight not applied), differentiable w.r.t. the critic's parameters: a scalar,
+        or (K,) for (K, B, ...) inputs (the gradient of Σ outputs w.r.t. one member's inputs
+        is that member's own: members do not mix).
     """
-    B = x_real.shape[0]
-    eps = torch.rand(B, 1, 1, generator=generator, device=x_real.device)  # (B, 1, 1)
-    x_hat = (eps * x_real + (1 - eps) * x_fake.detach()).requires_grad_(True)  # (B, N, T)
+    lead = x_real.shape[:-2]  # (..., B)
+    eps = torch.rand(*lead, 1, 1, generator=generator, device=x_real.device)  # (..., B, 1, 1)
+    x_hat = (eps * x_real + (1 - eps) * x_fake.detach()).requires_grad_(True)  # (..., B, N, T)
     adj_hat = eps[..., None] * adj_real + (1 - eps[..., None]) * adj_fake.detach()
-    adj_hat.requires_grad_(True)  # (B, N, N, R)
-    out = critic(x_hat, adj_hat)  # (B, 1)
+    adj_hat.requires_grad_(True)  # (..., B, N, N, R)
+    out = critic(x_hat, adj_hat)  # (..., B, 1)
     grad_x, grad_adj = torch.autograd.grad(out.sum(), (x_hat, adj_hat), create_graph=True)
     if per_sample:
-        squares = grad_x.pow(2).sum(dim=(1, 2)) + grad_adj.pow(2).sum(dim=(1, 2, 3))  # (B,)
-        return (1 - (squares + 1e-12).sqrt()).pow(2).mean()
-    penalty_adj = (1 - grad_adj.norm(dim=-1)).pow(2).mean(dim=(1, 2))  # (B,)
-    penalty_x = (1 - grad_x.norm(dim=-1)).pow(2).mean(dim=1)  # (B,)
-    return (penalty_adj + penalty_x).mean()
+        squares = grad_x.pow(2).sum(dim=(-2, -1)) + grad_adj.pow(2).sum(dim=(-3, -2, -1))
+        return (1 - (squares + 1e-12).sqrt()).pow(2).mean(dim=-1)  # squares: (..., B)
+    penalty_adj = (1 - grad_adj.norm(dim=-1)).pow(2).mean(dim=(-2, -1))  # (..., B)
+    penalty_x = (1 - grad_x.norm(dim=-1)).pow(2).mean(dim=-1)  # (..., B)
+    return (penalty_adj + penalty_x).mean(dim=-1)
 
 
 def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
     """Σ_k (mean_b f_real - mean_b f_fake)²: the official code's feature-matching loss of G over
-    D's features before its final Linear, (B, F) each (first moments only)."""
-    return (f_real.detach().mean(dim=0) - f_fake.mean(dim=0)).pow(2).sum()
+    D's features before its final Linear, (..., B, F) each (first moments only)."""
+    return (f_real.detach().mean(dim=-2) - f_fake.mean(dim=-2)).pow(2).sum(dim=-1)
 
 
 def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -92,18 +97,19 @@ def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.T
     it pushes G to map distant latents to distant graphs, i.e. against collapse onto few outputs.
 
     Args:
-        x: G's node output as D sees it, (B, N, T); adj: (B, N, N, R); z: the latents, (B, Z).
+        x: G's node output as D sees it, (..., B, N, T); adj: (..., B, N, N, R); z: the
+            latents, (..., B, Z).
 
     Returns:
-        Scalar (0 for a batch of fewer than 2).
+        Scalar, (...) with leading axes (0 for a batch of fewer than 2).
     """
-    half = x.shape[0] // 2
+    half = x.shape[-3] // 2
     if half == 0:
-        return x.new_zeros(())
-    dx = x[:half] - x[half : 2 * half]  # (B/2, N, T)
-    dadj = adj[:half] - adj[half : 2 * half]  # (B/2, N, N, R)
-    d_out = dx.abs().mean() + dadj.abs().mean()  # ()
-    d_z = (z[:half] - z[half : 2 * half]).abs().mean()  # ()
+        return x.new_zeros(x.shape[:-3])
+    dx = x[..., :half, :, :] - x[..., half : 2 * half, :, :]  # (..., B/2, N, T)
+    dadj = adj[..., :half, :, :, :] - adj[..., half : 2 * half, :, :, :]  # (..., B/2, N, N, R)
+    d_out = dx.abs().mean(dim=(-3, -2, -1)) + dadj.abs().mean(dim=(-4, -3, -2, -1))  # (...)
+    d_z = (z[..., :half, :] - z[..., half : 2 * half, :]).abs().mean(dim=(-2, -1))  # (...)
     return 1.0 / (d_out / d_z + 1e-5)
 
 
@@ -117,16 +123,16 @@ def valence_excess(
     node than its atom type holds (bonds on pad nodes included: those atoms hold none).
 
     Args:
-        x: node type probabilities (B, N, T); adj: bond type probabilities (B, N, N, R) with a
-            "no bond" diagonal.
+        x: node type probabilities (..., B, N, T); adj: bond type probabilities
+            (..., B, N, N, R) with a "no bond" diagonal.
         valence: (T,) valence of each atom type (0 for pad); order: (R,) order of each bond type.
 
     Returns:
-        Scalar.
+        Scalar, (...) with leading axes.
     """
-    bonds = (adj * order).sum(dim=(2, 3))  # (B, N)
-    capacity = x @ valence  # (B, N)
-    return torch.relu(bonds - capacity).sum(dim=1).mean()
+    bonds = (adj * order).sum(dim=(-2, -1))  # (..., B, N)
+    capacity = x @ valence  # (..., B, N)
+    return torch.relu(bonds - capacity).sum(dim=-1).mean(dim=-1)
 
 
 def disconnection(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
@@ -142,42 +148,43 @@ def disconnection(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     soft ones it treats paths as independent, so it rewards raising every bond of a path.
 
     Args:
-        x: node type probabilities (B, N, T); adj: bond type probabilities (B, N, N, R).
+        x: node type probabilities (..., B, N, T); adj: bond type probabilities
+            (..., B, N, N, R).
 
     Returns:
-        Scalar.
+        Scalar, (...) with leading axes.
     """
-    n = x.shape[1]
-    exists = 1.0 - x[..., 0]  # (B, N)
-    pair = exists[:, :, None] * exists[:, None, :]  # (B, N, N)
+    n = x.shape[-2]
+    exists = 1.0 - x[..., 0]  # (..., B, N)
+    pair = exists[..., :, None] * exists[..., None, :]  # (..., B, N, N)
     eye = torch.eye(n, dtype=x.dtype, device=x.device)
-    reach = torch.maximum((1.0 - adj[..., 0]) * pair, eye)  # (B, N, N)
+    reach = torch.maximum((1.0 - adj[..., 0]) * pair, eye)  # (..., B, N, N)
     hops = 1
     while hops < n - 1:
         # P(no path i -> k -> j) over every k, as a sum of logs for a stable gradient
-        miss = reach[:, :, :, None] * reach[:, None, :, :]  # (B, N, N, N): i, k, j
-        log_miss = torch.log1p(-miss.clamp(max=1.0 - 1e-6)).sum(dim=2)  # (B, N, N)
+        miss = reach[..., :, :, None] * reach[..., None, :, :]  # (..., B, N, N, N): i, k, j
+        log_miss = torch.log1p(-miss.clamp(max=1.0 - 1e-6)).sum(dim=-2)  # (..., B, N, N)
         reach = 1.0 - torch.exp(log_miss)
         hops *= 2
-    unreached = pair * (1.0 - reach) * (1.0 - eye)  # (B, N, N), each pair twice
-    return unreached.sum(dim=(1, 2)).mean() / 2
+    unreached = pair * (1.0 - reach) * (1.0 - eye)  # (..., B, N, N), each pair twice
+    return unreached.sum(dim=(-2, -1)).mean(dim=-1) / 2
 
 
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:
-    """L2 regression of the reward net onto real and fake RDKit rewards; all (B, 1)."""
-    return (v_real - r_real).pow(2).mean() + (v_fake - r_fake).pow(2).mean()
+    """L2 regression of the reward net onto real and fake RDKit rewards; all (..., B, 1)."""
+    return (v_real - r_real).pow(2).mean(dim=(-2, -1)) + (v_fake - r_fake).pow(2).mean(dim=(-2, -1))
 
 
 def generator_loss(
     d_fake: torch.Tensor,
     v_fake: torch.Tensor | None,
-    lam: float,
+    lam: float | torch.Tensor,
     *,
     scale_rl: bool = True,
     alpha_eps: float = 1e-2,
-    diversity: float = 0.0,
+    diversity: float | torch.Tensor = 0.0,
     feature_gap: torch.Tensor | None = None,
 ) -> GeneratorLoss:
     """λ·L_WGAN + (1-λ)·α·L_RL, with L_WGAN = -mean(D(fake)) and L_RL = -mean(V(fake)).
@@ -187,26 +194,28 @@ def generator_loss(
     clamped, since with every fake invalid V(fake) → 0 and the unclamped ratio explodes.
 
     Args:
-        d_fake: D(G(z)), (B, 1).
-        v_fake: V(G(z)), (B, 1); ``None`` when λ = 1 (no RL).
-        lam: λ in [0, 1]; 1 = pure WGAN, 0 = pure RL.
+        d_fake: D(G(z)), (..., B, 1).
+        v_fake: V(G(z)), (..., B, 1); ``None`` when λ = 1 (no RL).
+        lam: λ in [0, 1]; 1 = pure WGAN, 0 = pure RL; or one λ per member, (K,).
         scale_rl: apply α (else α = 1).
         alpha_eps: lower clamp of |L_RL| in α.
         diversity: weight w of a bonus on the spread of critic scores over the fake batch:
-            L_WGAN - w·Var(D(fake)) (ALMGIG's variance penalty with a negative weight).
+            L_WGAN - w·Var(D(fake)) (ALMGIG's variance penalty with a negative weight); or one
+            weight per member, (K,).
         feature_gap: replaces L_WGAN when given (the official feature matching; see
             ``feature_matching``).
     """
     wgan = wasserstein_g(d_fake) if feature_gap is None else feature_gap
-    if diversity > 0 and d_fake.shape[0] > 1:
-        wgan = wgan - diversity * d_fake.var()
-    if v_fake is None or lam >= 1.0:
-        zero = torch.zeros((), device=d_fake.device)
+    if bool((torch.as_tensor(diversity) > 0).any()) and d_fake.shape[-2] > 1:
+        wgan = wgan - diversity * d_fake.var(dim=(-2, -1))
+    if v_fake is None or bool((torch.as_tensor(lam) >= 1.0).all()):
+        zero = torch.zeros_like(wgan)
         return GeneratorLoss(wgan, wgan, zero, zero)
-    rl = -v_fake.mean()
+    rl = -v_fake.mean(dim=(-2, -1))
     if scale_rl:
         alpha = wgan.detach().abs() / rl.detach().abs().clamp(min=alpha_eps)
     else:
-        alpha = torch.ones((), device=d_fake.device)
-    loss = lam * wgan + (1.0 - lam) * alpha * rl if lam > 0 else alpha * rl
+        alpha = torch.ones_like(rl)
+    # at λ = 0 the first term is an exact 0: the same value as α·L_RL alone
+    loss = lam * wgan + (1.0 - lam) * alpha * rl
     return GeneratorLoss(loss, wgan, rl, alpha)

@@ -77,7 +77,7 @@ class GraphEncoder(nn.Module):
             self.batch_mean = nn.ModuleList([nn.Linear(agg_dim, k), nn.Linear(k, k)])
             width += k
         self.out = nn.Linear(width, 1)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     def features(
         self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
@@ -92,8 +92,8 @@ class GraphEncoder(nn.Module):
         f = self.head(self.batch(gc))  # (B / pac, F): batch() is identity in the paper's setting
         if self.batch_mean is not None:
             inner, outer = self.batch_mean
-            m = torch.tanh(outer(torch.tanh(inner(g)).mean(dim=0)))  # (k,)
-            f = torch.cat([f, m.expand(f.shape[0], -1)], dim=-1)  # (B / pac, F + k)
+            m = torch.tanh(outer(torch.tanh(inner(g)).mean(dim=-2, keepdim=True)))  # (..., 1, k)
+            f = torch.cat([f, m.expand(*f.shape[:-1], -1)], dim=-1)  # (..., B / pac, F + k)
         return f
 
     def forward(

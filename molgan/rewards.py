@@ -135,7 +135,9 @@ def raw_scores(
     todo = sorted({s for s in smiles if s and any(s not in _MEMO[n] for n in names)})
     if todo:
         workers = workers or os.cpu_count() or 1
-        if workers > 1 and len(todo) >= POOL_THRESHOLD:
+        if _POOL and len(todo) >= _POOL[0].min_jobs:  # a population's decoder pool is running
+            values = _POOL[0].map(_compute, [(part, names) for part in _POOL[0].split(todo)])
+        elif workers > 1 and len(todo) >= POOL_THRESHOLD:
             size = -(-len(todo) // (workers * (16 if len(todo) >= PROGRESS_THRESHOLD else 4)))
             jobs = [(todo[i : i + size], names) for i in range(0, len(todo), size)]
             if len(todo) >= PROGRESS_THRESHOLD:
@@ -157,6 +159,61 @@ def raw_scores(
     return {
         n: np.array([_MEMO[n].get(s, math.nan) if s else math.nan for s in smiles]) for n in names
     }
+
+
+def _decode(job: tuple[np.ndarray, np.ndarray]) -> list[str | None]:
+    return [chem.graph_to_smiles(a, b) for a, b in zip(*job, strict=True)]
+
+
+class Decoder:
+    """Decodes a population's generated graphs to SMILES, and scores the new ones, in a pool
+    of worker processes kept for the run (they die with it, ``molgan.pool``): the K·B
+    molecules of each generator step would otherwise take one core.
+
+    Use as a context manager; while it is open ``raw_scores`` scores through its pool.
+    """
+
+    MIN_GRAPHS = 512  # graphs per generator step below which one process is faster
+
+    def __init__(self, workers: int) -> None:
+        self.workers, self.min_jobs, self._ex = workers, 4 * workers, None
+
+    @classmethod
+    def for_population(cls, graphs: int) -> Decoder | None:
+        """A decoder for ``graphs`` molecules per generator step, or ``None`` where a pool
+        does not pay (few graphs, or fewer than 3 cores)."""
+        cores = os.cpu_count() or 1
+        return cls(cores - 1) if graphs >= cls.MIN_GRAPHS and cores >= 3 else None
+
+    def __enter__(self) -> Decoder:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from molgan.pool import _die_with_parent
+
+        self._ex = ProcessPoolExecutor(
+            self.workers, initializer=_die_with_parent, initargs=(os.getpid(),)
+        )
+        _POOL.append(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _POOL.remove(self)
+        self._ex.shutdown(wait=False, cancel_futures=True)
+
+    def split(self, items: Sequence) -> list:
+        size = -(-len(items) // self.workers)
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def map(self, fn: Callable, jobs: list) -> list:
+        return [row for part in self._ex.map(fn, jobs) for row in part]
+
+    def __call__(self, atoms: np.ndarray, bonds: np.ndarray) -> list[str | None]:
+        """SMILES (``None`` if invalid) of index graphs atoms (M, N), bonds (M, N, N)."""
+        parts = zip(self.split(atoms), self.split(bonds), strict=True)
+        return self.map(_decode, list(parts))
+
+
+_POOL: list[Decoder] = []  # the open Decoder, if any
 
 
 @functools.cache

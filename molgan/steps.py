@@ -1,6 +1,13 @@
-"""One update of each net: the WGAN-GP discriminator step, the generator step (WGAN, RL and the
-remedies' terms on G), the reward-net step and the RDKit rewards it regresses onto; the loop that
-schedules them is ``molgan.train``."""
+"""One update of each net of a population (``molgan.population``; a single run is a population
+of one): the WGAN-GP discriminator step, the generator step (WGAN, RL and the remedies' terms on
+G), the reward-net step and the RDKit rewards it regresses onto; the loop that schedules them is
+``molgan.train``.
+
+Tensors carry the member axis first: a real batch is x (K, B, N, T), adj (K, B, N, N, R); each
+step minimises the sum of the K members' losses (their gradients do not mix) and returns (K,)
+statistics. ``weights`` holds the per-member settings (``population.MEMBER_SETTINGS``) as (K,)
+tensors.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import torch
 from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
 from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
-from molgan.models import MolGAN
+from molgan.population import MEMBER_SETTINGS, Population
 
 
 class Nets(NamedTuple):
@@ -30,7 +37,7 @@ class Nets(NamedTuple):
     valence: tuple[torch.Tensor, torch.Tensor]  # (T,) atom valences, (R,) bond orders
 
 
-def step_nets(model: MolGAN, compile: bool = False) -> Nets:
+def step_nets(model: Population, compile: bool = False) -> Nets:
     """``Nets`` over ``model``; ``compile`` wraps G, D and V in ``torch.compile``."""
     wrap = torch.compile if compile else (lambda net: net)
     g, d, v = model.generator, model.discriminator, model.reward_net
@@ -41,9 +48,20 @@ def step_nets(model: MolGAN, compile: bool = False) -> Nets:
     return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
 
 
-def make_optimizers(model: MolGAN, cfg: Config) -> dict[str, torch.optim.Optimizer]:
-    """Adam for G, D and V (``opt_g``, ``opt_d``, ``opt_v``): ``lr`` (D: ``lr_d`` if set),
-    betas (``beta1``, ``beta2``)."""
+def member_weights(cfg: Config, members: int, device) -> dict[str, torch.Tensor]:
+    """The per-member settings as (K,) float tensors: each member's own value where
+    ``member_settings`` gives one, else the shared ``cfg`` value."""
+    own = cfg.member_values()
+    return {
+        name: torch.tensor(own.get(name, [getattr(cfg, name)] * members), device=device)
+        for name in MEMBER_SETTINGS
+    }
+
+
+def make_optimizers(model: Population, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+    """One Adam for each of G, D and V over the stacked weights (``opt_g``, ``opt_d``,
+    ``opt_v``; exactly K Adams, Adam being elementwise): ``lr`` (D: ``lr_d`` if set), betas
+    (``beta1``, ``beta2``)."""
     betas = (cfg.beta1, cfg.beta2)
     lrs = _base_lrs(cfg)
     nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
@@ -64,10 +82,11 @@ def decay_lrs(opts: dict[str, torch.optim.Optimizer], cfg: Config, fraction: flo
             group["lr"] = lr * (1.0 - cfg.lr_decay * fraction)
 
 
-def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
-    """One WGAN-GP discriminator update on a real batch and a fresh fake batch."""
-    B = real.x.shape[0]
-    z = torch.randn(B, cfg.z_dim, device=real.x.device)  # (B, Z)
+def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, torch.Tensor]:
+    """One WGAN-GP discriminator update of every member on its real batch (K, B, ...) and a
+    fresh fake batch."""
+    K, B = real.x.shape[:2]
+    z = torch.randn(K, B, cfg.z_dim, device=real.x.device)  # (K, B, Z)
     cond = _classes(real, cfg)  # fakes are asked for the real batch's classes
     with torch.no_grad():
         out = nets.generator(z, cond)
@@ -75,25 +94,25 @@ def d_step(nets: Nets, opt_d, real, cfg: Config) -> dict[str, torch.Tensor]:
         if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
             x_soft, adj_soft = x_fake, adj_fake
         else:
-            x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (B, N, T)
-            adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (B, N, N, R)
+            x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (K, B, N, T)
+            adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (K, B, N, N, R)
     x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
-    d_real = nets.discriminator(x_real, adj_real, cond)  # (B, 1), (B / pac, 1) with packs
-    d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
+    d_real = nets.discriminator(x_real, adj_real, cond)  # (K, B, 1), (K, B / pac, 1) with packs
+    d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     # As the official code: interpolate the real one-hot with the generator softmax.
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
     gp = losses.gradient_penalty(
         critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
-    )
-    loss_d = losses.wasserstein_d(d_real, d_fake) + cfg.gp_weight * gp
+    )  # (K,)
+    loss_d = losses.wasserstein_d(d_real, d_fake) + weights["gp_weight"] * gp  # (K,)
     opt_d.zero_grad(set_to_none=True)
-    loss_d.backward()
+    loss_d.sum().backward()
     opt_d.step()
     return {"loss/d": loss_d.detach(), "loss/gp": gp.detach()}
 
 
 def _classes(real, cfg: Config) -> torch.Tensor | None:
-    """The real batch's class vectors (B, C) for a conditional model, else ``None``."""
+    """The real batch's class vectors (K, B, C) for a conditional model, else ``None``."""
     if not cfg.condition:
         return None
     if real is None:
@@ -121,50 +140,54 @@ def _noise(out):
     )
 
 
-def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
-    """One generator update on λ·L_WGAN + (1-λ)·α·L_RL (``real``: the batch that feature
-    matching compares with, and whose classes a conditional G is asked for).
+def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real, weights: dict):
+    """One generator update of every member on λ·L_WGAN + (1-λ)·α·L_RL (``lam``: each member's
+    λ at this step, (K,); ``real``: the batch that feature matching compares with, and whose
+    classes a conditional G is asked for).
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
-        the Gumbel-argmax graphs of the same z (their molecules are the reward targets).
+        the Gumbel-argmax graphs of the same z (their molecules are the reward targets), each
+        with the member axis first.
     """
-    z = torch.randn(cfg.batch_size, cfg.z_dim, device=nets.device)  # (B, Z)
-    cond = _classes(real, cfg)  # (B, C) or None
+    K = lam.shape[0]
+    z = torch.randn(K, cfg.batch_size, cfg.z_dim, device=nets.device)  # (K, B, Z)
+    cond = _classes(real, cfg)  # (K, B, C) or None
     out = nets.generator(z, cond)
     noise = _noise(out)
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
     gap = None
     if cfg.feature_matching:  # D's features, not its score: the score is Linear in them
-        features = nets.gp_critic.features(x_fake, adj_fake, cond)  # (B, F)
-        d_fake = nets.gp_critic.out(features)  # (B, 1)
+        features = nets.gp_critic.features(x_fake, adj_fake, cond)  # (K, B, F)
+        d_fake = nets.gp_critic.out(features)  # (K, B, 1)
         with torch.no_grad():
-            real_features = nets.gp_critic.features(real.x, real.adj, cond)  # (B, F)
-        gap = losses.feature_matching(real_features, features)
+            real_features = nets.gp_critic.features(real.x, real.adj, cond)  # (K, B, F)
+        gap = losses.feature_matching(real_features, features)  # (K,)
     else:
-        d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (B, 1)
-    v_fake = nets.reward_net(x_fake, adj_fake) if use_rl and lam < 1 else None  # (B, 1)
+        d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
+    rl = use_rl and bool((lam < 1).any())
+    v_fake = nets.reward_net(x_fake, adj_fake) if rl else None  # (K, B, 1)
     parts = losses.generator_loss(
         d_fake,
         v_fake,
         lam,
         scale_rl=cfg.scale_rl,
         alpha_eps=cfg.alpha_eps,
-        diversity=cfg.diversity,
+        diversity=weights["diversity"],
         feature_gap=gap,
     )
-    loss = parts.loss
-    if cfg.mode_seeking > 0:
-        loss = loss + cfg.mode_seeking * losses.mode_seeking(x_fake, adj_fake, z)
-    penalties = _graph_penalties(nets, cfg, out, noise, x_fake, adj_fake)
+    loss = parts.loss  # (K,)
+    if bool((weights["mode_seeking"] > 0).any()):
+        loss = loss + weights["mode_seeking"] * losses.mode_seeking(x_fake, adj_fake, z)
+    penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
     for weight, value in penalties.values():
         loss = loss + weight * value
     opt_g.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.sum().backward()
     opt_g.step()
     with torch.no_grad():
-        atoms = (out.x_logits + noise[0]).argmax(-1)  # (B, N)
-        bonds = (out.adj_logits + noise[1]).argmax(-1)  # (B, N, N)
+        atoms = (out.x_logits + noise[0]).argmax(-1)  # (K, B, N)
+        bonds = (out.adj_logits + noise[1]).argmax(-1)  # (K, B, N, N)
     stats = {
         "loss/g": parts.loss.detach(),
         "loss/wgan": parts.wgan.detach(),
@@ -178,51 +201,59 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: float, use_rl: bool, real=None):
 def _graph_penalties(
     nets: Nets,
     cfg: Config,
+    weights: dict,
     out: GeneratorOutput,
     noise: tuple[torch.Tensor, torch.Tensor],
     x_fake: torch.Tensor,
     adj_fake: torch.Tensor,
 ) -> dict[str, tuple[float, torch.Tensor]]:
-    """The validity penalties on G's graphs that are switched on: log name -> (weight, value)."""
+    """The validity penalties on G's graphs that are switched on: log name -> ((K,) weights,
+    (K,) values)."""
     penalties = {}
-    if cfg.valence > 0:
+    if bool((weights["valence"] > 0).any()):
         excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
-        penalties["loss/valence"] = (cfg.valence, excess)
-    if cfg.connectivity > 0:
+        penalties["loss/valence"] = (weights["valence"], excess)
+    if bool((weights["connectivity"] > 0).any()):
         graph = (x_fake, adj_fake)
         if cfg.connectivity_sampled:  # the Gumbel-argmax graphs g_step returns, exactly
             graph = _joinable(
                 discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
                 discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
             )
-        penalties["loss/disconnection"] = (cfg.connectivity, losses.disconnection(*graph))
+        penalties["loss/disconnection"] = (weights["connectivity"], losses.disconnection(*graph))
     return penalties
 
 
 def _joinable(x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A sampled graph (x (B, N, T), adj (B, N, N, R)) whose fragments the connectivity penalty
-    may join but not delete: only atoms without a bond to another atom keep their gradient.
+    """A sampled graph (x (..., B, N, T), adj (..., B, N, N, R)) whose fragments the
+    connectivity penalty may join but not delete: only atoms without a bond to another atom keep
+    their gradient.
 
     A lone atom is most often a pad node sampled as an atom, and deleting it is the fix; a piece
     of two or more atoms is part of the molecule. With the gradient on every atom G cut the count
     by deleting atoms (tiny molecules); with none it bonded every stray atom in (9-atom graphs
     only; docs/ablation.md §1).
     """
-    real = x.detach().argmax(-1) != 0  # (B, N): sampled as an atom, not a pad
-    bonded = adj.detach()[..., 1:].sum(-1) * real[:, None, :]  # (B, N, N): bonds to real atoms
-    lone = bonded.sum(-1) == 0  # (B, N): no bond to another atom (one to a pad is dropped)
+    real = x.detach().argmax(-1) != 0  # (..., B, N): sampled as an atom, not a pad
+    bonded = adj.detach()[..., 1:].sum(-1) * real[..., None, :]  # (..., B, N, N): to real atoms
+    lone = bonded.sum(-1) == 0  # (..., B, N): no bond to another atom (one to a pad is dropped)
     return torch.where(lone[..., None], x, x.detach()), adj
 
 
 def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
-    """One reward-net update regressing V onto real and generated rewards, (B, 1) each."""
-    v_real = nets.reward_net(real.x, real.adj)  # (B, 1)
-    v_fake = nets.reward_net(fake[0], fake[1])  # (B, 1)
-    loss_v = losses.reward_net_loss(v_real, r_real, v_fake, r_fake)
+    """One reward-net update of every member regressing V onto real and generated rewards,
+    (K, B, 1) each."""
+    v_real = nets.reward_net(real.x, real.adj)  # (K, B, 1)
+    v_fake = nets.reward_net(fake[0], fake[1])  # (K, B, 1)
+    loss_v = losses.reward_net_loss(v_real, r_real, v_fake, r_fake)  # (K,)
     opt_v.zero_grad(set_to_none=True)
-    loss_v.backward()
+    loss_v.sum().backward()
     opt_v.step()
-    return {"loss/v": loss_v.detach(), "reward/real": r_real.mean(), "reward/fake": r_fake.mean()}
+    return {
+        "loss/v": loss_v.detach(),
+        "reward/real": r_real.mean(dim=(1, 2)),
+        "reward/fake": r_fake.mean(dim=(1, 2)),
+    }
 
 
 def fake_rewards(
@@ -230,15 +261,21 @@ def fake_rewards(
     bonds: torch.Tensor,
     cfg: Config,
     train: set[str],
-    memory: rewards.RarityMemory | None = None,
+    memories: list[rewards.RarityMemory] | None = None,
+    decoder=None,
 ):
-    """RDKit rewards (B, 1) of generated index graphs; with a ``memory`` (``rarity_window``),
-    times each molecule's rarity among G's recent molecules."""
-    smiles = [
-        chem.graph_to_smiles(a, b)
-        for a, b in zip(atoms.cpu().numpy(), bonds.cpu().numpy(), strict=False)
-    ]
-    r = rewards.reward(smiles, cfg.reward, train)  # (B, 1)
-    if memory is not None:
-        r = r * memory.update(smiles)[:, None].astype(np.float32)
-    return torch.from_numpy(r)  # (B, 1)
+    """RDKit rewards (K, B, 1) of generated index graphs (K, B, N) and (K, B, N, N); with
+    ``memories`` (``rarity_window``, one per member), times each molecule's rarity among its
+    member's recent molecules. ``decoder`` (``rewards.Decoder``) spreads the decoding over
+    processes; default: in this process."""
+    K, B = atoms.shape[:2]
+    a, b = atoms.flatten(0, 1).cpu().numpy(), bonds.flatten(0, 1).cpu().numpy()
+    if decoder is not None:
+        smiles = decoder(a, b)
+    else:
+        smiles = [chem.graph_to_smiles(x, y) for x, y in zip(a, b, strict=True)]
+    r = rewards.reward(smiles, cfg.reward, train).reshape(K, B, 1)  # (K, B, 1)
+    if memories is not None:
+        for k, memory in enumerate(memories):
+            r[k] *= memory.update(smiles[k * B : (k + 1) * B])[:, None].astype(np.float32)
+    return torch.from_numpy(r)  # (K, B, 1)

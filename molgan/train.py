@@ -29,12 +29,14 @@ from molgan import batches, checkpoint, conditioning, metrics, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, resolve_device
+from molgan.population import Freezer, Population
 from molgan.steps import (
     d_step,
     decay_lrs,
     fake_rewards,
     g_step,
     make_optimizers,
+    member_weights,
     step_nets,
     v_step,
 )
@@ -90,11 +92,11 @@ def seed_everything(seed: int) -> None:
 
 
 def evaluate_model(
-    model: MolGAN, cfg: Config, train: set[str], step: int, fcd_reference=None
+    model: MolGAN, cfg: Config, train: set[str], step: int, fcd_reference=None, member: int = 0
 ) -> dict[str, float]:
-    """Sample ``eval_samples`` molecules (fixed seed) and score them with ``molgan.metrics``
-    (collapse measures against ``train``; FCD against ``fcd_reference`` if given)."""
-    smiles = model.sample(cfg.eval_samples, seed=cfg.seed + 1)
+    """Sample ``eval_samples`` molecules (fixed seed: the member's seed + 1) and score them with
+    ``molgan.metrics`` (collapse measures against ``train``; FCD against ``fcd_reference``)."""
+    smiles = model.sample(cfg.eval_samples, seed=cfg.seed + member + 1)
     result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=fcd_reference)
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
@@ -148,6 +150,9 @@ def train(
 
 def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
     ckpt_path = run_dir / rundir.CKPT
+    K = cfg.members
+    if callback is not None and K > 1:
+        raise ValueError("a training callback follows one run: it needs members=1")
     seed_everything(cfg.seed)
     data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
@@ -166,32 +171,49 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     eval_every = cfg.eval_every or steps_per_epoch
     # The step RL starts at is fixed when a run starts: extending a resumed run keeps it.
     rl_from = int(blob.get("rl_from", cfg.rl_start * total)) if blob else int(cfg.rl_start * total)
-    use_rl = cfg.lam < 1.0
+    lams = cfg.member_values().get("lam", (cfg.lam,) * K)
+    use_rl = min(lams) < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
-    memory = None  # G's recent molecules, for the rarity factor of the RL reward
+    memories = None  # each member's recent molecules, for the rarity factor of the RL reward
     if use_rl and cfg.rarity_window:
-        memory = rewards.RarityMemory(cfg.rarity_window, blob.get("rarity", []) if blob else [])
+        stored = blob.get("rarity", []) if blob else []
+        stored = [stored] if K == 1 else stored or [[]] * K
+        memories = [rewards.RarityMemory(cfg.rarity_window, state) for state in stored]
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
-    model = MolGAN.from_config(cfg).to(device)
+    models = []
+    for k in range(K):  # member k starts with the weights of a single run of seed + k
+        if k:
+            torch.manual_seed(cfg.seed + k)
+        models.append(MolGAN.from_config(cfg))
     tilt = balance = None  # per training molecule: reward-tilted / class-balanced batches
     if cfg.reward_tilt:
         r_train = (r_all.cpu() if use_rl else dataset_rewards(data, cfg.reward))[train_idx]
         tilt = batches.tilt_weights(r_train, cfg.reward_tilt)
-    if model.class_prior is not None:  # the class frequencies a conditional model samples
-        model.class_prior.fit(data.atoms[train_idx], tilt)  # tilted ones, if tilted
+    if models[0].class_prior is not None:  # the class frequencies a conditional model samples
+        models[0].class_prior.fit(data.atoms[train_idx], tilt)  # tilted ones, if tilted
         if cfg.condition_balance:
-            T, power = len(model.atom_types), cfg.condition_balance
+            T, power = len(models[0].atom_types), cfg.condition_balance
             formula = cfg.condition_formula
             balance = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
     weights = batches.combine(tilt, balance)
-    opts = make_optimizers(model, cfg)
-    start, last_metrics, latest = 0, {}, {}
+    start, last_metrics, latest = 0, [{} for _ in range(K)], {}
+    state = {"stopped": {}, "best": [{} for _ in range(K)]}  # member -> reason; best.pt records
     if blob is not None:
-        start, last_metrics = checkpoint.restore(blob, model, opts, device)
-        last_metrics = {k: v for k, v in last_metrics.items() if k.startswith("score/")}
-        latest = dict(blob.get("stats", {}))  # the loss values the next log rows carry
+        for k, model in enumerate(models):
+            checkpoint.load_weights(model, checkpoint.member_blob(blob, k, ckpt_path))
+    population = Population(models).to(device)
+    del models
+    opts = make_optimizers(population, cfg)
+    if blob is not None:
+        start, stored = checkpoint.restore(blob, opts, device)
+        last_metrics = stored.get("members", [stored]) if K > 1 else [stored]
+        last_metrics = [
+            {k: v for k, v in m.items() if k.startswith("score/")} for m in last_metrics
+        ]
+        latest = {k: torch.tensor(v) for k, v in blob.get("stats", {}).items()}
+        state = _population_state(blob, K)
         dropped = rundir.truncate_log(run_dir / rundir.LOG, start)
         note = f"; {dropped} log rows after it dropped" if dropped else ""
         print(f"resuming {run_dir} at step {start}/{total}{note}", file=sys.stderr)
@@ -199,33 +221,54 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             print(f"  changed for this resume: {change}", file=sys.stderr)
     else:
         rundir.write_config(run_dir, dataclasses.asdict(cfg))
+    freezer = Freezer(population)
+    for k in state["stopped"]:
+        freezer.freeze(int(k))
     saved = {"step": start if blob else None, "time": time.monotonic()}
-    best = dict(blob.get("best", {})) if blob else {}  # {"metric", "value", "step"} of best.pt
     fcd_reference = data.smiles_of("val") if cfg.eval_fcd else None
+    member_w = member_weights(cfg, K, device)
+    lam_rl = member_w["lam"]  # (K,) λ after the warm-up
+    lam_warm = torch.ones_like(lam_rl)  # WGAN only before it
 
-    def save(step: int, path: Path = ckpt_path) -> None:
+    def save(step: int) -> None:
         extra = {
             "rng": checkpoint.rng_state(device),
-            "stats": {k: float(v) for k, v in latest.items()},
+            "stats": {k: _tolist(v) for k, v in latest.items()},
             "rl_from": rl_from,
-            "best": dict(best),
+            "best": state["best"][0] if K == 1 else state["best"],
+            "stopped": {str(k): v for k, v in state["stopped"].items()},
         }
-        if memory is not None:
-            extra["rarity"] = memory.state()
-        checkpoint.save(path, model, opts, step, last_metrics, extra=extra)
-        if path == ckpt_path:
-            saved["step"], saved["time"] = step, time.monotonic()
+        if memories is not None:
+            extra["rarity"] = memories[0].state() if K == 1 else [m.state() for m in memories]
+        metrics_blob = last_metrics[0] if K == 1 else {"members": last_metrics}
+        checkpoint.save_population(ckpt_path, population, opts, step, metrics_blob, extra)
+        saved["step"], saved["time"] = step, time.monotonic()
 
-    def keep_best(step: int) -> None:
-        """best.pt = the checkpoint of the best evaluation by ``best_metric`` (written before
-        ckpt.pt, so a kill between the two redoes the same comparison on resume)."""
+    def keep_best(k: int, step: int) -> None:
+        """best.pt (member k of a population: best-member<k>.pt, a single model) = the
+        checkpoint of the best evaluation by ``best_metric`` (written before ckpt.pt, so a kill
+        between the two redoes the same comparison on resume)."""
         if not cfg.best_metric:
             return
+        best = state["best"][k]
         sign = -1.0 if cfg.best_metric.startswith("-") else 1.0
-        value = sign * metrics.metric_value(cfg.best_metric.lstrip("-"), last_metrics)
+        value = sign * metrics.metric_value(cfg.best_metric.lstrip("-"), last_metrics[k])
         if math.isfinite(value) and (not best or value > best["value"]):
             best.update(metric=cfg.best_metric, value=value, step=step)
-            save(step, run_dir / "best.pt")
+            if K == 1:
+                checkpoint.save_population(
+                    run_dir / "best.pt", population, opts, step, last_metrics[0], {"best": best}
+                )
+            else:
+                model = population.member(k)
+                path = run_dir / f"best-member{k}.pt"
+                checkpoint.save(path, model, None, step, last_metrics[k], {"best": best})
+
+    def stop_member(k: int, reason: str, step: int) -> None:
+        state["stopped"][k] = reason
+        freezer.freeze(k)
+        rundir.write_row(log, {"step": step, "event": "stop", "reason": reason, "member": k})
+        emit(f"member {k}: {reason}")
 
     bar = None
     if cfg.progress and sys.stderr.isatty():
@@ -235,46 +278,60 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             total=total, initial=start, desc=cfg.run_name, dynamic_ncols=True, file=sys.stderr
         )
     emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr, flush=True))
+    rl_text = f"from step {rl_from}, λ={_values(lams)}, reward {cfg.reward}" if use_rl else "off"
+    who = f"{K} members (seeds {cfg.seed}..{cfg.seed + K - 1}), " if K > 1 else ""
     print(
-        f"run {run_dir}: {total} steps ({steps_per_epoch}/epoch) on {device}, "
-        f"{torch.get_num_threads()} thread(s); "
-        f"RL {'off' if not use_rl else f'from step {rl_from}, λ={cfg.lam}, reward {cfg.reward}'}",
+        f"run {run_dir}: {who}{total} steps ({steps_per_epoch}/epoch) on {device}, "
+        f"{torch.get_num_threads()} thread(s); RL {rl_text}",
         file=sys.stderr,
     )
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done = start
-    nets = step_nets(model, cfg.compile)
+    nets = step_nets(population, cfg.compile)
     step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
-    model.train()
-    with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log:
+    decoder = rewards.Decoder.for_population(K * cfg.batch_size) if use_rl else None
+    population.train()
+    with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log, decoder or _nothing():
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
-                perm = batches.epoch_order(train_idx, weights, cfg.seed, epoch)
+                perm = torch.stack(
+                    [batches.epoch_order(train_idx, weights, cfg.seed + k, epoch) for k in range(K)]
+                )  # (K, M)
                 perm_epoch = epoch
-            idx = perm[pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (B,)
-            real = one_hot(atoms_all[idx], bonds_all[idx])
+            idx = perm[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (K, B)
+            real = one_hot(atoms_all[idx], bonds_all[idx])  # x (K, B, N, T), adj (K, B, N, N, R)
             if cfg.tau_end:  # linear temperature annealing of what D sees
                 step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
             if cfg.lr_decay:  # linear learning-rate decay of all three nets
                 decay_lrs(opts, cfg, step / max(total - 1, 1))
-            latest |= d_step(nets, opts["d"], real, step_cfg)
+            latest |= d_step(nets, opts["d"], real, step_cfg, member_w)
             if step % cfg.n_critic == 0:
-                lam = cfg.lam if use_rl and step >= rl_from else 1.0
-                g_stats, fake = g_step(nets, opts["g"], step_cfg, lam, use_rl, real)
-                model.update_ema(cfg.ema)
+                lam = lam_rl if use_rl and step >= rl_from else lam_warm
+                g_stats, fake = g_step(nets, opts["g"], step_cfg, lam, use_rl, real, member_w)
+                population.update_ema(cfg.ema)
                 latest |= g_stats
                 if use_rl:
-                    r_fake = fake_rewards(fake[2], fake[3], cfg, train_set, memory).to(device)
-                    latest |= v_step(nets, opts["v"], real, r_all[idx][:, None], fake, r_fake)
+                    r_fake = fake_rewards(fake[2], fake[3], cfg, train_set, memories, decoder)
+                    r_real = r_all[idx][..., None]  # (K, B, 1)
+                    latest |= v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
+            freezer.restore()  # stopped members stay where they stopped
             done = step + 1
             if bar is not None:
                 bar.update(1)
             now = time.monotonic()
             reason = ""
             if done % cfg.log_every == 0 or done % eval_every == 0 or done == total:
-                values = _finite(latest, done, saved["step"], ckpt_path)
-                values |= {
+                values = _member_values(latest, K)
+                for k in _diverged(values, state["stopped"]):
+                    if K == 1:
+                        _finite(values[0], done, saved["step"], ckpt_path)  # raises
+                    stop_member(k, f"stopped: {_nonfinite(values[k])} at step {done}", done)
+                if len(state["stopped"]) == K and all(
+                    "non-finite" in r for r in state["stopped"].values()
+                ):
+                    _finite(values[0], done, saved["step"], ckpt_path)  # every member diverged
+                common = {
                     "step": done,
                     "epoch": done / steps_per_epoch,
                     "time/it_per_s": (done - last_done) / max(now - t_last, 1e-9),
@@ -284,33 +341,55 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 t_last, last_done = now, done
                 timed_out = cfg.time_limit and (now - t0) / 60 >= cfg.time_limit
                 evaluated = done % eval_every == 0 or done == total or timed_out
+                rows = []
+                for k in range(K):
+                    if k in state["stopped"]:
+                        continue
+                    row = values[k] | common | ({"member": k} if K > 1 else {})
+                    if evaluated:
+                        model = population.member(k)
+                        last_metrics[k] = evaluate_model(
+                            model, cfg, train_set, done, fcd_reference, k
+                        )
+                        row |= last_metrics[k]
+                    rows.append(row)
+                    rundir.write_row(
+                        log, row
+                    )  # before the checkpoint: a kill between loses nothing
                 if evaluated:
-                    last_metrics = evaluate_model(model, cfg, train_set, done, fcd_reference)
-                    model.train()
-                    values |= last_metrics
-                rundir.write_row(log, values)  # before the checkpoint: a kill between loses nothing
-                if evaluated:
-                    keep_best(done)
+                    for k in range(K):
+                        if k not in state["stopped"]:
+                            keep_best(k, done)
                     save(done)
                     if callback is not None:
-                        asked = callback(done, dict(last_metrics))
+                        asked = callback(done, dict(last_metrics[0]))
                         if asked:
                             reason = asked if isinstance(asked, str) else "stopped by callback"
-                line = _format(values)
+                line = _format(rows, K)
                 if bar is not None:
                     bar.set_postfix_str(line.split(" | ", 1)[1][:80])
-                if done % cfg.log_every == 0 or "score/valid" in values:
+                if done % cfg.log_every == 0 or evaluated:
                     emit(line)
-                reason = reason or _stop_reason(cfg, values, last_metrics, timed_out, done, rl_from)
+                for row in rows:
+                    k = row.get("member", 0)
+                    why = _stop_reason(cfg, row, last_metrics[k], False, done, rl_from)
+                    if why and K > 1:
+                        stop_member(k, why, done)
+                    elif why:
+                        reason = reason or why
+                if K > 1 and len(state["stopped"]) == K:
+                    reason = reason or "every member stopped"
+                if timed_out:
+                    reason = reason or f"time limit of {cfg.time_limit} min reached at step {done}"
                 if reason:
                     rundir.write_row(log, {"step": done, "event": "stop", "reason": reason})
                     emit(reason)
                     break
             elif cfg.ckpt_minutes and now - saved["time"] >= 60 * cfg.ckpt_minutes:
-                _finite(latest, done, saved["step"], ckpt_path)
+                _check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
                 save(done)
             if signals.received:
-                _finite(latest, done, saved["step"], ckpt_path)
+                _check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
                 if saved["step"] != done:
                     save(done)
                 if bar is not None:
@@ -323,12 +402,71 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     if bar is not None:
         bar.close()
     print(f"done: {run_dir}", file=sys.stderr)
-    return model.eval()
+    if K == 1:
+        return population.member(0).eval()
+    return population.eval()
 
 
-def _finite(stats: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:
-    """``stats`` as floats; raises ``TrainingError`` naming any NaN/inf entry."""
-    values = {k: float(v) for k, v in stats.items()}
+class _nothing:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return None
+
+
+def _population_state(blob: dict, K: int) -> dict:
+    """The per-member bookkeeping of a training checkpoint: stopped members and best.pt
+    records (a single run's checkpoint holds one best record)."""
+    best = blob.get("best", {})
+    best = [dict(best)] if K == 1 else [dict(b) for b in best] or [{} for _ in range(K)]
+    stopped = {int(k): v for k, v in blob.get("stopped", {}).items()}
+    return {"stopped": stopped, "best": best}
+
+
+def _tolist(value) -> float | list[float]:
+    """A statistic for the checkpoint: a float for one member, else one per member."""
+    values = torch.as_tensor(value).detach().float().cpu().flatten().tolist()
+    return values[0] if len(values) == 1 else values
+
+
+def _member_values(stats: dict, K: int) -> list[dict[str, float]]:
+    """Statistics of shape (K,) (or scalars) -> one dict of floats per member (one sync)."""
+    if not stats:
+        return [{} for _ in range(K)]
+    names = list(stats)
+    table = torch.stack([torch.as_tensor(stats[n]).detach().float().cpu().expand(K) for n in names])
+    rows = table.t().tolist()  # (K, S)
+    return [dict(zip(names, row, strict=True)) for row in rows]
+
+
+def _nonfinite(values: dict) -> str:
+    return "non-finite " + ", ".join(k for k, v in values.items() if not math.isfinite(v))
+
+
+def _diverged(values: list[dict], stopped: dict) -> list[int]:
+    """Members with a NaN/inf statistic that are not stopped yet."""
+    return [
+        k
+        for k, row in enumerate(values)
+        if k not in stopped and not all(math.isfinite(v) for v in row.values())
+    ]
+
+
+def _check_finite(stats: dict, K: int, done: int, saved_step, ckpt_path: Path, stopped) -> None:
+    """Before an unscheduled checkpoint: a single run stops on a NaN/inf (``TrainingError``);
+    a population's diverged members are frozen at the next log step."""
+    if K == 1:
+        _finite(_member_values(stats, 1)[0], done, saved_step, ckpt_path)
+
+
+def _values(values) -> str:
+    distinct = sorted(set(values))
+    return str(distinct[0]) if len(distinct) == 1 else "/".join(f"{v:g}" for v in values)
+
+
+def _finite(values: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:
+    """``values`` (floats) unchanged; raises ``TrainingError`` naming any NaN/inf entry."""
     bad = [k for k, v in values.items() if not math.isfinite(v)]
     if bad:
         kept = (
@@ -356,8 +494,11 @@ def _stop_reason(
     return ""
 
 
-def _format(values: dict) -> str:
-    parts = [f"step {values['step']}"]
+def _format(rows: list[dict], K: int) -> str:
+    """One progress line: a single run's losses and scores; a population's means over its
+    running members, with the range of the scores."""
+    if not rows:
+        return "every member stopped"
     names = {
         "loss/d": "d",
         "loss/g": "g",
@@ -368,9 +509,18 @@ def _format(values: dict) -> str:
         "score/novel": "novel",
         "score/qed": "qed",
     }
+    first = rows[0]
+    parts = [f"step {first['step']}"] + ([f"{len(rows)}/{K} members"] if K > 1 else [])
     for key, short in names.items():
-        value = values.get(key)
-        if isinstance(value, float) and math.isfinite(value):
-            parts.append(f"{short} {value:.3f}")
-    parts.append(f"{values['time/it_per_s']:.0f} it/s | eta {values['time/eta_s'] / 60:.0f} min")
+        values = [r[key] for r in rows if isinstance(r.get(key), float)]
+        values = [v for v in values if math.isfinite(v)]
+        if not values:
+            continue
+        text = f"{short} {sum(values) / len(values):.3f}"
+        if len(values) > 1 and key.startswith("score/"):
+            text += f" ({min(values):.2f}-{max(values):.2f})"
+        parts.append(text)
+    speed = first["time/it_per_s"]
+    rate = f"{speed:.0f} it/s" + (f" ({speed * len(rows):.0f} member-it/s)" if K > 1 else "")
+    parts.append(f"{rate} | eta {first['time/eta_s'] / 60:.0f} min")
     return " | ".join(parts)

@@ -43,3 +43,13 @@ def tiny_path() -> Path:
 @pytest.fixture(params=["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def device(request) -> str:
     return request.param
+
+
+def one_member(model, cfg):
+    """``model`` as a population of one, its step nets and per-member weights (steps take a
+    leading member axis; real batches need ``[None]``)."""
+    from molgan import steps
+    from molgan.population import Population
+
+    population = Population([model])
+    return population, steps.step_nets(population), steps.member_weights(cfg, 1, "cpu")

@@ -8,6 +8,7 @@ import importlib
 
 import pytest
 import torch
+from conftest import one_member
 
 from molgan import checkpoint, conditioning, steps
 from molgan.config import Config, make_config
@@ -142,10 +143,10 @@ def test_conditional_training_fits_the_prior_and_its_checkpoint_samples(tiny_con
 
 def test_a_conditional_generator_step_without_a_real_batch_says_why():
     cfg = make_config("debug", condition=True)
-    model = MolGAN.from_config(cfg)
-    opts = steps.make_optimizers(model, cfg)
+    population, nets, weights = one_member(MolGAN.from_config(cfg), cfg)
+    opts = steps.make_optimizers(population, cfg)
     with pytest.raises(ValueError, match="needs the real batch"):
-        steps.g_step(steps.step_nets(model), opts["g"], cfg, 1.0, False)
+        steps.g_step(nets, opts["g"], cfg, torch.ones(1), False, None, weights)
 
 
 def test_class_prior_restricted_to_a_class_draws_only_that_class():
@@ -223,9 +224,9 @@ def test_class_balanced_training_oversamples_rare_classes(tiny_config, monkeypat
     seen = []
     real_d_step = train_module.d_step
 
-    def spy(nets, opt, real, cfg):
-        seen.append(conditioning.class_index(real.x.argmax(-1), T))
-        return real_d_step(nets, opt, real, cfg)
+    def spy(nets, opt, real, cfg, weights):
+        seen.append(conditioning.class_index(real.x[0].argmax(-1), T))
+        return real_d_step(nets, opt, real, cfg, weights)
 
     monkeypatch.setattr(train_module, "d_step", spy)
     runs = {}

@@ -8,6 +8,7 @@ import importlib
 
 import pytest
 import torch
+from conftest import one_member
 
 from molgan import batches, checkpoint, losses, steps
 from molgan.config import Config, make_config
@@ -346,14 +347,16 @@ def test_sampled_connectivity_counts_exactly_the_fragments_of_the_graphs_g_sampl
     head = model.generator.edge_head
     with torch.no_grad():  # a G that mostly draws "no bond", so that its graphs fall apart
         head.bias.view(head.out_features // 4, 4)[:, 0] += 2.5
-    opt = torch.optim.Adam(model.generator.parameters(), lr=0.0)  # weights stay as they are
-    stats, (_, _, atoms, bonds) = steps.g_step(steps.step_nets(model), opt, cfg, 1.0, False)
-    exact = [_unreachable_pairs(a, b) for a, b in zip(atoms, bonds, strict=True)]
+    population, nets, weights = one_member(model, cfg)
+    opt = torch.optim.Adam(population.generator.parameters(), lr=0.0)  # weights stay as they are
+    lam = torch.ones(1)
+    stats, (_, _, atoms, bonds) = steps.g_step(nets, opt, cfg, lam, False, None, weights)
+    exact = [_unreachable_pairs(a, b) for a, b in zip(atoms[0], bonds[0], strict=True)]
     assert sum(exact) > 0  # an untrained G samples fragments
     assert stats["loss/disconnection"].item() == pytest.approx(sum(exact) / len(exact), abs=1e-3)
     soft = dataclasses.replace(cfg, connectivity_sampled=False)
     torch.manual_seed(0)
-    soft_stats, _ = steps.g_step(steps.step_nets(model), opt, soft, 1.0, False)
+    soft_stats, _ = steps.g_step(nets, opt, soft, lam, False, None, weights)
     assert soft_stats["loss/disconnection"].item() < 0.8 * stats["loss/disconnection"].item()
 
 
@@ -433,7 +436,7 @@ def test_tau_end_anneals_the_temperature_d_sees_from_tau_to_tau_end(tiny_config,
     monkeypatch.setattr(
         train_module,
         "d_step",
-        lambda nets, opt, real, cfg: seen.append(cfg.tau) or original(nets, opt, real, cfg),
+        lambda nets, opt, real, cfg, w: seen.append(cfg.tau) or original(nets, opt, real, cfg, w),
     )
     cfg = dataclasses.replace(tiny_config, mode="gumbel", tau=1.0, tau_end=0.25)
     train_module.train(cfg)
@@ -457,10 +460,10 @@ def test_reward_tilt_draws_high_reward_molecules_into_the_real_batches(tiny_conf
     seen = []
     original = train_module.d_step
 
-    def spy(nets, opt, real, cfg):
-        atoms = real.x.argmax(-1)
+    def spy(nets, opt, real, cfg, weights):
+        atoms = real.x[0].argmax(-1)
         seen.append(((atoms == 3).sum(1) / (atoms > 0).sum(1)).mean().item())
-        return original(nets, opt, real, cfg)
+        return original(nets, opt, real, cfg, weights)
 
     monkeypatch.setattr(train_module, "dataset_rewards", oxygen_share)
     monkeypatch.setattr(train_module, "d_step", spy)

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import one_member
 
 from molgan import checkpoint, losses, rewards, steps
 from molgan.config import make_config
@@ -102,11 +103,12 @@ def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
 def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config):
     torch.manual_seed(0)
     cfg = make_config("debug", lam=0.0, lr=1e-2)
-    model = MolGAN.from_config(cfg)
-    opt = torch.optim.Adam(model.generator.parameters(), lr=cfg.lr)
+    population, nets, weights = one_member(MolGAN.from_config(cfg), cfg)
+    opt = torch.optim.Adam(population.generator.parameters(), lr=cfg.lr)
     z = torch.randn(256, cfg.z_dim)
 
     def score():
+        model = population.member(0)
         with torch.no_grad():
             out = model.generator(z)
             return (
@@ -117,7 +119,7 @@ def test_rl_step_increases_the_reward_net_score_of_generated_graphs(tiny_config)
 
     before = score()
     for _ in range(3):
-        steps.g_step(steps.step_nets(model), opt, cfg, lam=0.0, use_rl=True)
+        steps.g_step(nets, opt, cfg, torch.zeros(1), True, None, weights)
     assert score() > before
 
 
@@ -144,14 +146,13 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_checkpoint(tiny_co
 def test_discriminator_step_lowers_its_loss_on_a_fixed_batch(tiny_path):
     torch.manual_seed(0)
     cfg = make_config("debug")
-    model = MolGAN.from_config(cfg)
+    population, nets, weights = one_member(MolGAN.from_config(cfg), cfg)
     data = load_dataset(tiny_path, verbose=False)
-    real = one_hot(data.atoms[:6], data.bonds[:6])
-    opt = torch.optim.Adam(model.discriminator.parameters(), lr=1e-2)
-    nets = steps.step_nets(model)
-    first = steps.d_step(nets, opt, real, cfg)["loss/d"].item()
+    real = one_hot(data.atoms[None, :6], data.bonds[None, :6])
+    opt = torch.optim.Adam(population.discriminator.parameters(), lr=1e-2)
+    first = steps.d_step(nets, opt, real, cfg, weights)["loss/d"].item()
     for _ in range(20):
-        last = steps.d_step(nets, opt, real, cfg)["loss/d"].item()
+        last = steps.d_step(nets, opt, real, cfg, weights)["loss/d"].item()
     assert last < first
 
 
@@ -190,25 +191,23 @@ def test_gumbel_modes_train_with_finite_losses(tiny_config, mode):
 def test_compiled_steps_match_eager_steps(tiny_path):
     """--compile changes speed, not results: same losses and weights as eager steps."""
     data = load_dataset(tiny_path, verbose=False)
-    real = one_hot(data.atoms[:8], data.bonds[:8])
+    real = one_hot(data.atoms[None, :8], data.bonds[None, :8])
     cfg = make_config("debug", batch_size=8, lam=0.5)
     runs = []
     for compiled in (False, True):
         torch.manual_seed(0)
-        model = MolGAN.from_config(cfg)
-        opts = {
-            k: torch.optim.Adam(getattr(model, n).parameters(), lr=1e-3)
-            for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
-        }
-        nets = steps.step_nets(model, compile=compiled)
+        population, _, weights = one_member(MolGAN.from_config(cfg), cfg)
+        opts = steps.make_optimizers(population, cfg)
+        nets = steps.step_nets(population, compile=compiled)
+        lam = torch.full((1,), 0.5)
         losses_seen = []
         for _ in range(3):
-            losses_seen.append(steps.d_step(nets, opts["d"], real, cfg)["loss/d"].item())
-            stats, fake = steps.g_step(nets, opts["g"], cfg, lam=0.5, use_rl=True)
-            r = torch.rand(8, 1)
+            losses_seen.append(steps.d_step(nets, opts["d"], real, cfg, weights)["loss/d"].item())
+            stats, fake = steps.g_step(nets, opts["g"], cfg, lam, True, real, weights)
+            r = torch.rand(1, 8, 1)
             losses_seen.append(stats["loss/g"].item())
             losses_seen.append(steps.v_step(nets, opts["v"], real, r, fake, r)["loss/v"].item())
-        runs.append((losses_seen, model.generator.state_dict()))
+        runs.append((losses_seen, population.member(0).generator.state_dict()))
     assert runs[1][0] == pytest.approx(runs[0][0], rel=1e-4, abs=1e-5)
     for name, value in runs[0][1].items():
         torch.testing.assert_close(runs[1][1][name], value, rtol=1e-4, atol=1e-5)
@@ -297,10 +296,10 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
 
 def test_checkpoints_are_also_written_by_wall_time(tiny_config, monkeypatch):
     steps = []
-    original = checkpoint.save
+    original = checkpoint.save_population
     monkeypatch.setattr(
         checkpoint,
-        "save",
+        "save_population",
         lambda path, model, opts, step, *a, **k: (
             (steps.append(step) if str(path).endswith("ckpt.pt") else None)
             or original(path, model, opts, step, *a, **k)
