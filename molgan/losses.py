@@ -218,4 +218,7 @@ def generator_loss(
         alpha = torch.ones_like(rl)
     # at λ = 0 the first term is an exact 0: the same value as α·L_RL alone
     loss = lam * wgan + (1.0 - lam) * alpha * rl
+    off = torch.as_tensor(lam, device=rl.device) >= 1.0  # members without RL report none
+    if bool(off.any()):
+        rl, alpha = rl.masked_fill(off, 0.0), alpha.masked_fill(off, 0.0)
     return GeneratorLoss(loss, wgan, rl, alpha)
