@@ -217,9 +217,17 @@ def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: i
     """Draw up to ``max_mols`` strictly valid molecules (one fragment) as a PNG grid.
 
     Returns:
-        The number drawn. Raises ``ValueError`` when none is strictly valid.
+        The number drawn. Raises ``ValueError`` when none is strictly valid, or when RDKit's
+        drawing cannot load (a system library missing, as on headless GPU hosts).
     """
-    from rdkit.Chem import Draw
+    try:
+        from rdkit.Chem import Draw
+    except ImportError as err:  # e.g. "libXrender.so.1: cannot open shared object file"
+        missing = str(err).split(":")[0].strip() or "a system library"
+        raise ValueError(
+            f"cannot draw molecules: RDKit's drawing needs {missing}, which is not installed "
+            "(on Debian/Ubuntu: apt-get install libxrender1 libxext6)"
+        ) from None
 
     valid = [s for s in smiles if is_strictly_valid(s)][:max_mols]
     mols = [mol_from_smiles(s) for s in valid]

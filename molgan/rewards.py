@@ -186,12 +186,17 @@ class Decoder:
         return cls(cores - 1) if graphs >= cls.MIN_GRAPHS and cores >= 3 else None
 
     def __enter__(self) -> Decoder:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
         from molgan.pool import _die_with_parent
 
+        # spawned, not forked: the parent holds torch's threads and perhaps a CUDA context
         self._ex = ProcessPoolExecutor(
-            self.workers, initializer=_die_with_parent, initargs=(os.getpid(),)
+            self.workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_die_with_parent,
+            initargs=(os.getpid(),),
         )
         _POOL.append(self)
         return self

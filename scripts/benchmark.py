@@ -5,11 +5,13 @@ the table. Prints a markdown table (and ``--json FILE``). Takes ~3-4 minutes on 
 
     python scripts/benchmark.py [--device cuda] [--quick] [--json bench.json]
     python scripts/benchmark.py --only training --compile     # eager vs torch.compile
+    python scripts/benchmark.py --only population --json pop.json   # member-steps/s by K
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -24,8 +26,9 @@ from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
+from molgan.population import Population
 
-SECTIONS = ("training", "threads", "sampling", "scores", "conv")
+SECTIONS = ("training", "population", "threads", "sampling", "scores", "conv")
 
 
 def _sync(device: torch.device) -> None:
@@ -48,41 +51,72 @@ def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
 
 
 def training_cycles(
-    data, device, batch: int, reward: bool, cycles: int, memo: bool = True, compile: bool = False
+    data,
+    device,
+    batch: int,
+    reward: bool,
+    cycles: int,
+    memo: bool = True,
+    compile: bool = False,
+    members: int = 1,
 ):
     """A callable running ``cycles`` full cycles (n_critic D steps, one G step, one V step with
-    RDKit rewards), and the number of steps it runs.
+    RDKit rewards) of a population of ``members`` (1 = a single run), and the number of steps
+    it runs.
 
-    Starts from the shipped pretrained weights when present, so that generated molecules are
-    mostly valid and diverse (an untrained generator's garbage costs RDKit nothing)."""
-    cfg = make_config("paper", batch_size=batch, lam=0.9 if reward else 1.0, device=str(device))
-    torch.manual_seed(0)
-    model = MolGAN.from_config(cfg).to(device)
-    if checkpoint.PRETRAINED.is_file():  # realistic, mostly valid samples make RDKit work
-        model.load_state_dict(checkpoint.load().state_dict())
-    opts = {
-        k: torch.optim.Adam(getattr(model, n).parameters(), lr=cfg.lr)
-        for k, n in (("g", "generator"), ("d", "discriminator"), ("v", "reward_net"))
-    }
+    Starts every member from the shipped pretrained model, with its settings (the default
+    preset), so that generated molecules are mostly valid and diverse (an untrained generator's
+    garbage costs RDKit nothing); members differ by their noise and real batches."""
+    if checkpoint.PRETRAINED.is_file():
+        model = checkpoint.load()
+        cfg = checkpoint.config_from({"config": model.config})
+    else:
+        cfg = make_config("latent")
+        torch.manual_seed(0)
+        model = MolGAN.from_config(cfg)
+    cfg = dataclasses.replace(
+        cfg, batch_size=batch, lam=0.9 if reward else 1.0, members=members, member_settings=""
+    )
+    population = Population([model] * members).to(device)
+    opts = steps.make_optimizers(population, cfg)
+    weights = steps.member_weights(cfg, members, device)
     train_set = set(data.smiles_of("train"))
-    idx = data.split["train"][:batch]
-    real = one_hot(data.atoms[idx], data.bonds[idx])
+    train_idx = data.split["train"]
+    idx = torch.stack(
+        [train_idx[(k * batch) % (len(train_idx) - batch) :][:batch] for k in range(members)]
+    )
+    real = one_hot(data.atoms[idx], data.bonds[idx])  # (K, B, ...)
     real = type(real)(real.x.to(device), real.adj.to(device))
-    r_real = torch.rand(batch, 1, device=device)
-    nets = steps.step_nets(model, compile)
+    r_real = torch.rand(members, batch, 1, device=device)
+    nets = steps.step_nets(population, compile)
+    decoder = rewards.Decoder.for_population(members * batch) if reward else None
+    if decoder is not None:
+        decoder.__enter__()  # for the benchmark's life; its workers die with it
 
     def run():
         for step in range(cycles * cfg.n_critic):
-            steps.d_step(nets, opts["d"], real, cfg)
+            steps.d_step(nets, opts["d"], real, cfg, weights)
             if step % cfg.n_critic == 0:
-                _, fake = steps.g_step(nets, opts["g"], cfg, cfg.lam, reward)
+                _, fake = steps.g_step(nets, opts["g"], cfg, weights["lam"], reward, real, weights)
+                population.update_ema(cfg.ema)
                 if reward:
                     if not memo:  # "before": every generated molecule scored afresh
                         rewards._MEMO["qed"].clear()
-                    r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set)
+                    r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set, None, decoder)
                     steps.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
 
     return run, cycles * cfg.n_critic
+
+
+def bench_population(data, device, batch: int, members, reward: bool, cycles: int, repeats: int):
+    """Member-steps/s of populations of each size in ``members`` (1 = a single run), timed
+    alternately (size after size, ``repeats`` rounds) so that drift hits every size alike."""
+    runs = {k: training_cycles(data, device, batch, reward, cycles, members=k) for k in members}
+    times = {k: [] for k in members}
+    for _ in range(repeats):
+        for k, (run, _) in runs.items():
+            times[k].append(timed(run, 1, device))
+    return {k: k * runs[k][1] / statistics.median(v) for k, v in times.items()}
 
 
 def bench_training(data, device, batch: int, reward: bool, cycles: int, repeats: int, memo=True):
@@ -204,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads for all sections (0 = all cores)"
     )
+    parser.add_argument(
+        "--members", help="population sizes to time, e.g. 1,8,64 (default: 1 to 32; CUDA: 512)"
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -238,6 +275,22 @@ def main(argv: list[str] | None = None) -> int:
             add(f"{label}, eager (paired with the next row)", "steps/s", eager)
             add(f"{label}, torch.compile", "steps/s", compiled)
             add(f"{label}, torch.compile speed-up (median of paired runs)", "ratio", ratio)
+    if "population" in args.only:
+        sizes = [int(k) for k in args.members.split(",")] if args.members else None
+        if sizes is None:
+            top = 512 if device.type == "cuda" else 32
+            sizes = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if k <= top]
+        for reward in (False, True):
+            speeds = bench_population(
+                data, device, 32, sizes, reward, 1 if args.quick else 4, args.repeats
+            )
+            for k, value in speeds.items():
+                what = "a single run" if k == 1 else f"a population of {k}"
+                add(
+                    f"{what}, batch 32, reward {'qed' if reward else 'off'}",
+                    "member-steps/s",
+                    value,
+                )
     if "threads" in args.only:
         counts = sorted({1, 2, os.cpu_count() or 1})
         for load in (False, True):

@@ -221,3 +221,22 @@ def test_member_settings_are_checked_up_front():
         make_config("debug", members=2, member_settings="lam=0.9,x")
     with pytest.raises(ValueError, match="members must be in"):
         make_config("debug", members=0)
+
+
+def test_the_decoder_pool_gives_the_molecules_and_rewards_of_one_process(tiny_path):
+    from molgan import rewards
+    from molgan.chem import graph_to_smiles
+
+    data = load_dataset(tiny_path, verbose=False)
+    atoms, bonds = data.atoms[:40].numpy(), data.bonds[:40].numpy()
+    atoms[::7] = 0  # some empty graphs: invalid
+    alone = [graph_to_smiles(a, b) for a, b in zip(atoms, bonds, strict=True)]
+    rewards._MEMO["qed"].clear()
+    expected = rewards.reward(alone, "qed")
+    rewards._MEMO["qed"].clear()
+    with rewards.Decoder(2) as decoder:
+        decoder.min_jobs = 1  # score through the pool too
+        smiles = decoder(atoms, bonds)
+        scored = rewards.reward(smiles, "qed")
+    assert smiles == alone and None in smiles
+    assert scored.tolist() == expected.tolist()

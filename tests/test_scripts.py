@@ -403,3 +403,20 @@ def test_ctrl_c_during_pool_work_stops_at_once_not_after_the_queue(tmp_path):
         [sys.executable, str(script)], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() and float(out.stdout) < 5.0, out.stderr
+
+
+def test_drawing_without_its_system_library_is_a_one_line_error(tmp_path, monkeypatch):
+    import builtins
+
+    from molgan import chem
+
+    real_import = builtins.__import__
+
+    def no_xrender(name, *args, **kwargs):
+        if name == "rdkit.Chem" and "Draw" in (args[2] if len(args) > 2 and args[2] else ()):
+            raise ImportError("libXrender.so.1: cannot open shared object file: No such file")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_xrender)
+    with pytest.raises(ValueError, match=r"^cannot draw molecules: .* needs libXrender.so.1"):
+        chem.draw_grid(["CCO"], str(tmp_path / "g.png"))
