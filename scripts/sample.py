@@ -2,6 +2,7 @@
 
 python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out runs/samples.csv
 python scripts/sample.py -n 100 --out runs/samples.sdf --grid runs/grid.png   # the shipped model
+python scripts/sample.py --checkpoint runs/pop/ckpt.pt --member 2 -n 1000 --out m2.csv
 
 Every output keeps one entry per generated graph, so validity reads the same from each: in .csv
 an empty ``smiles`` cell (multi-fragment graphs keep their dotted SMILES with valid=False), in
@@ -72,6 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--checkpoint", help="checkpoint file (default: the shipped pretrained QM9 model)"
     )
+    parser.add_argument(
+        "--member", type=int, help="a population's checkpoint (--members K): sample member k"
+    )
     parser.add_argument("-n", type=int, default=1000, help="number of molecules")
     parser.add_argument("--out", help="samples file: .csv, .smi or .sdf, optionally .gz")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
-        model = molgan.load(args.checkpoint, device=resolve_device(args.device))
+        model = molgan.load(args.checkpoint, resolve_device(args.device), args.member)
         batches = iter_samples(
             model,
             args.n,

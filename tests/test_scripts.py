@@ -73,6 +73,18 @@ def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path)
     )
 
 
+def _can_draw() -> bool:
+    try:
+        from rdkit.Chem import Draw  # noqa: F401
+    except ImportError:  # e.g. no libXrender on a headless GPU host
+        return False
+    return True
+
+
+needs_drawing = pytest.mark.skipif(not _can_draw(), reason="RDKit drawing cannot load here")
+
+
+@needs_drawing
 def test_sample_script_draws_a_grid(tmp_path):
     from molgan import chem
 
@@ -230,7 +242,9 @@ def _train_cmd(tmp_path, tiny_path, name, *extra):
 def test_kill_minus_9_and_resume_give_the_uninterrupted_log_row_for_row(tmp_path, tiny_path):
     import signal
 
-    settings = ["--max-steps", "400", "--eval-every", "100", "--log-every", "10"]
+    # on the CPU: CUDA's reductions may round differently after a restart (1 ulp, seen on an
+    # H200), so a resumed GPU run is equal to float precision, not bit for bit
+    settings = ["--max-steps", "400", "--eval-every", "100", "--log-every", "10", "--device", "cpu"]
     settings += ["--eval-samples", "16", "--ckpt-minutes", "0.003", "--rl-start", "0.3"]
     run(*_train_cmd(tmp_path, tiny_path, "straight", *settings)[1:])
     cut = tmp_path / "cut"
@@ -340,6 +354,7 @@ def test_every_sample_format_gives_the_same_evaluation(tmp_path, capsys):
     assert lenient > valid  # fragments are kept as such in every format
 
 
+@needs_drawing
 def test_grid_alone_needs_no_out_file_and_draws_only_strictly_valid_molecules(tmp_path):
     from molgan import chem
 

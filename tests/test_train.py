@@ -32,7 +32,7 @@ def test_short_run_has_finite_losses_and_updates_every_network(tiny_config):
         assert all(v is not None and abs(v) < 1e6 for v in (r[key] for r in records)), key
     for net in ("generator", "discriminator", "reward_net"):
         before = torch.cat([p.flatten() for p in getattr(initial, net).parameters()])
-        after = torch.cat([p.flatten() for p in getattr(model, net).parameters()])
+        after = torch.cat([p.flatten().cpu() for p in getattr(model, net).parameters()])
         assert not torch.allclose(before, after), net
     assert "score/valid" in records[-1] and "score/unique" in records[-1]
 
