@@ -41,6 +41,7 @@ RUN_CONTROL = (
     "device",
     "threads",
     "compile",
+    "cuda_graphs",
 )
 
 

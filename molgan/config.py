@@ -154,6 +154,9 @@ class Config:
     """auto (cuda if available) | cpu | cuda | cuda:N."""
     threads: int = 1
     """torch CPU threads of this run; 0 = all cores (1 is as fast as 2 here, and robust to load)."""
+    cuda_graphs: bool = True
+    """On CUDA, record each training step in a CUDA graph and replay it (a step is launch-bound:
+    several times faster); ignored on the CPU and with compile, tau_end or lr_decay."""
     compile: bool = False
     """torch.compile G, D and V for training (~30 s of compiling up front; the GP stays eager)."""
     out_dir: str = "runs"

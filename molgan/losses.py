@@ -206,9 +206,11 @@ def generator_loss(
             ``feature_matching``).
     """
     wgan = wasserstein_g(d_fake) if feature_gap is None else feature_gap
-    if bool((torch.as_tensor(diversity) > 0).any()) and d_fake.shape[-2] > 1:
+    # (no test of a tensor's values here: it would make the host wait for the device)
+    weighted = isinstance(diversity, torch.Tensor) or diversity > 0
+    if weighted and d_fake.shape[-2] > 1:
         wgan = wgan - diversity * d_fake.var(dim=(-2, -1))
-    if v_fake is None or bool((torch.as_tensor(lam) >= 1.0).all()):
+    if v_fake is None or (not isinstance(lam, torch.Tensor) and lam >= 1.0):
         zero = torch.zeros_like(wgan)
         return GeneratorLoss(wgan, wgan, zero, zero)
     rl = -v_fake.mean(dim=(-2, -1))
@@ -218,7 +220,6 @@ def generator_loss(
         alpha = torch.ones_like(rl)
     # at λ = 0 the first term is an exact 0: the same value as α·L_RL alone
     loss = lam * wgan + (1.0 - lam) * alpha * rl
-    off = torch.as_tensor(lam, device=rl.device) >= 1.0  # members without RL report none
-    if bool(off.any()):
-        rl, alpha = rl.masked_fill(off, 0.0), alpha.masked_fill(off, 0.0)
+    if isinstance(lam, torch.Tensor):  # members at λ = 1 have no RL term: report none
+        rl, alpha = torch.where(lam < 1.0, rl, 0.0), torch.where(lam < 1.0, alpha, 0.0)
     return GeneratorLoss(loss, wgan, rl, alpha)

@@ -18,6 +18,7 @@ import torch
 
 from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
+from molgan.data import Batch
 from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
 from molgan.population import MEMBER_SETTINGS, Population
 
@@ -48,32 +49,43 @@ def step_nets(model: Population, compile: bool = False) -> Nets:
     return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
 
 
-def member_weights(cfg: Config, members: int, device) -> dict[str, torch.Tensor]:
-    """The per-member settings as (K,) float tensors: each member's own value where
-    ``member_settings`` gives one, else the shared ``cfg`` value."""
+class MemberWeights(dict):
+    """The per-member settings as (K,) float tensors by name, and ``active``: the names that
+    are nonzero for some member (known on the host, so that the steps never wait on the device
+    to decide which terms to compute)."""
+
+    active: frozenset[str] = frozenset()
+
+
+def member_weights(cfg: Config, members: int, device) -> MemberWeights:
+    """The per-member settings of ``cfg``: each member's own value where ``member_settings``
+    gives one, else the shared value."""
     own = cfg.member_values()
-    return {
-        name: torch.tensor(own.get(name, [getattr(cfg, name)] * members), device=device)
-        for name in MEMBER_SETTINGS
-    }
+    values = {name: own.get(name, (getattr(cfg, name),) * members) for name in MEMBER_SETTINGS}
+    out = MemberWeights({n: torch.tensor(v, device=device) for n, v in values.items()})
+    out.active = frozenset(n for n, v in values.items() if any(x > 0 for x in v))
+    return out
 
 
-def make_optimizers(model: Population, cfg: Config) -> dict[str, torch.optim.Optimizer]:
+def make_optimizers(
+    model: Population, cfg: Config, capturable: bool = False
+) -> dict[str, torch.optim.Optimizer]:
     """One Adam for each of G, D and V over the stacked weights (``opt_g``, ``opt_d``,
     ``opt_v``; exactly K Adams, Adam being elementwise): ``lr`` (D: ``lr_d`` if set), betas
     (``beta1``, ``beta2``). The fused implementation where torch has it for the device (the
-    same update in one kernel per step; +4-9% training steps/s on our 2-core CPU)."""
+    same update in one kernel per step; +4-9% training steps/s on our 2-core CPU);
+    ``capturable`` for steps recorded in CUDA graphs."""
     betas = (cfg.beta1, cfg.beta2)
     lrs = _base_lrs(cfg)
     nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
-    return {k: _adam(list(net.parameters()), lrs[k], betas) for k, net in nets.items()}
+    return {k: _adam(list(net.parameters()), lrs[k], betas, capturable) for k, net in nets.items()}
 
 
-def _adam(params: list, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+def _adam(params: list, lr: float, betas, capturable: bool) -> torch.optim.Optimizer:
     try:
-        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=capturable)
     except (RuntimeError, TypeError):  # an older torch without fused Adam for this device
-        return torch.optim.Adam(params, lr=lr, betas=betas)
+        return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
 
 
 def _base_lrs(cfg: Config) -> dict[str, float]:
@@ -148,8 +160,9 @@ def _noise(out):
 
 def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real, weights: dict):
     """One generator update of every member on λ·L_WGAN + (1-λ)·α·L_RL (``lam``: each member's
-    λ at this step, (K,); ``real``: the batch that feature matching compares with, and whose
-    classes a conditional G is asked for).
+    λ at this step, (K,); ``use_rl``: this step has the RL term (some λ < 1); ``real``: the
+    batch that feature matching compares with, and whose classes a conditional G is asked
+    for).
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
@@ -171,25 +184,24 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
         gap = losses.feature_matching(real_features, features)  # (K,)
     else:
         d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
-    rl = use_rl and bool((lam < 1).any())
-    v_fake = nets.reward_net(x_fake, adj_fake) if rl else None  # (K, B, 1)
+    v_fake = nets.reward_net(x_fake, adj_fake) if use_rl else None  # (K, B, 1)
     parts = losses.generator_loss(
         d_fake,
         v_fake,
         lam,
         scale_rl=cfg.scale_rl,
         alpha_eps=cfg.alpha_eps,
-        diversity=weights["diversity"],
+        diversity=weights["diversity"] if "diversity" in weights.active else 0.0,
         feature_gap=gap,
     )
     loss = parts.loss  # (K,)
-    if bool((weights["mode_seeking"] > 0).any()):
+    if "mode_seeking" in weights.active:
         loss = loss + weights["mode_seeking"] * losses.mode_seeking(x_fake, adj_fake, z)
     penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
     for weight, value in penalties.values():
         loss = loss + weight * value
     opt_g.zero_grad(set_to_none=True)
-    loss.sum().backward()
+    loss.sum().backward(inputs=_params(opt_g))  # G's weights only: D's and V's grads unused
     opt_g.step()
     with torch.no_grad():
         atoms = (out.x_logits + noise[0]).argmax(-1)  # (K, B, N)
@@ -204,6 +216,10 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 
+def _params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in opt.param_groups for p in group["params"]]
+
+
 def _graph_penalties(
     nets: Nets,
     cfg: Config,
@@ -216,10 +232,10 @@ def _graph_penalties(
     """The validity penalties on G's graphs that are switched on: log name -> ((K,) weights,
     (K,) values)."""
     penalties = {}
-    if bool((weights["valence"] > 0).any()):
+    if "valence" in weights.active:
         excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
         penalties["loss/valence"] = (weights["valence"], excess)
-    if bool((weights["connectivity"] > 0).any()):
+    if "connectivity" in weights.active:
         graph = (x_fake, adj_fake)
         if cfg.connectivity_sampled:  # the Gumbel-argmax graphs g_step returns, exactly
             graph = _joinable(
@@ -285,3 +301,35 @@ def fake_rewards(
         for k, memory in enumerate(memories):
             r[k] *= memory.update(smiles[k * B : (k + 1) * B])[:, None].astype(np.float32)
     return torch.from_numpy(r)  # (K, B, 1)
+
+
+def step_functions(
+    population: Population, nets: Nets, opts: dict, cfg: Config, weights, graphs: bool
+):
+    """The D, G (one per RL on/off: ``run_g[rl]``) and V steps as functions of tensors only,
+    recorded in CUDA graphs (``molgan.cudagraphs``) when ``graphs``. The G step includes the
+    EMA update of G's weights."""
+
+    def run_d(x, adj):
+        return d_step(nets, opts["d"], Batch(x, adj), cfg, weights)
+
+    def g_with(rl: bool):
+        def run_g(x, adj, lam):
+            out = g_step(nets, opts["g"], cfg, lam, rl, Batch(x, adj), weights)
+            population.update_ema(cfg.ema)
+            return out
+
+        return run_g
+
+    def run_v(x, adj, r_real, x_fake, adj_fake, r_fake):
+        return v_step(nets, opts["v"], Batch(x, adj), r_real, (x_fake, adj_fake), r_fake)
+
+    run_g = {False: g_with(False), True: g_with(True)}
+    if not graphs:
+        return run_d, run_g, run_v
+    from molgan.cudagraphs import Graphed
+
+    graphed_g = {
+        rl: Graphed(fn, f"G step (RL {'on' if rl else 'off'})") for rl, fn in run_g.items()
+    }
+    return Graphed(run_d, "D step"), graphed_g, Graphed(run_v, "V step")

@@ -31,14 +31,12 @@ from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Freezer, Population
 from molgan.steps import (
-    d_step,
     decay_lrs,
     fake_rewards,
-    g_step,
     make_optimizers,
     member_weights,
+    step_functions,
     step_nets,
-    v_step,
 )
 
 # After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
@@ -205,7 +203,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             checkpoint.load_weights(model, checkpoint.member_blob(blob, k, ckpt_path))
     population = Population(models).to(device)
     del models
-    opts = make_optimizers(population, cfg)
+    graphs = cfg.cuda_graphs and device.type == "cuda"
+    graphs = graphs and not (cfg.compile or cfg.tau_end or cfg.lr_decay)  # those change a step
+    opts = make_optimizers(population, cfg, capturable=graphs)
     if blob is not None:
         start, stored = checkpoint.restore(blob, opts, device)
         last_metrics = stored.get("members", [stored]) if K > 1 else [stored]
@@ -290,6 +290,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     nets = step_nets(population, cfg.compile)
     step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
     decoder = rewards.Decoder.for_population(K * cfg.batch_size) if use_rl else None
+    run_d, run_g, run_v = step_functions(population, nets, opts, step_cfg, member_w, graphs)
     population.train()
     with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log, decoder or _nothing():
         for step in range(start, total):
@@ -305,16 +306,16 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
             if cfg.lr_decay:  # linear learning-rate decay of all three nets
                 decay_lrs(opts, cfg, step / max(total - 1, 1))
-            latest |= d_step(nets, opts["d"], real, step_cfg, member_w)
+            latest |= run_d(real.x, real.adj)
             if step % cfg.n_critic == 0:
-                lam = lam_rl if use_rl and step >= rl_from else lam_warm
-                g_stats, fake = g_step(nets, opts["g"], step_cfg, lam, use_rl, real, member_w)
-                population.update_ema(cfg.ema)
+                rl_now = use_rl and step >= rl_from
+                lam = lam_rl if rl_now else lam_warm
+                g_stats, fake = run_g[rl_now](real.x, real.adj, lam)  # G step, then its EMA
                 latest |= g_stats
                 if use_rl:
                     r_fake = fake_rewards(fake[2], fake[3], cfg, train_set, memories, decoder)
                     r_real = r_all[idx][..., None]  # (K, B, 1)
-                    latest |= v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
+                    latest |= run_v(real.x, real.adj, r_real, fake[0], fake[1], r_fake.to(device))
             freezer.restore()  # stopped members stay where they stopped
             done = step + 1
             if bar is not None:

@@ -59,6 +59,7 @@ def training_cycles(
     memo: bool = True,
     compile: bool = False,
     members: int = 1,
+    graphs: bool = False,
 ):
     """A callable running ``cycles`` full cycles (n_critic D steps, one G step, one V step with
     RDKit rewards) of a population of ``members`` (1 = a single run), and the number of steps
@@ -78,7 +79,8 @@ def training_cycles(
         cfg, batch_size=batch, lam=0.9 if reward else 1.0, members=members, member_settings=""
     )
     population = Population([model] * members).to(device)
-    opts = steps.make_optimizers(population, cfg)
+    graphs = graphs and device.type == "cuda"
+    opts = steps.make_optimizers(population, cfg, capturable=graphs)
     weights = steps.member_weights(cfg, members, device)
     train_set = set(data.smiles_of("train"))
     train_idx = data.split["train"]
@@ -93,25 +95,35 @@ def training_cycles(
     if decoder is not None:
         decoder.__enter__()  # for the benchmark's life; its workers die with it
 
+    run_d, run_g, run_v = steps.step_functions(population, nets, opts, cfg, weights, graphs)
+
     def run():
         for step in range(cycles * cfg.n_critic):
-            steps.d_step(nets, opts["d"], real, cfg, weights)
+            run_d(real.x, real.adj)
             if step % cfg.n_critic == 0:
-                _, fake = steps.g_step(nets, opts["g"], cfg, weights["lam"], reward, real, weights)
-                population.update_ema(cfg.ema)
+                _, fake = run_g[reward](real.x, real.adj, weights["lam"])  # G step + EMA
                 if reward:
                     if not memo:  # "before": every generated molecule scored afresh
                         rewards._MEMO["qed"].clear()
                     r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set, None, decoder)
-                    steps.v_step(nets, opts["v"], real, r_real, fake, r_fake.to(device))
+                    run_v(real.x, real.adj, r_real, fake[0], fake[1], r_fake.to(device))
 
     return run, cycles * cfg.n_critic
 
 
-def bench_population(data, device, batch: int, members, reward: bool, cycles: int, repeats: int):
+def bench_population(
+    data, device, batch: int, members, reward: bool, cycles: int, repeats: int, graphs: bool
+):
     """Member-steps/s of populations of each size in ``members`` (1 = a single run), timed
-    alternately (size after size, ``repeats`` rounds) so that drift hits every size alike."""
-    runs = {k: training_cycles(data, device, batch, reward, cycles, members=k) for k in members}
+    alternately (size after size, ``repeats`` rounds) so that drift hits every size alike;
+    ``graphs``: steps recorded in CUDA graphs (on CUDA)."""
+    runs = {
+        k: training_cycles(data, device, batch, reward, cycles, members=k, graphs=graphs)
+        for k in members
+    }
+    for run, _ in runs.values():  # record the graphs (after their eager warm-up) untimed
+        for _ in range(4 if graphs and device.type == "cuda" else 0):
+            run()
     times = {k: [] for k in members}
     for _ in range(repeats):
         for k, (run, _) in runs.items():
@@ -241,6 +253,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--members", help="population sizes to time, e.g. 1,8,64 (default: 1 to 32; CUDA: 512)"
     )
+    parser.add_argument(
+        "--cuda-graphs",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="population section on CUDA: steps recorded in CUDA graphs (as training does)",
+    )
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -280,17 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         if sizes is None:
             top = 512 if device.type == "cuda" else 32
             sizes = [k for k in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512) if k <= top]
+        graphs = args.cuda_graphs and device.type == "cuda"
         for reward in (False, True):
             speeds = bench_population(
-                data, device, 32, sizes, reward, 1 if args.quick else 4, args.repeats
+                data, device, 32, sizes, reward, 1 if args.quick else 4, args.repeats, graphs
             )
             for k, value in speeds.items():
                 what = "a single run" if k == 1 else f"a population of {k}"
-                add(
-                    f"{what}, batch 32, reward {'qed' if reward else 'off'}",
-                    "member-steps/s",
-                    value,
-                )
+                how = ", CUDA graphs" if graphs else (", eager" if device.type == "cuda" else "")
+                kind = "qed" if reward else "off"
+                add(f"{what}, batch 32, reward {kind}{how}", "member-steps/s", value)
     if "threads" in args.only:
         counts = sorted({1, 2, os.cpu_count() or 1})
         for load in (False, True):

@@ -222,13 +222,13 @@ def test_condition_balance_needs_condition_and_a_power_in_0_1():
 
 def test_class_balanced_training_oversamples_rare_classes(tiny_config, monkeypatch):
     seen = []
-    real_d_step = train_module.d_step
+    real_d_step = steps.d_step
 
     def spy(nets, opt, real, cfg, weights):
         seen.append(conditioning.class_index(real.x[0].argmax(-1), T))
         return real_d_step(nets, opt, real, cfg, weights)
 
-    monkeypatch.setattr(train_module, "d_step", spy)
+    monkeypatch.setattr(steps, "d_step", spy)
     runs = {}
     for power in (0.0, 1.0):
         seen.clear()

@@ -432,9 +432,9 @@ def test_feature_matching_compares_batch_means_of_features():
 
 def test_tau_end_anneals_the_temperature_d_sees_from_tau_to_tau_end(tiny_config, monkeypatch):
     seen = []
-    original = train_module.d_step
+    original = steps.d_step
     monkeypatch.setattr(
-        train_module,
+        steps,
         "d_step",
         lambda nets, opt, real, cfg, w: seen.append(cfg.tau) or original(nets, opt, real, cfg, w),
     )
@@ -458,7 +458,7 @@ def test_reward_tilt_draws_high_reward_molecules_into_the_real_batches(tiny_conf
         return (atoms == 3).sum(1).double() / (atoms > 0).sum(1).double()
 
     seen = []
-    original = train_module.d_step
+    original = steps.d_step
 
     def spy(nets, opt, real, cfg, weights):
         atoms = real.x[0].argmax(-1)
@@ -466,7 +466,7 @@ def test_reward_tilt_draws_high_reward_molecules_into_the_real_batches(tiny_conf
         return original(nets, opt, real, cfg, weights)
 
     monkeypatch.setattr(train_module, "dataset_rewards", oxygen_share)
-    monkeypatch.setattr(train_module, "d_step", spy)
+    monkeypatch.setattr(steps, "d_step", spy)
     means = {}
     for beta in (0.0, 30.0):
         seen.clear()

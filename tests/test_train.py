@@ -251,7 +251,7 @@ def _interrupt_at(monkeypatch, step_count: int, sig=None):
     import os
     import signal
 
-    original, calls = train_module.d_step, {"n": 0}
+    original, calls = steps.d_step, {"n": 0}
 
     def d_step(*args, **kwargs):
         calls["n"] += 1
@@ -259,7 +259,7 @@ def _interrupt_at(monkeypatch, step_count: int, sig=None):
             os.kill(os.getpid(), sig or signal.SIGINT)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(train_module, "d_step", d_step)
+    monkeypatch.setattr(steps, "d_step", d_step)
 
 
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
@@ -379,9 +379,9 @@ def test_batch_larger_than_the_training_split_is_refused(tiny_config):
 
 def test_threads_setting_applies_during_training_and_is_restored(tiny_config, monkeypatch):
     seen = []
-    original = train_module.d_step
+    original = steps.d_step
     monkeypatch.setattr(
-        train_module,
+        steps,
         "d_step",
         lambda *a, **k: seen.append(torch.get_num_threads()) or original(*a, **k),
     )
