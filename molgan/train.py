@@ -299,8 +299,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 perm = torch.stack(
                     [batches.epoch_order(train_idx, weights, cfg.seed + k, epoch) for k in range(K)]
                 )  # (K, M)
-                perm_epoch = epoch
-            idx = perm[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size].to(device)  # (K, B)
+                perm, perm_epoch = perm.to(device), epoch  # one copy per epoch, not per step
+            idx = perm[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (K, B)
             real = one_hot(atoms_all[idx], bonds_all[idx])  # x (K, B, N, T), adj (K, B, N, N, R)
             if cfg.tau_end:  # linear temperature annealing of what D sees
                 step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
