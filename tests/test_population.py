@@ -265,3 +265,38 @@ def test_the_sample_script_samples_a_member_and_refuses_a_missing_one(tiny_confi
     bad = sample(5, str(tmp_path / "m5.smi"))
     assert bad.returncode != 0 and "member must be in [0, 2)" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_single_run_checkpoint_of_format_1_resumes_as_a_population_of_one(tiny_config):
+    """A run stopped by an earlier molgan (format 1: Adam state over nn.Linear layouts, out x in)
+    resumes as the same run: its Adam state is laid out for the stacked weights."""
+    cut = dataclasses.replace(tiny_config, rl_start=0.0, max_steps=3, ema=0.9, name="new")
+    train_module.train(cut)
+    run_dir = f"{tiny_config.out_dir}/new"
+    blob = checkpoint.read(f"{run_dir}/ckpt.pt")
+
+    def single_layout(value):  # (1, in, out) -> (out, in); (1, 1, out) -> (out,)
+        if not isinstance(value, torch.Tensor) or value.dim() < 3:
+            return value
+        return value[0].t().contiguous() if value.shape[1] != 1 else value[0, 0].clone()
+
+    old = dict(blob, format=1)
+    old.pop("stopped")
+    old["optimizers"] = {
+        k: {
+            **o,
+            "state": {
+                i: {n: single_layout(v) for n, v in e.items()} for i, e in o["state"].items()
+            },
+        }
+        for k, o in blob["optimizers"].items()
+    }
+    import shutil
+
+    shutil.copytree(run_dir, f"{tiny_config.out_dir}/old")
+    torch.save(old, f"{tiny_config.out_dir}/old/ckpt.pt")
+    for name in ("new", "old"):
+        train_module.train(dataclasses.replace(cut, name=name, max_steps=9, resume=True))
+    new_rows = _strip(_rows(dataclasses.replace(cut, name="new")))
+    old_rows = _strip(_rows(dataclasses.replace(cut, name="old")))
+    assert [r["step"] for r in new_rows] == [3, 6, 9] and new_rows == old_rows
