@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Collection
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -291,6 +292,14 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
     decoder = rewards.Decoder.for_population(K * cfg.batch_size) if use_rl else None
     run_d, run_g, run_v = step_functions(population, nets, opts, step_cfg, member_w, graphs)
+    pending = None  # the V step of the last G step, not yet taken
+
+    def settle(p: _Pending) -> dict:
+        """The V step of a G step: RDKit rewards of its molecules, then V's update."""
+        atoms, bonds = p.on_host()
+        r_fake = fake_rewards(atoms, bonds, cfg, train_set, memories, decoder).to(device)
+        return run_v(p.real.x, p.real.adj, p.r_real, p.fake[0], p.fake[1], r_fake)
+
     population.train()
     with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log, decoder or _nothing():
         for step in range(start, total):
@@ -307,22 +316,29 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             if cfg.lr_decay:  # linear learning-rate decay of all three nets
                 decay_lrs(opts, cfg, step / max(total - 1, 1))
             latest |= run_d(real.x, real.adj)
+            if pending is not None:  # the last G step's V step, its RDKit work beside this D step
+                latest |= settle(pending)
+                pending = None
             if step % cfg.n_critic == 0:
                 rl_now = use_rl and step >= rl_from
                 lam = lam_rl if rl_now else lam_warm
                 g_stats, fake = run_g[rl_now](real.x, real.adj, lam)  # G step, then its EMA
                 latest |= g_stats
-                if use_rl:
-                    r_fake = fake_rewards(fake[2], fake[3], cfg, train_set, memories, decoder)
-                    r_real = r_all[idx][..., None]  # (K, B, 1)
-                    latest |= run_v(real.x, real.adj, r_real, fake[0], fake[1], r_fake.to(device))
+                if use_rl:  # V learns from G's molecules: at the next step, or before any report
+                    pending = _Pending.start(real, r_all[idx][..., None], fake)
             freezer.restore()  # stopped members stay where they stopped
             done = step + 1
+            reports = done % cfg.log_every == 0 or done % eval_every == 0 or done == total
+            due = cfg.ckpt_minutes and time.monotonic() - saved["time"] >= 60 * cfg.ckpt_minutes
+            if pending is not None and (reports or signals.received or due):
+                latest |= settle(pending)
+                pending = None
+                freezer.restore()
             if bar is not None:
                 bar.update(1)
             now = time.monotonic()
             reason = ""
-            if done % cfg.log_every == 0 or done % eval_every == 0 or done == total:
+            if reports:
                 values = _member_values(latest, K)
                 for k in _diverged(values, state["stopped"]):
                     if K == 1:
@@ -406,6 +422,37 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     if K == 1:
         return population.member(0).eval()
     return population.eval()
+
+
+class _Pending(NamedTuple):
+    """A G step's output waiting for its V step. The V step may come one D step later with the
+    same result (D steps neither read nor write V, nor draw its randomness), which on CUDA lets
+    the host decode and score the molecules while the GPU runs that D step: the graphs are
+    copied to pinned host memory right after the G step, and only that copy is waited for."""
+
+    real: object  # the real batch of the G step, x (K, B, N, T), adj (K, B, N, N, R)
+    r_real: torch.Tensor  # (K, B, 1)
+    fake: tuple  # g_step's (x, adj, atoms, bonds)
+    host: tuple | None  # pinned copies of atoms (K, B, N), bonds (K, B, N, N), and their event
+
+    @classmethod
+    def start(cls, real, r_real: torch.Tensor, fake: tuple) -> _Pending:
+        atoms, bonds = fake[2], fake[3]
+        if atoms.device.type != "cuda":
+            return cls(real, r_real, fake, None)
+        copies = []
+        for t in (atoms, bonds):
+            copy = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            copies.append(copy.copy_(t, non_blocking=True))
+        event = torch.cuda.Event()
+        event.record()
+        return cls(real, r_real, fake, (*copies, event))
+
+    def on_host(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.host is None:
+            return self.fake[2], self.fake[3]
+        self.host[2].synchronize()
+        return self.host[0], self.host[1]
 
 
 class _nothing:

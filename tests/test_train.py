@@ -427,3 +427,16 @@ def test_early_stop_on_uniqueness_waits_for_the_end_of_the_warm_up(tiny_config, 
         "event": "stop",
         "reason": "early stop: uniqueness 0.010 < 0.02",
     }
+
+
+def test_a_v_step_taken_one_d_step_later_gives_the_same_run(tiny_config):
+    """The V step of a G step waits for the next D step (its RDKit work then overlaps the GPU)
+    unless a report or a checkpoint comes first: the run is the same either way."""
+    base = dict(rl_start=0.0, max_steps=12, log_every=4, eval_every=12, rarity_window=8)
+    later = dataclasses.replace(tiny_config, **base, ckpt_minutes=0.0, name="later")
+    at_once = dataclasses.replace(tiny_config, **base, ckpt_minutes=1e-9, name="at-once")
+    train_module.train(later)
+    train_module.train(at_once)
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
+    assert strip(_log(later)) == strip(_log(at_once))
+    assert any(r["loss/v"] != 0 for r in _log(later))
