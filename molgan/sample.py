@@ -27,6 +27,7 @@ def sample(
     batch_size: int = 4096,
     heavy_atoms: int | None = None,
     elements: str | Sequence[str] | None = None,
+    member: int | None = None,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -40,6 +41,7 @@ def sample(
         batch_size: graphs per forward pass.
         heavy_atoms, elements: ask a conditional model (trained with ``--condition``) for this
             heavy-atom count and/or exactly this element set, e.g. ``elements="C,N,F"``.
+        member: from a population's checkpoint (``--members K``), member k (default 0).
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
@@ -58,7 +60,7 @@ def sample(
     if seed is not None:
         check_count("seed", seed, 0, 2**64)
     target = resolve_device(device) if device is not None else None
-    model = checkpoint if isinstance(checkpoint, MolGAN) else ckpt.load(checkpoint)
+    model = checkpoint if isinstance(checkpoint, MolGAN) else ckpt.load(checkpoint, member=member)
     if target is not None:
         model = model.to(target)
     return model.sample(

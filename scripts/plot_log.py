@@ -16,6 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", help="run directory holding log.jsonl")
     parser.add_argument("--out", help="PNG path (default: <run_dir>/curve.png)")
+    parser.add_argument("--member", type=int, default=0, help="a population's member to plot")
     args = parser.parse_args(argv)
     log = Path(args.run_dir) / "log.jsonl"
     if not log.is_file():
@@ -30,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: plotting needs matplotlib (pip install matplotlib)", file=sys.stderr)
         return 2
     frame = pd.read_json(log, lines=True)
+    name = Path(args.run_dir).name
+    if "member" in frame:  # a population: one member's rows
+        if args.member not in set(frame["member"].dropna().astype(int)):
+            print(f"error: {args.run_dir} has no member {args.member}", file=sys.stderr)
+            return 2
+        frame, name = frame[frame["member"] == args.member], f"{name}, member {args.member}"
     evals = frame.dropna(subset=["score/valid"]) if "score/valid" in frame else frame.iloc[:0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("loss/d", "loss/g", "loss/gp", "loss/v"):
@@ -40,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("score/valid", "score/unique", "score/novel", "score/qed"):
         if key in evals:
             right.plot(evals["epoch"], evals[key], marker="o", label=key.split("/")[1])
-    right.set(xlabel="epoch", ylim=(0, 1), title=f"evaluation ({Path(args.run_dir).name})")
+    right.set(xlabel="epoch", ylim=(0, 1), title=f"evaluation ({name})")
     right.legend()
     fig.tight_layout()
     out = args.out or str(Path(args.run_dir) / "curve.png")

@@ -145,6 +145,9 @@ def test_a_population_run_logs_evaluates_and_exports_each_member(tiny_config):
     second = checkpoint.load(run_dir, member=1)
     assert second.config["seed"] == cfg.seed + 1 and second.config["lam"] == 1.0
     assert second.sample(6, seed=0) == population.member(1).sample(6, seed=0)
+    import molgan
+
+    assert molgan.sample(6, run_dir, seed=0, member=1) == second.sample(6, seed=0)
     assert checkpoint.load(f"{run_dir}/best-member1.pt").config["lam"] == 1.0
     exported = checkpoint.export(f"{run_dir}/ckpt.pt", f"{run_dir}/m1.pt", member=1)
     assert checkpoint.load(exported).sample(6, seed=0) == second.sample(6, seed=0)
