@@ -243,6 +243,7 @@ def test_search_runs_its_trial_budget(tmp_path):
         ({"space": {"lr": {"low": 1e-4, "high": 1e-2}}, "trials": 2}, "either a \\[grid\\]"),
         ({"grid": {"lam": [2.0]}}, "lam must be in \\[0, 1\\]"),
         ({"pruner": "median", "objectives": ["valid", "unique"]}, "cannot prune multi"),
+        ({"fixed": {"members": 4}}, "members cannot be set in a study"),
     ],
 )
 def test_bad_study_files_are_one_line_errors(change, message):

@@ -22,7 +22,7 @@ METRICS = metrics.METRICS
 
 NOT_HASHED = ("name", "out_dir", "progress", "threads", "device", "compile", "resume", "preset")
 
-NOT_HASHED += ("ckpt_minutes",)
+NOT_HASHED += ("ckpt_minutes", "cuda_graphs")
 
 VARIANT = "variant"  # a grid axis of named override sets
 
@@ -135,6 +135,8 @@ def _check(spec: StudySpec) -> None:
     bad = names - fields
     if bad:
         raise ValueError(f"unknown setting(s) {sorted(bad)}; see scripts/train_qm9.py --help")
+    if names & {"members", "member_settings"}:  # packing trials into populations: not built yet
+        raise ValueError("a study trains one run per trial: members cannot be set in a study")
     for metric, direction in spec.objectives:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be maximize or minimize, got {direction!r}")
