@@ -329,14 +329,14 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             freezer.restore()  # stopped members stay where they stopped
             done = step + 1
             reports = done % cfg.log_every == 0 or done % eval_every == 0 or done == total
-            due = cfg.ckpt_minutes and time.monotonic() - saved["time"] >= 60 * cfg.ckpt_minutes
+            now = time.monotonic()  # one clock reading for every decision of this step
+            due = cfg.ckpt_minutes and now - saved["time"] >= 60 * cfg.ckpt_minutes
             if pending is not None and (reports or signals.received or due):
                 latest |= settle(pending)
                 pending = None
                 freezer.restore()
             if bar is not None:
                 bar.update(1)
-            now = time.monotonic()
             reason = ""
             if reports:
                 values = _member_values(latest, K)
