@@ -80,14 +80,7 @@ def save(
         "format": FORMAT,
         "config": dict(model.config),
         "vocab": {"atoms": list(model.atom_types), "bonds": list(model.bond_types)},
-        "generator": model.generator.state_dict(),
-        "discriminator": model.discriminator.state_dict(),
-        "reward_net": model.reward_net.state_dict(),
-        **{
-            name: getattr(model, name).state_dict()
-            for name in OPTIONAL_PARTS
-            if getattr(model, name) is not None
-        },
+        **_parts(model),
         "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
         "step": int(step),
         "metrics": dict(metrics or {}),

@@ -10,6 +10,7 @@ themselves are in ``molgan.steps``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import math
@@ -301,7 +302,11 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         return run_v(p.real.x, p.real.adj, p.r_real, p.fake[0], p.fake[1], r_fake)
 
     population.train()
-    with _Signals() as signals, open(run_dir / rundir.LOG, "a") as log, decoder or _nothing():
+    with (
+        _Signals() as signals,
+        open(run_dir / rundir.LOG, "a") as log,
+        decoder or contextlib.nullcontext(),
+    ):
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
@@ -453,14 +458,6 @@ class _Pending(NamedTuple):
             return self.fake[2], self.fake[3]
         self.host[2].synchronize()
         return self.host[0], self.host[1]
-
-
-class _nothing:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return None
 
 
 def _population_state(blob: dict, K: int) -> dict:
