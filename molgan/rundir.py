@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 CONFIG, LOG, CKPT = "config.json", "log.jsonl", "ckpt.pt"
+OUTPUT = "output.log"  # a study trial's stdout/stderr (molgan.sweep): allowed in a new run's folder
 
 
 def output_path(path: str | Path, what: str = "output") -> Path:
@@ -38,7 +39,7 @@ def check_new(run_dir: Path) -> None:
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"{run_dir} exists and is not a folder")
-    if run_dir.is_dir() and any(run_dir.iterdir()):
+    if run_dir.is_dir() and any(p.name != OUTPUT for p in run_dir.iterdir()):
         what = "a checkpoint" if (run_dir / CKPT).is_file() else "files of an earlier run"
         raise ValueError(
             f"{run_dir} already holds {what}: pass --resume to continue it, "

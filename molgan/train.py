@@ -307,6 +307,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         open(run_dir / rundir.LOG, "a") as log,
         decoder or contextlib.nullcontext(),
     ):
+        if blob is not None:  # a resume leaves its mark (and what it changed) in the log
+            mark = {"step": start, "event": "resume"} | ({"changes": changes} if changes else {})
+            rundir.write_row(log, mark)
         for step in range(start, total):
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable

@@ -1,6 +1,7 @@
 """Run many-run studies (grids, searches) of molgan settings on Optuna + submitit.
 
     python scripts/sweep.py run studies/paper_lambda0.toml --workers 2     # this machine
+    python scripts/sweep.py run study.toml --dry-run    # the trials it would run; creates nothing
     python scripts/sweep.py run study.toml --slurm partition=gpu time=600 gpus=1 array=8
     python scripts/sweep.py status study.toml                              # progress
     python scripts/sweep.py results study.toml                             # CSV, markdown, PNG
@@ -10,6 +11,8 @@
 Kill any worker or the launcher, then run the same command again: finished trials are kept,
 interrupted ones resume from their checkpoints, and no configuration is trained twice.
 Study files: see ``studies/`` and ``molgan.sweep.load_spec``. Needs ``pip install -e ".[sweep]"``.
+Exit codes: 0 done (or workers started with --no-wait), 1 the study failed (its error is
+printed), 2 a bad command or study file, 3 trials are left (run the same command again).
 """
 
 from __future__ import annotations
@@ -39,20 +42,32 @@ def parse_slurm(items: list[str]) -> tuple[dict, int | None]:
         if not sep:
             raise ValueError(f"--slurm takes key=value words, got {item!r}")
         if key == "array":
+            if not value.isdigit() or int(value) < 1:
+                raise ValueError(f"--slurm array is a number of workers ≥ 1, got {value!r}")
             array = int(value)
         elif key in SLURM_KEYS:
             name, kind = SLURM_KEYS[key]
-            params[name] = kind(value)
+            try:
+                params[name] = kind(value)
+            except ValueError:
+                raise ValueError(f"--slurm {key} must be {kind.__name__}, got {value!r}") from None
         else:
             known = ", ".join([*SLURM_KEYS, "array"])
             raise ValueError(f"unknown --slurm key {key!r}; known: {known}")
     return params, array
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except None (the help text says what an absent value means)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=_Help)
     parser.add_argument("command", choices=("run", "work", "status", "results", "drain"))
     parser.add_argument("study", help="study file (.toml or .json)")
     parser.add_argument("--root", help="study folder (default: sweeps/<name>)")
@@ -75,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-wait", action="store_true", help="start workers and return (run)")
     parser.add_argument(
+        "--dry-run", action="store_true", help="list the trials run would train; create nothing"
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -91,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         spec = sweep.load_spec(args.study)
         root = Path(args.root or Path("sweeps") / spec.name)
         storage = args.storage or sweep.default_storage(root)
+        if args.dry_run:
+            if args.command != "run":
+                raise ValueError("--dry-run goes with run")
+            print(sweep.dry_run(args.study, root, storage))
+            return 0
         if args.command == "run":
             executor, slurm, workers = args.executor, None, args.workers
             if args.slurm:
@@ -107,10 +130,26 @@ def main(argv: list[str] | None = None) -> int:
                 threads=args.threads,
             )
             if not frame.empty:
-                print((root / "results.md").read_text())
-                print(f"results: {root}/results.csv, results.md, results.png")
+                paths = sweep.results_paths(spec, root)
+                print(paths["md"].read_text())
+                print(f"results: {', '.join(str(p) for p in paths.values() if p.exists())}")
+            if frame.attrs.get("failed"):
+                print(f"error: study {spec.name} failed: {frame.attrs['failed']}", file=sys.stderr)
+                return 1
+            if frame.attrs.get("left") and not args.no_wait:
+                print(
+                    f"{frame.attrs['left']} trial(s) left and no worker running: "
+                    "run the same command again",
+                    file=sys.stderr,
+                )
+                return 3
         elif args.command == "work":
-            sweep.work(args.study, str(root), storage, threads=args.threads)
+            try:
+                why = sweep.work(args.study, str(root), storage, threads=args.threads)
+            except sweep.StudyFailed as err:
+                print(f"error: study {spec.name} failed: {err}", file=sys.stderr)
+                return 1
+            print(f"worker stopped: {why}")
         elif args.command == "drain":
             path = sweep.drain(root)
             print(f"{path}: workers finish their current trial and take no other; `run` resumes")
@@ -121,9 +160,9 @@ def main(argv: list[str] | None = None) -> int:
             frame = sweep.results_frame(study, spec, root)
             if frame.empty:
                 raise ValueError(f"study {spec.name} has no finished trial yet")
-            sweep.write_results(frame, spec, root)
-            print((root / "results.md").read_text())
-            print(f"results: {root}/results.csv, results.md, results.png")
+            paths = sweep.write_results(frame, spec, root, study)
+            print(paths["md"].read_text())
+            print(f"results: {', '.join(str(p) for p in paths.values())}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

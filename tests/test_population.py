@@ -129,7 +129,12 @@ def _rows(cfg):
 
 
 def _strip(rows):
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rows]
+    """Rows without timings and without the resume marks a resumed run adds."""
+    return [
+        {k: v for k, v in r.items() if not k.startswith("time/")}
+        for r in rows
+        if r.get("event") != "resume"
+    ]
 
 
 def test_a_population_run_logs_evaluates_and_exports_each_member(tiny_config):
@@ -164,6 +169,9 @@ def test_a_population_resumed_after_a_stop_matches_the_uninterrupted_run(tiny_co
     train_module.train(cut)
     train_module.train(dataclasses.replace(cut, max_steps=9, resume=True))
     assert _strip(_rows(cut)) == _strip(_rows(straight))
+    assert [r for r in _rows(cut) if r.get("event") == "resume"] == [
+        {"step": 3, "event": "resume", "changes": ["max_steps 3 -> 9"]}
+    ]
     a = checkpoint.read(f"{tiny_config.out_dir}/straight/ckpt.pt")
     b = checkpoint.read(f"{tiny_config.out_dir}/cut/ckpt.pt")
     for k in range(2):

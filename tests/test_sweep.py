@@ -52,9 +52,10 @@ def test_grid_with_two_local_workers_runs_every_point_once(tmp_path):
     expected = {"trial", "state", "seed", "lam", "objective:valid_lenient", "final_valid"}
     expected |= {"best_valid", "steps", "minutes", "run_dir", "pareto", "stop"}
     assert expected <= set(frame.columns)
-    assert (tmp_path / "results.csv").is_file() and "| lam | seeds |" in (
-        tmp_path / "results.md"
-    ).read_text()
+    paths = sweep.results_paths(sweep.load_spec(_spec()), tmp_path)
+    assert paths["csv"].name == "results-smoke.csv" and paths["csv"].is_file()
+    table = paths["md"].read_text()
+    assert "| lam | state | seeds | objective valid_lenient |" in table
     again = sweep.launch(_spec(), tmp_path, workers=2, poll_s=0.5, out=lambda s: None)
     assert len(again) == 4 and len(_trials(tmp_path, _spec())) == 4  # nothing ran again
 
@@ -88,10 +89,14 @@ def test_killed_worker_trial_resumes_from_its_checkpoint_and_runs_once(tmp_path)
     assert len(frame) == 1 and frame["state"][0] == "complete"
     states = sorted(t.state.name for t in _trials(tmp_path, spec))
     assert states == ["COMPLETE", "FAIL"]  # the dead worker's trial, re-queued once
-    logs = " ".join(p.read_text() for p in (tmp_path / "jobs").glob("*_log.err"))
-    resumed = [int(w.split("/")[0]) for w in logs.split("at step ")[1:] if "/600" in w[:12]]
+    output = (run_dir / rundir.OUTPUT).read_text()  # the trial's own output, both segments
+    resumed = [int(w.split("/")[0]) for w in output.split("at step ")[1:] if "/600" in w[:12]]
     assert resumed and 0 < resumed[0] and killed_at <= resumed[0] < 600
-    steps = [r["step"] for r in rundir.read_log(run_dir)]
+    rows = rundir.read_log(run_dir)
+    assert [r for r in rows if r.get("event") == "resume"] == [
+        {"step": resumed[0], "event": "resume"}
+    ]
+    steps = [r["step"] for r in rows if "event" not in r]
     assert steps == list(range(20, 601, 20))  # each step once: no row lost or repeated
 
 
@@ -240,7 +245,7 @@ def test_search_runs_its_trial_budget(tmp_path):
         ({"fixed": {"learning_rate": 1}}, "unknown setting"),
         ({"objectives": [{"metric": "validity"}]}, "unknown metric"),
         ({"objectives": [{"metric": "fcd", "direction": "minimize"}]}, "needs \\[evaluate\\]"),
-        ({"space": {"lr": {"low": 1e-4, "high": 1e-2}}, "trials": 2}, "either a \\[grid\\]"),
+        ({"space": {"lr": {"low": 1e-4, "high": 1e-2}}}, "either a \\[grid\\]"),
         ({"grid": {"lam": [2.0]}}, "lam must be in \\[0, 1\\]"),
         ({"pruner": "median", "objectives": ["valid", "unique"]}, "cannot prune multi"),
         ({"fixed": {"members": 4}}, "members cannot be set in a study"),

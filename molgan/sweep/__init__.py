@@ -5,24 +5,31 @@ Each trial is an ordinary molgan run in ``<root>/runs/<hash of its resolved sett
 settings are never trained twice, and a killed trial resumes from its checkpoint. Optuna and
 submitit are imported lazily (``pip install -e ".[sweep]"``); nothing else in molgan imports
 this package. Modules: ``spec`` (study files), ``runner`` (one trial = one run), ``study``
-(Optuna, workers, progress), ``results`` (tables and plots).
+(Optuna: samplers, pruners, the worker loop), ``launcher`` (starting, following, dry runs),
+``results`` (tables and plots).
 """
 
-from molgan.sweep.results import markdown_table, results_frame, write_results
+from molgan.sweep.launcher import dry_run, launch
+from molgan.sweep.results import markdown_table, results_frame, results_paths, write_results
 from molgan.sweep.runner import is_free, run_trial, summarize
 from molgan.sweep.spec import StudySpec, load_spec, objective_value, resolve
 from molgan.sweep.study import (
+    StudyFailed,
+    Worker,
     default_storage,
     drain,
-    launch,
     open_study,
     reap_orphans,
     status,
+    trials_left,
     work,
 )
 
 __all__ = [
+    "StudyFailed",
     "StudySpec",
+    "Worker",
+    "dry_run",
     "default_storage",
     "drain",
     "is_free",
@@ -34,9 +41,11 @@ __all__ = [
     "reap_orphans",
     "resolve",
     "results_frame",
+    "results_paths",
     "run_trial",
     "status",
     "summarize",
+    "trials_left",
     "work",
     "write_results",
 ]

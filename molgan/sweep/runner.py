@@ -98,8 +98,57 @@ def summarize(run_dir: Path, spec: StudySpec, final: dict | None) -> dict:
     }
 
 
+@contextlib.contextmanager
+def output_to(path: Path):
+    """Send this process's stdout and stderr (file descriptors 1 and 2, so child processes and
+    C code too) to ``path`` (appended) while the block runs."""
+    import sys
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab", buffering=0) as handle:
+        os.dup2(handle.fileno(), 1)
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield path
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def total_steps(cfg: Config) -> int:
+    """The steps a run of ``cfg`` trains (as ``molgan.train`` counts them)."""
+    if cfg.max_steps:
+        return cfg.max_steps
+    from molgan.data import load_dataset, resolve_path
+
+    data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed, verbose=False)
+    per_epoch = max(len(data.split["train"]) // cfg.batch_size, 1)
+    return max(int(cfg.epochs * per_epoch), 1)
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove a run killed before its first checkpoint, keeping its output log."""
+    for path in run_dir.iterdir():
+        if path.name == rundir.OUTPUT:
+            continue
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
 def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
     """Train (or resume, or reuse) the run of ``cfg`` and summarise it; writes result.json.
+
+    The run's output (progress, notes) goes to ``output.log`` in its folder. A run whose loss
+    diverged is a result too (``stop`` says so; its objectives are NaN).
 
     Args:
         cfg: resolved settings (``resolve``); its run directory is ``out_dir/name``.
@@ -108,7 +157,7 @@ def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
             (e.g. Optuna's ``trial.report`` + ``should_prune``).
     """
     from molgan import checkpoint
-    from molgan.train import train
+    from molgan.train import TrainingError, train
 
     run_dir = Path(cfg.out_dir) / cfg.name
     done = run_dir / "result.json"
@@ -120,17 +169,24 @@ def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
         stopped = ckpt.is_file() and any(
             r.get("event") == "stop" and r["step"] == checkpoint.read(ckpt)["step"] for r in rows
         )
-        if stopped:  # an early stop or pruning that finished before result.json: no more steps
-            model = checkpoint.load(ckpt)
-        else:
-            if run_dir.exists() and not ckpt.is_file():
-                shutil.rmtree(run_dir)  # killed before its first checkpoint: start afresh
-            cfg = dataclasses.replace(cfg, resume=ckpt.is_file())
-            # threads are the worker's to set, also for a run it resumes (run control)
-            model = train(cfg, explicit=("threads",), callback=report)
-        result = summarize(run_dir, spec, None)
-        if spec.evaluate and not (result["stop"] or "").startswith("pruned"):
-            result["final"] = _final_evaluation(model, cfg, spec)
+        diverged = None
+        with output_to(run_dir / rundir.OUTPUT):
+            if stopped:  # an early stop or pruning that finished before result.json: no more steps
+                model = checkpoint.load(ckpt)
+            else:
+                if run_dir.exists() and not ckpt.is_file():
+                    _clear(run_dir)  # killed before its first checkpoint: start afresh
+                cfg = dataclasses.replace(cfg, resume=ckpt.is_file())
+                # threads are the worker's to set, also for a run it resumes (run control)
+                try:
+                    model = train(cfg, explicit=("threads",), callback=report)
+                except TrainingError as err:
+                    model, diverged = None, f"diverged: {err}"
+            result = summarize(run_dir, spec, None)
+            if diverged:
+                result["stop"], result["final"] = diverged, {}
+            elif spec.evaluate and not (result["stop"] or "").startswith("pruned"):
+                result["final"] = _final_evaluation(model, cfg, spec)
         tmp = done.with_suffix(".tmp")
         tmp.write_text(json.dumps(result, indent=2, default=float))
         os.replace(tmp, done)

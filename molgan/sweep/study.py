@@ -1,26 +1,51 @@
-"""The Optuna side of a study: storage, trials, workers (via submitit) and progress.
+"""The Optuna side of a study: storage, samplers, pruners, trials and the worker loop.
 
 A worker asks for trials until the grid or the budget is used up; it holds a lock file per
 trial, so a RUNNING trial whose lock is free belongs to a dead worker and is re-queued (the
-journal storage has no heartbeat). The launcher creates the study once, before any worker
-starts (two workers creating it at once would collide), and tops the workers up to ``workers``.
+journal storage has no heartbeat). Each worker's sampler has its own seed, derived from the
+study seed and the worker's number, so two workers never draw the same sequence; a search
+trial that repeats the settings of an earlier one is told that trial's values and not counted.
+A trial that raises is failed with its error: a settings or data error stops the study at
+once, other errors after ``max_failures`` of them. Launching and following: ``launcher``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import math
 import os
+import signal
 import time
 import uuid
 from pathlib import Path
 
 from molgan import rundir
-from molgan.sweep.results import GRID_ATTR, results_frame, trial_params, write_results
-from molgan.sweep.runner import is_free, locked, run_trial
-from molgan.sweep.spec import VARIANT, StudySpec, _param, load_spec, objective_value, resolve
+from molgan.sweep.results import GRID_ATTR, trial_params
+from molgan.sweep.runner import is_free, locked, run_trial, total_steps
+from molgan.sweep.spec import (
+    DEFAULT_WARMUP,
+    VARIANT,
+    StudySpec,
+    _key,
+    _param,
+    load_spec,
+    objective_value,
+    resolve,
+)
+
+FAILED = "failed"  # study user attribute: why the study stopped (a settings or data error)
+LAUNCH = "launch"  # study user attribute: how many times it was launched (errors count per launch)
+WORKERS = "workers_started"  # study user attribute: workers numbered so far (sampler seeds)
+EXHAUSTED = "exhausted"  # study user attribute: a search that keeps drawing settings it has run
+DUPLICATE = "duplicate_of"  # trial user attribute: a search trial that repeated another's settings
+MAX_REPEATS = 20  # repeated settings in a row before a worker calls the search space exhausted
+
+
+class StudyFailed(ValueError):
+    """A trial failed for a reason no retry can fix, or too many trials failed."""
 
 
 def default_storage(root: Path) -> str:
@@ -37,29 +62,73 @@ def _storage(url: str):
         path = url.split(":", 1)[1]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(path, JournalFileOpenLock(path)))
+    if url.startswith("sqlite:///"):  # SQLite creates its file, not its folder
+        path = url[len("sqlite:///") :].split("?", 1)[0]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
     return url  # an RDB URL (sqlite:///, postgresql://, mysql://) Optuna understands
 
 
-def open_study(spec: StudySpec, storage: str, create: bool = False):
-    """The Optuna study of ``spec``; ``create`` makes it (once) and enqueues its grid."""
+def storage_exists(url: str) -> bool:
+    """Whether a file storage exists (a server database is taken to exist)."""
+    if url.startswith("journal:"):
+        return Path(url.split(":", 1)[1]).is_file()
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :].split("?", 1)[0]).is_file()
+    return True
+
+
+def worker_seed(spec: StudySpec, worker: int) -> int:
+    """The sampler seed of worker number ``worker`` of the study: distinct per worker, fixed by
+    the study seed (a restarted worker has a new number, so a new seed)."""
+    digest = hashlib.sha256(f"{spec.name}/{spec.seed}/{worker}".encode()).hexdigest()
+    return int(digest[:8], 16)
+
+
+def _sampler(spec: StudySpec, seed: int):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     samplers = {
         "tpe": optuna.samplers.TPESampler,
         "random": optuna.samplers.RandomSampler,
         "nsga2": optuna.samplers.NSGAIISampler,
     }
-    pruners = {
-        "none": optuna.pruners.NopPruner(),
-        "median": optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
-        "halving": optuna.pruners.SuccessiveHalvingPruner(),
-    }
+    return samplers[spec.sampler](seed=seed)
+
+
+def make_pruner(spec: StudySpec, steps: int):
+    """The study file's pruner for runs of ``steps`` steps: none before ``warmup`` (default 0.3)
+    of them, unless ``n_warmup_steps`` / ``min_resource`` say otherwise."""
+    import optuna
+
+    options = spec.pruner_options
+    warm = int(options.get("warmup", DEFAULT_WARMUP) * steps)
+    if spec.pruner == "median":
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=options.get("n_startup_trials", 3),
+            n_warmup_steps=options.get("n_warmup_steps", warm),
+        )
+    if spec.pruner == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=options.get("min_resource", max(warm, 1)),
+            reduction_factor=options.get("reduction_factor", 3),
+        )
+    return optuna.pruners.NopPruner()
+
+
+def open_study(spec: StudySpec, storage: str, create: bool = False, seed: int | None = None):
+    """The Optuna study of ``spec``; ``create`` makes it (once) and enqueues its grid.
+    ``seed``: the sampler's (default: the study seed's worker 0)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not create and not storage_exists(storage):
+        raise ValueError(f"study {spec.name} does not exist yet ({storage}); use run")
     kwargs = dict(
         study_name=spec.name,
         storage=_storage(storage),
-        sampler=samplers[spec.sampler](seed=0),
-        pruner=pruners[spec.pruner],
+        sampler=_sampler(spec, worker_seed(spec, 0) if seed is None else seed),
+        pruner=make_pruner(spec, 0),  # the worker sets each trial's own (``make_pruner``)
     )
     if not create:
         try:
@@ -74,7 +143,7 @@ def open_study(spec: StudySpec, storage: str, create: bool = False):
     if spec.grid:  # enqueue the grid points no live trial holds (a grown grid adds its new ones)
         from optuna.trial import TrialState
 
-        held = {  # a failed trial without a result (dead worker, deferred) is queued again
+        held = {  # a failed trial without a result (dead worker, error) is queued again
             _key(trial_params(t))
             for t in study.get_trials(deepcopy=False)
             if t.state != TrialState.FAIL or "result" in t.user_attrs
@@ -85,17 +154,28 @@ def open_study(spec: StudySpec, storage: str, create: bool = False):
     return study
 
 
-def _key(params: dict) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
+def _grid_param(trial, axis: str, value, values: list):
+    """Record a grid value as an Optuna parameter, so that Optuna's tools (dashboard,
+    ``trials_dataframe``) see it: numbers as one-point int/float ranges (compatible across a
+    grown grid), other values as a categorical over the axis. Returns False when Optuna refuses
+    (a categorical axis that grew since its first trial): the value stays a user attribute."""
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    try:
+        if numbers and all(isinstance(v, int) for v in values):
+            trial.suggest_int(axis, value, value)
+        elif numbers:
+            trial.suggest_float(axis, float(value), float(value))
+        else:
+            trial.suggest_categorical(axis, values)
+    except ValueError:
+        return False
+    return True
 
 
 def _params(trial, spec: StudySpec, fixed: dict) -> dict:
     """Every swept setting of ``trial``: its grid point from ``fixed`` (its enqueued values),
-    searched settings asked of the sampler.
-
-    Grid values are kept as a user attribute, not as Optuna parameters: an Optuna categorical
-    parameter cannot change its choices, and a study's grid may grow between launches.
-    """
+    searched settings asked of the sampler. Grid values are Optuna parameters and also a user
+    attribute (the grid's record, kept when a grown categorical axis cannot be a parameter)."""
     params = {}
     for axis, values in spec.grid.items():
         choices = list(values) if axis == VARIANT else [_param(v) for v in values]
@@ -104,6 +184,10 @@ def _params(trial, spec: StudySpec, fixed: dict) -> dict:
         params[axis] = fixed[axis]
     if params:
         trial.set_user_attr(GRID_ATTR, params)
+        for axis, value in params.items():
+            values = list(spec.grid[axis]) if axis == VARIANT else spec.grid[axis]
+            values = [_param(v) for v in values]
+            _grid_param(trial, axis, value, values)
     for name, dist in spec.space.items():
         if "choices" in dist:
             params[name] = trial.suggest_categorical(name, [_param(v) for v in dist["choices"]])
@@ -133,7 +217,7 @@ def reap_orphans(study, spec: StudySpec, root: Path) -> list[int]:
             study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             study.set_user_attr(f"orphan-{trial.number}", time.time())
             params = trial_params(trial)
-            if set(spec.grid) <= set(params):  # else it died before it had its point
+            if set(spec.grid) <= set(params) and params:  # else it died before it had its point
                 study.enqueue_trial(params, user_attrs={"retry_of": trial.number})
             reaped.append(trial.number)
     return reaped
@@ -152,43 +236,142 @@ def drain(root: str | Path) -> Path:
     return path
 
 
-def _open_trials(study) -> tuple[int, int]:
-    """(finished or running trials, waiting trials), failed ones excluded."""
+def counts(study) -> dict:
+    """``used`` (finished, pruned, running or failed with a result: what the budget counts),
+    ``waiting``, ``errors`` (trials that raised, this launch) and ``repeats`` (search trials
+    that repeated another's settings; they use no budget)."""
     from optuna.trial import TrialState
 
-    counts = {s: 0 for s in TrialState}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state] += 1
-    used = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] + counts[TrialState.RUNNING]
-    return used, counts[TrialState.WAITING]
+    launch_no = study.user_attrs.get(LAUNCH, 0)
+    out = {"used": 0, "waiting": 0, "errors": 0, "repeats": 0}
+    for t in study.get_trials(deepcopy=False):
+        if DUPLICATE in t.user_attrs:
+            out["repeats"] += 1
+        elif t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING):
+            out["used"] += 1
+        elif t.state == TrialState.FAIL and "result" in t.user_attrs:
+            out["used"] += 1
+        elif t.state == TrialState.FAIL and t.user_attrs.get(LAUNCH) == launch_no:
+            out["errors"] += "error" in t.user_attrs
+        elif t.state == TrialState.WAITING:
+            out["waiting"] += 1
+    return out
 
 
-def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent: bool = False):
+def trials_left(study, spec: StudySpec) -> int:
+    """Trials still to run: the waiting ones, and for a search the unused budget."""
+    c = counts(study)
+    if spec.grid:
+        return c["waiting"]
+    return 0 if study.user_attrs.get(EXHAUSTED) else max(spec.budget - c["used"], c["waiting"])
+
+
+def _should_stop(study, spec: StudySpec, root: Path) -> str | None:
+    """Why a worker takes no further trial, or None."""
+    if (root / DRAIN).exists():
+        return "drained"
+    failed = study.user_attrs.get(FAILED)
+    if failed:
+        return failed
+    if study.user_attrs.get(EXHAUSTED):
+        return "done"
+    c = counts(study)
+    if c["errors"] >= spec.max_failures:
+        return f"{c['errors']} trials failed (max_failures = {spec.max_failures})"
+    if not c["waiting"] and (spec.grid or c["used"] >= spec.budget):
+        return "done"  # a grid runs only its enqueued points; a search its budget
+    return None
+
+
+def _repeat_of(study, trial, params: dict) -> object | None:
+    """An earlier search trial with the same settings (finished, running, or failed with a
+    result), or None."""
+    from optuna.trial import TrialState
+
+    key = _key(params)
+    for other in study.get_trials(deepcopy=False):
+        if other.number == trial.number or DUPLICATE in other.user_attrs:
+            continue
+        live = other.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        if (live or "result" in other.user_attrs) and _key(trial_params(other)) == key:
+            return other
+    return None
+
+
+def _fail(study, trial, error: str) -> None:
+    from optuna.trial import TrialState
+
+    trial.set_user_attr("error", error[:2000])
+    trial.set_user_attr(LAUNCH, study.user_attrs.get(LAUNCH, 0))
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def _number_worker(study, root: Path) -> int:
+    with locked(root / "locks" / "study.lock"):
+        number = study.user_attrs.get(WORKERS, 0)
+        study.set_user_attr(WORKERS, number + 1)
+    return number
+
+
+class _Stop(Exception):
+    """SIGTERM between trials (training turns it into ``Interrupted`` itself)."""
+
+
+def _stop_on_sigterm(signum, frame):
+    raise _Stop
+
+
+def work(
+    spec_source,
+    root: str,
+    storage: str,
+    threads: int = 1,
+    die_with_parent: bool = False,
+    worker: int | None = None,
+    token: str | None = None,
+) -> str:
     """A worker: run trials until the grid or the budget is used up. Safe to start any number
     of times, anywhere that sees the storage and ``root``; killed, it leaves its trial to be
-    re-queued."""
-    from optuna.trial import TrialState
-
-    from molgan.train import Interrupted
-
+    re-queued. ``worker``: its number (sampler seed; default: the next free one); ``token``:
+    the launcher's name for it (its start marker). Returns why it stopped; raises
+    ``StudyFailed`` when the study failed."""
     if die_with_parent:
         from molgan.pool import _die_with_parent
 
         _die_with_parent(os.getppid())
-        import signal
-
         signal.signal(signal.SIGINT, signal.default_int_handler)
     spec, root = load_spec(spec_source), Path(root)
+    token = token or uuid.uuid4().hex[:8]
+    main = _main_thread()
+    old = signal.getsignal(signal.SIGTERM) if main else None
+    if main:
+        signal.signal(signal.SIGTERM, _stop_on_sigterm)  # submitit's job handler ignores it
+    try:
+        return _work(spec_source, spec, root, storage, threads, worker, token)
+    except (_Stop, KeyboardInterrupt):
+        return "interrupted"
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, old if old is not None else signal.SIG_DFL)
+
+
+def _work(spec_source, spec, root: Path, storage: str, threads: int, worker, token: str) -> str:
+    from optuna.trial import TrialState
+
+    from molgan.train import Interrupted
+
     study = open_study(spec, storage)
-    with locked(root / "locks" / f"worker-{uuid.uuid4().hex[:8]}.lock"):
+    number = _number_worker(study, root) if worker is None else worker
+    study.sampler = _sampler(spec, worker_seed(spec, number))
+    repeats = 0
+    with locked(root / "locks" / f"worker-{token}.lock"):
+        (root / "locks" / f"worker-{token}.starting").unlink(missing_ok=True)
         while True:
-            if (root / DRAIN).exists():
-                return  # asked to stop after the last trial (``drain``)
             with locked(root / "locks" / "study.lock"):
                 reap_orphans(study, spec, root)
-                used, waiting = _open_trials(study)
-                if not waiting and (spec.grid or used >= spec.budget):
-                    return  # a grid runs only its enqueued points; a search its budget
+                why = _should_stop(study, spec, root)
+                if why is not None:
+                    break
                 trial = study.ask()
                 # its enqueued grid point (a study's trial numbers are its list positions)
                 fixed = study.get_trials(deepcopy=False)[trial.number].system_attrs.get(
@@ -204,22 +387,40 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
                     try:
                         params = _params(trial, spec, fixed)
                     except ValueError as error:  # a stray queued point no grid of the file holds
-                        trial.set_user_attr("error", str(error))
-                        study.tell(trial, state=TrialState.FAIL)
+                        _fail(study, trial, str(error))
                         continue
+                if not spec.grid:
+                    twin = _repeat_of(study, trial, params)
+                    if twin is not None:  # tell the sampler what these settings gave; no budget
+                        trial.set_user_attr(DUPLICATE, twin.number)
+                        if twin.values is not None:
+                            study.tell(trial, twin.values)
+                        else:
+                            study.tell(trial, state=TrialState.FAIL)
+                        repeats += 1
+                        if repeats >= MAX_REPEATS:
+                            why = f"search space exhausted: {repeats} repeated settings in a row"
+                            study.set_user_attr(EXHAUSTED, why)
+                            break
+                        continue
+                repeats = 0
                 cfg = dataclasses.replace(resolve(spec, params, root / "runs"), threads=threads)
                 trial.set_user_attr("run_dir", str(Path("runs") / cfg.name))
-                expr = spec.objectives[0][0]
-
-                def report(step: int, scores: dict, trial=trial, expr=expr, pruner=spec.pruner):
-                    value = objective_value(expr, scores)
-                    if pruner != "none" and not math.isnan(value):
-                        trial.report(value, step)
-                        if trial.should_prune():
-                            return f"pruned ({pruner} pruner) at step {step}"
-                    return None
-
-                result = run_trial(cfg, spec, report)
+                study.pruner = make_pruner(spec, total_steps(cfg))
+                report = _reporter(study, trial, spec)
+                try:
+                    result = run_trial(cfg, spec, report)
+                except (Interrupted, _Stop, KeyboardInterrupt):
+                    raise
+                except ValueError as error:  # settings or data: every retry fails the same way
+                    message = f"trial {trial.number} {params}: {error}"
+                    _fail(study, trial, message)
+                    study.set_user_attr(FAILED, message)
+                    raise StudyFailed(message) from None
+                except Exception as error:  # noqa: BLE001  (counted; the cap stops the study)
+                    _fail(study, trial, f"{type(error).__name__}: {error}")
+                    print(f"trial {trial.number} failed: {type(error).__name__}: {error}")
+                    continue
                 trial.set_user_attr("result", json.loads(json.dumps(result, default=float)))
                 if (result["stop"] or "").startswith("pruned"):
                     study.tell(trial, state=TrialState.PRUNED)
@@ -229,116 +430,62 @@ def work(spec_source, root: str, storage: str, threads: int = 1, die_with_parent
                     study.tell(trial, state=TrialState.FAIL)
                 else:
                     study.tell(trial, values)
-            except Interrupted:
-                return  # SIGINT/SIGTERM: checkpoint written; the trial is re-queued next time
+            except Interrupted as stop:  # checkpoint written; the trial is re-queued next time
+                print(f"worker stopped: {stop}", flush=True)
+                return "interrupted"
+            except (_Stop, KeyboardInterrupt):
+                return "interrupted"
             finally:
                 held.close()
+    if why not in ("done", "drained"):
+        if not why.startswith("search space"):
+            raise StudyFailed(why)
+    return why
 
 
-def launch(
-    spec_source,
-    root: str | Path | None = None,
-    *,
-    storage: str | None = None,
-    workers: int = 1,
-    executor: str = "local",
-    slurm: dict | None = None,
-    wait: bool = True,
-    poll_s: float = 5.0,
-    out=print,
-    threads: int = 1,
-):
-    """Create the study (once), start workers through submitit, report progress, tabulate.
+def _main_thread() -> bool:
+    import threading
 
-    Args:
-        spec_source: a study file or dict.
-        root: the study folder (default ``sweeps/<name>``).
-        storage: an Optuna storage URL (default: a journal file in ``root``).
-        workers: how many workers should run; live ones (e.g. after a launcher was killed) count.
-        executor: ``local`` (subprocesses), ``slurm``, or ``debug`` (in this process).
-        slurm: submitit Slurm parameters, e.g. ``{"slurm_partition": "gpu", "timeout_min": 600}``.
-        wait: follow the study until it is done (else return after starting the workers).
-        poll_s: seconds between progress checks.
-        threads: torch CPU threads of each local worker (0 = cores // workers). One is as fast
-            as two for MolGAN-sized nets, and a second launcher that adds workers cannot then
-            oversubscribe the cores (OpenMP teams slow down ~100x when they do). Slurm workers
-            take ``cpus_per_task``.
-
-    Returns:
-        The results ``DataFrame`` (``results_frame``).
-    """
-    import submitit
-
-    spec = load_spec(spec_source)
-    root = Path(root or Path("sweeps") / spec.name)
-    storage = storage or default_storage(root)
-    study = open_study(spec, storage, create=True)
-    (root / DRAIN).unlink(missing_ok=True)  # running again lifts a drain request
-    with locked(root / "locks" / "study.lock"):
-        reaped = reap_orphans(study, spec, root)
-    if reaped:
-        out(f"re-queued trial(s) {reaped} of dead workers: they resume from their checkpoints")
-    source = spec_source if isinstance(spec_source, dict) else str(Path(spec_source).resolve())
-    live = sum(not is_free(p) for p in (root / "locks").glob("worker-*.lock"))
-    new = max(workers - live, 0)
-    used, waiting = _open_trials(study)
-    if waiting == 0 and (spec.grid or used >= spec.budget):
-        new = 0
-    if threads < 0:
-        raise ValueError(f"threads must be ≥ 0, got {threads}")
-    threads = threads or max(1, (os.cpu_count() or 1) // max(workers, 1))
-    folder = root / "jobs"
-    if executor == "local":
-        ex = submitit.LocalExecutor(folder)
-        ex.update_parameters(timeout_min=60 * 24 * 365)
-    elif executor == "debug":
-        ex = submitit.DebugExecutor(folder)
-    elif executor == "slurm":
-        ex = submitit.AutoExecutor(folder, cluster="slurm")
-        ex.update_parameters(**(slurm or {}))
-        threads = int((slurm or {}).get("cpus_per_task", 1))
-    else:
-        raise ValueError(f"executor must be local, slurm or debug, got {executor!r}")
-    args = (source, str(root), storage, threads, executor == "local")
-    gpus = _local_gpus() if executor == "local" else 0
-    jobs = []
-    for k in range(new):
-        if gpus:  # one GPU per local worker, round robin (not yet run on a GPU machine)
-            ex.update_parameters(gpus_per_node=1, visible_gpus=((live + k) % gpus,))
-        jobs.append(ex.submit(work, *args))
-    out(
-        f"study {spec.name}: {spec.budget} trials, {used} done or running, {waiting} waiting; "
-        f"{live} live worker(s), {len(jobs)} started ({executor}, {threads} thread(s) each); "
-        f"storage {storage}"
-    )
-    if executor == "debug":
-        for job in jobs:
-            job.result()
-    elif wait:
-        try:
-            follow(study, spec, root, jobs, poll_s, out)
-        except KeyboardInterrupt:
-            if executor == "local":
-                for job in jobs:
-                    job.cancel()  # each worker checkpoints its run; the same command resumes
-            out("stopped following; run the same command again to continue the study")
-            raise
-    frame = results_frame(study, spec, root)
-    if not frame.empty:
-        write_results(frame, spec, root)
-    return frame
+    return threading.current_thread() is threading.main_thread()
 
 
-def _local_gpus() -> int:
-    import torch
+def _reporter(study, trial, spec: StudySpec):
+    """``report(step, scores)`` for ``run_trial``: every evaluation becomes an intermediate
+    value of the trial (learning curves in Optuna's tools; single objective only, as Optuna
+    allows), and the pruner, if any, may stop the run."""
+    expr = spec.objectives[0][0]
+    single = len(spec.objectives) == 1
 
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    def report(step: int, scores: dict):
+        value = objective_value(expr, scores)
+        if not single or math.isnan(value):
+            return None
+        trial.report(value, step)
+        if spec.pruner != "none" and trial.should_prune():
+            return f"pruned ({spec.pruner} pruner) at step {step}"
+        return None
+
+    return report
+
+
+class Worker:
+    """``work`` as a submitit job that Slurm requeues when it reaches its time limit (submitit
+    calls ``checkpoint`` on the timeout signal): the requeued worker resumes its trial from the
+    run's last checkpoint (the dead one's trial is re-queued by its free lock)."""
+
+    def __call__(self, *args, **kwargs) -> str:
+        return work(*args, **kwargs)
+
+    def checkpoint(self, *args, **kwargs):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(Worker(), *args, **kwargs)
 
 
 def count_done(trials, spec: StudySpec) -> int:
     """How much of the study is done: the grid points of this study file with a finished result
     (a point trained twice, or a failed trial kept beside its re-run, counts once; a point the
-    file no longer holds not at all), or for a search its finished trials."""
+    file no longer holds not at all), or for a search its finished trials (repeats excluded)."""
     from optuna.trial import TrialState
 
     finished = [
@@ -346,6 +493,7 @@ def count_done(trials, spec: StudySpec) -> int:
         for t in trials
         if t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
         and "result" in t.user_attrs
+        and DUPLICATE not in t.user_attrs
     ]
     if not spec.grid:
         return len(finished)
@@ -353,59 +501,28 @@ def count_done(trials, spec: StudySpec) -> int:
     return len(points & {_key(trial_params(t)) for t in finished})
 
 
-def follow(study, spec: StudySpec, root: Path, jobs: list, poll_s: float, out=print) -> None:
-    """Print one line per finished trial with its metrics and the study's ETA until the work
-    is done (all trials finished and the workers ended)."""
-    from optuna.trial import TrialState
-
-    seen, start = set(), time.monotonic()
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    while True:
-        trials = study.get_trials(deepcopy=False)
-        for t in trials:
-            if t.state in finished_states and t.number not in seen and "result" in t.user_attrs:
-                seen.add(t.number)
-                result = t.user_attrs.get("result", {})
-                final = result.get(spec.scored_at, {})
-                shown = " ".join(
-                    f"{k} {final[k]:.3f}"
-                    for k in ("valid", "unique", "novel", "qed", "fcd")
-                    if isinstance(final.get(k), (int, float))
-                )
-                done = count_done(trials, spec)
-                rate = (time.monotonic() - start) / max(len(seen), 1)
-                eta = rate * max(spec.budget - done, 0) / 60
-                out(
-                    f"trial {t.number} {t.state.name.lower()} {trial_params(t)} "
-                    f"({result.get('minutes', 0):.1f} min): {shown} | {done}/{spec.budget} "
-                    f"done, ETA {eta:.0f} min"
-                )
-        if all(job.done() for job in jobs):  # our workers ended: is anyone else still working?
-            with locked(root / "locks" / "study.lock"):
-                reap_orphans(study, spec, root)  # a trial whose worker died is re-queued
-            states = {t.state for t in study.get_trials(deepcopy=False)}
-            if TrialState.RUNNING not in states:
-                if TrialState.WAITING in states:
-                    out("trials are left but no worker is running: run the same command again")
-                return
-        time.sleep(poll_s)
-
-
 def status(study, spec: StudySpec, root: Path) -> str:
-    """Counts per trial state and one line per unfinished trial."""
+    """Counts per trial state and one line per unfinished or erroneous trial."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    by_state = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    c = counts(study)
     lines = [
-        f"study {spec.name}: {spec.budget} trials; "
-        + ", ".join(f"{n} {k}" for k, n in counts.items() if n)
+        f"study {spec.name}: {spec.budget} trials, {count_done(trials, spec)} done, "
+        f"{trials_left(study, spec)} left; "
+        + ", ".join(f"{n} {k}" for k, n in by_state.items() if n)
+        + (f"; {c['repeats']} repeated settings (not counted)" if c["repeats"] else "")
         + ("; draining: workers stop after their trial" if (root / DRAIN).exists() else "")
     ]
+    if study.user_attrs.get(FAILED):
+        lines.append(f"  study failed: {study.user_attrs[FAILED]}")
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
             run = t.user_attrs.get("run_dir")
-            step = rundir.read_log(root / run)[-1:] if run else []
+            step = [r for r in rundir.read_log(root / run) if "step" in r][-1:] if run else []
             where = f", step {step[0].get('step')}" if step else ""
             lines.append(f"  trial {t.number} {t.state.name.lower()} {trial_params(t)}{where}")
+        elif "error" in t.user_attrs:
+            lines.append(f"  trial {t.number} error: {t.user_attrs['error']}")
     return "\n".join(lines)
