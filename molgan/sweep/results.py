@@ -19,7 +19,7 @@ GRID_ATTR = "grid"  # the user attribute holding a trial's grid point
 def trial_params(trial) -> dict:
     """A frozen trial's parameters: its grid point (a user attribute) and searched settings; a
     WAITING trial has them only as its enqueued fixed params."""
-    params = {**trial.user_attrs.get(GRID_ATTR, {}), **trial.params}
+    params = {**trial.params, **trial.user_attrs.get(GRID_ATTR, {})}  # grid values as written
     return params or dict(trial.system_attrs.get("fixed_params", {}))
 
 
@@ -233,6 +233,8 @@ def plot(frame, spec: StudySpec, path: Path) -> None:
                 )
             if not numeric:
                 ax.set_xticks(range(len(values)), [_cell(v) for v in values], rotation=30)
+            elif spec.space.get(setting, {}).get("log"):
+                ax.set_xscale("log")
             ax.set_xlabel(setting)
             ax.set_ylabel(names[0].replace("objective:", ""))
             ax.legend(title=f"each point: one run ({len(finished)})", fontsize=9)
