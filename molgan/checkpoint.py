@@ -174,6 +174,8 @@ def read(path: str | Path) -> dict:
     path = Path(path)
     if path.is_dir() and (path / "ckpt.pt").is_file():
         path = path / "ckpt.pt"  # a run directory: its latest checkpoint (best.pt beside it)
+    elif path.is_dir() and (path / "model.pt").is_file():
+        path = path / "model.pt"  # a study trial trained in a population: its member
     if path.is_dir():
         raise ValueError(f"{path} is a directory, not a checkpoint file")
     if not path.is_file():
@@ -336,8 +338,8 @@ def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dic
         own = parse_member_settings(config.get("member_settings", ""), count)
     except ValueError as err:
         raise ValueError(f"{path} holds invalid settings: {err}") from None
-    config |= {name: values[member] for name, values in own.items()}
     config |= {"members": 1, "member_settings": "", "seed": config.get("seed", 0) + member}
+    config |= {name: values[member] for name, values in own.items()}  # incl. its own seed
     parts = blob["members"][member] if "members" in blob else {}
     keep = {k: v for k, v in blob.items() if k not in ("members", "optimizers", "rng")}
     return keep | parts | {"config": config}

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
 MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "connectivity", "diversity")
+MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_MEMBERS = 4096
@@ -146,7 +147,8 @@ class Config:
     runs, on a GPU above all (README, Speed)."""
     member_settings: str = ""
     """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity or diversity,
-    one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value)."""
+    one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7'
+    gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -276,6 +278,11 @@ class Config:
         """``member_settings`` parsed: setting -> one value per member."""
         return parse_member_settings(self.member_settings, self.members)
 
+    def member_seed(self, k: int) -> int:
+        """Member ``k``'s seed (its initial weights, data order and evaluation samples)."""
+        seeds = self.member_values().get(MEMBER_SEED) if self.member_settings else None
+        return int(seeds[k]) if seeds else self.seed + k
+
     @property
     def run_name(self) -> str:
         return self.name or f"{self.preset}-seed{self.seed}"
@@ -291,13 +298,16 @@ def parse_member_settings(spec: str, members: int) -> dict[str, tuple[float, ...
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         name, _, values = part.partition("=")
         name = name.strip().replace("-", "_")
-        if name not in MEMBER_SETTINGS:
+        if name not in (*MEMBER_SETTINGS, MEMBER_SEED):
             raise ValueError(
                 f"member_settings: {name!r} cannot differ between members; "
-                f"use {', '.join(MEMBER_SETTINGS)}"
+                f"use {', '.join((*MEMBER_SETTINGS, MEMBER_SEED))}"
             )
+        kind = int if name == MEMBER_SEED else float
         try:
-            numbers = tuple(float(v) for v in values.split(","))
+            numbers = tuple(kind(v) for v in values.split(","))
+            if kind is int and any(n < 0 for n in numbers):
+                raise ValueError
         except ValueError:
             raise ValueError(
                 f"member_settings: {part!r} holds a value that is not a number"

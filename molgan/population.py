@@ -115,13 +115,14 @@ class Population(nn.Module):
         return next(self.parameters()).device
 
     def member_config(self, k: int) -> dict:
-        """The settings of member ``k`` as a single run: its own seed (``seed`` + k), its own
+        """The settings of member ``k`` as a single run: its own seed (``seed`` + k, or its
+        ``member_settings`` seed), its own
         values of the per-member settings, ``members`` 1."""
         from molgan.config import parse_member_settings
 
         own = parse_member_settings(self.config.get("member_settings", ""), self.members)
         config = dict(self.config, members=1, seed=self.config["seed"] + k, member_settings="")
-        return config | {name: values[k] for name, values in own.items()}
+        return config | {name: values[k] for name, values in own.items()}  # incl. its own seed
 
     def member(self, k: int) -> MolGAN:
         """Member ``k`` as an ordinary ``MolGAN`` (a copy, on this population's device)."""

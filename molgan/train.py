@@ -96,7 +96,7 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Sample ``eval_samples`` molecules (fixed seed: the member's seed + 1) and score them with
     ``molgan.metrics`` (collapse measures against ``train``; FCD against ``fcd_reference``)."""
-    smiles = model.sample(cfg.eval_samples, seed=cfg.seed + member + 1)
+    smiles = model.sample(cfg.eval_samples, seed=cfg.member_seed(member) + 1)
     result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=fcd_reference)
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
@@ -117,6 +117,8 @@ def train(
             that differ from ``cfg.preset``'s values.
         callback: called after each evaluation, once its checkpoint is written, with
             ``(step, metrics)``; a true return value (a reason string, or ``True``) stops the run.
+            In a population: once per running member, ``(step, metrics, member=k)``, before the
+            checkpoint, and a true value stops (freezes) that member.
 
     Returns:
         The trained model (in eval mode).
@@ -151,8 +153,6 @@ def train(
 def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
     ckpt_path = run_dir / rundir.CKPT
     K = cfg.members
-    if callback is not None and K > 1:
-        raise ValueError("a training callback follows one run: it needs members=1")
     seed_everything(cfg.seed)
     data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed)
     train_idx = data.split["train"]
@@ -183,9 +183,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     models = []
-    for k in range(K):  # member k starts with the weights of a single run of seed + k
-        if k:
-            torch.manual_seed(cfg.seed + k)
+    for k in range(K):  # member k starts with the weights of a single run of its seed
+        if k or cfg.member_seed(k) != cfg.seed:
+            torch.manual_seed(cfg.member_seed(k))
         models.append(MolGAN.from_config(cfg))
     tilt = balance = None  # per training molecule: reward-tilted / class-balanced batches
     if cfg.reward_tilt:
@@ -281,7 +281,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         )
     emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr, flush=True))
     rl_text = f"from step {rl_from}, λ={_values(lams)}, reward {cfg.reward}" if use_rl else "off"
-    who = f"{K} members (seeds {cfg.seed}..{cfg.seed + K - 1}), " if K > 1 else ""
+    seeds = [cfg.member_seed(k) for k in range(K)]
+    named = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(cfg.seed, cfg.seed + K)) else seeds
+    who = f"{K} members (seeds {named}), " if K > 1 else ""
     print(
         f"run {run_dir}: {who}{total} steps ({steps_per_epoch}/epoch) on {device}, "
         f"{torch.get_num_threads()} thread(s); RL {rl_text}",
@@ -314,7 +316,10 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != perm_epoch:  # data order depends only on (seed, epoch): resumable
                 perm = torch.stack(
-                    [batches.epoch_order(train_idx, weights, cfg.seed + k, epoch) for k in range(K)]
+                    [
+                        batches.epoch_order(train_idx, weights, cfg.member_seed(k), epoch)
+                        for k in range(K)
+                    ]
                 )  # (K, M)
                 perm, perm_epoch = perm.to(device), epoch  # one copy per epoch, not per step
             idx = perm[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (K, B)
@@ -385,8 +390,15 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                     for k in range(K):
                         if k not in state["stopped"]:
                             keep_best(k, done)
+                    for k in range(K) if callback is not None and K > 1 else ():
+                        asked = k not in state["stopped"] and callback(
+                            done, dict(last_metrics[k]), member=k
+                        )
+                        if asked:
+                            why = asked if isinstance(asked, str) else "stopped by callback"
+                            stop_member(k, why, done)
                     save(done)
-                    if callback is not None:
+                    if callback is not None and K == 1:
                         asked = callback(done, dict(last_metrics[0]))
                         if asked:
                             reason = asked if isinstance(asked, str) else "stopped by callback"
@@ -398,7 +410,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 for row in rows:
                     k = row.get("member", 0)
                     why = _stop_reason(cfg, row, last_metrics[k], False, done, rl_from)
-                    if why and K > 1:
+                    if why and K > 1 and k not in state["stopped"]:
                         stop_member(k, why, done)
                     elif why:
                         reason = reason or why

@@ -90,6 +90,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-wait", action="store_true", help="start workers and return (run)")
     parser.add_argument(
+        "--members",
+        type=int,
+        default=1,
+        help="train up to this many trials at once as one population when they differ only in "
+        "seed and per-member settings (lam, mode_seeking, valence, gp_weight, connectivity, "
+        "diversity); each keeps its own run folder, row and resume (run, work)",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="list the trials run would train; create nothing"
     )
     parser.add_argument(
@@ -128,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                 slurm=slurm,
                 wait=not args.no_wait,
                 threads=args.threads,
+                members=args.members,
             )
             if not frame.empty:
                 paths = sweep.results_paths(spec, root)
@@ -145,7 +154,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 3
         elif args.command == "work":
             try:
-                why = sweep.work(args.study, str(root), storage, threads=args.threads)
+                why = sweep.work(
+                    args.study, str(root), storage, threads=args.threads, members=args.members
+                )
             except sweep.StudyFailed as err:
                 print(f"error: study {spec.name} failed: {err}", file=sys.stderr)
                 return 1

@@ -311,3 +311,40 @@ def test_a_single_run_checkpoint_of_format_1_resumes_as_a_population_of_one(tiny
     new_rows = _strip(_rows(dataclasses.replace(cut, name="new")))
     old_rows = _strip(_rows(dataclasses.replace(cut, name="old")))
     assert [r["step"] for r in new_rows] == [3, 6, 9] and new_rows == old_rows
+
+
+def test_members_may_have_their_own_seeds(tiny_config):
+    cfg = dataclasses.replace(tiny_config, members=2, member_settings="seed=3,7", seed=3)
+    assert [cfg.member_seed(k) for k in range(2)] == [3, 7]
+    population = train_module.train(cfg)
+    assert population.member(1).config["seed"] == 7
+    run_dir = f"{tiny_config.out_dir}/{cfg.run_name}"
+    assert checkpoint.load(run_dir, member=1).config["seed"] == 7
+    # the seed is used: member 1 seeded 8 starts elsewhere (weights) than seeded 7
+    other = dataclasses.replace(cfg, member_settings="seed=3,8", name="other", max_steps=1)
+    again = dataclasses.replace(cfg, name="again", max_steps=1)
+    for run in (other, again):
+        train_module.train(run)
+    a = checkpoint.load(f"{tiny_config.out_dir}/again", member=1).generator.state_dict()
+    b = checkpoint.load(f"{tiny_config.out_dir}/other", member=1).generator.state_dict()
+    assert not any(torch.equal(a[n], b[n]) for n in a if a[n].dim() == 2)
+    with pytest.raises(ValueError, match="not a number"):
+        dataclasses.replace(cfg, member_settings="seed=3,1.5")
+
+
+def test_a_population_callback_stops_only_its_member(tiny_config):
+    calls = []
+
+    def callback(step, scores, member):
+        calls.append((step, member))
+        return "pruned by test" if member == 1 else None
+
+    cfg = dataclasses.replace(tiny_config, members=2, max_steps=6, eval_every=3, name="cb")
+    train_module.train(cfg, callback=callback)
+    assert calls == [(3, 0), (3, 1), (6, 0)]  # member 1 frozen after its first evaluation
+    rows = _rows(cfg)
+    assert {"step": 3, "event": "stop", "reason": "pruned by test", "member": 1} in rows
+    assert max(r["step"] for r in rows if r.get("member") == 0) == 6
+    assert checkpoint.read(f"{tiny_config.out_dir}/cb/ckpt.pt")["stopped"] == {
+        "1": "pruned by test"
+    }

@@ -422,3 +422,82 @@ def test_dry_run_lists_the_trials_and_creates_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "4 grid points" in text and text.count("(new)") == 4 and not root.exists()
     assert "{'seed': 1, 'lam': 0.5} -> " in text
+
+
+# --- packing trials into populations (issue 22, item 5) -----------------------------------------
+
+
+def test_members_pack_trials_into_one_population_each_with_its_own_run_folder(tmp_path):
+    import molgan
+    from molgan import checkpoint
+
+    spec = _spec("pack", grid={"seed": [0, 1], "lam": [1.0, 0.5]})
+    lines = []
+    frame = sweep.launch(spec, tmp_path, executor="debug", members=4, out=lines.append)
+    assert "up to 4 trials per population" in lines[0]
+    assert (
+        len(frame) == 4 and set(frame["state"]) == {"complete"} and frame["run_dir"].nunique() == 4
+    )
+    packs = [p for p in (tmp_path / "packs").iterdir() if p.is_dir()]
+    assert len(packs) == 1  # one process trained the four trials as one population
+    pack_rows = rundir.read_log(packs[0])
+    for row in frame.itertuples():
+        run = Path(row.run_dir)
+        model = molgan.load(run)  # the trial's member, sampling-ready
+        assert (model.config["seed"], model.config["lam"]) == (row.seed, row.lam)
+        result = json.loads((run / "result.json").read_text())
+        k = result["member"]
+        own = [r for r in pack_rows if r.get("member") == k and "event" not in r]
+        rows = [r for r in rundir.read_log(run) if "event" not in r]
+        assert rows == [{key: v for key, v in r.items() if key != "member"} for r in own]
+        assert checkpoint.read(run / "best.pt")["config"]["seed"] == row.seed
+    again = sweep.launch(spec, tmp_path, executor="debug", members=4, **QUIET)
+    assert len(again) == 4 and len(_study(tmp_path, spec).get_trials()) == 4  # reused
+
+
+def test_trials_that_differ_in_shared_settings_are_not_packed(tmp_path):
+    spec = _spec("apart", grid={"seed": [0, 1], "z_dim": [4, 8]})
+    frame = sweep.launch(spec, tmp_path, executor="debug", members=4, **QUIET)
+    assert len(frame) == 4
+    packs = sorted(p for p in (tmp_path / "packs").iterdir() if p.is_dir())
+    assert len(packs) == 2  # one population per z_dim, seeds packed
+    for pack in packs:
+        cfg = json.loads((pack / "config.json").read_text())
+        assert cfg["members"] == 2 and cfg["member_settings"] == "seed=0,1"
+
+
+def test_a_search_over_per_member_settings_packs_its_draws(tmp_path):
+    spec = _search(trials=3, lam={"low": 0.5, "high": 1.0})
+    frame = sweep.launch(spec, tmp_path, executor="debug", members=3, **QUIET)
+    assert len(frame) == 3 and frame["lam"].nunique() == 3
+    assert len([p for p in (tmp_path / "packs").iterdir() if p.is_dir()]) == 1
+
+
+@pytest.mark.slow  # ~15 s: a local worker killed mid-population, then the same command
+def test_a_killed_population_of_trials_resumes_from_its_checkpoint(tmp_path):
+    spec = _spec(
+        "packkill",
+        grid={"seed": [0, 1]},
+        fixed={"max_steps": 300, "log_every": 20, "eval_every": 100, "ckpt_minutes": 0.002},
+    )
+    sweep.launch(spec, tmp_path, workers=1, wait=False, members=2, **QUIET)
+    lock = tmp_path / "locks" / "trial-0.lock"
+    deadline = time.monotonic() + 120
+    while not (
+        list((tmp_path / "packs").glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.kill(int(lock.read_text()), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not sweep.is_free(lock):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    frame = sweep.launch(spec, tmp_path, workers=1, poll_s=0.3, members=2, **QUIET)
+    assert len(frame) == 2 and set(frame["state"]) == {"complete"}
+    pack = next(p for p in (tmp_path / "packs").iterdir() if p.is_dir())
+    rows = rundir.read_log(pack)
+    assert [r["event"] for r in rows if "event" in r] == ["resume"]
+    for k in (0, 1):
+        steps = [r["step"] for r in rows if r.get("member") == k and "event" not in r]
+        assert steps == list(range(20, 301, 20))  # each step once

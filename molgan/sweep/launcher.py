@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+from molgan.config import MAX_MEMBERS
 from molgan.sweep.results import results_frame, write_results
 from molgan.sweep.runner import is_free, locked
 from molgan.sweep.spec import StudySpec, load_spec, resolve
@@ -107,6 +108,7 @@ def launch(
     poll_s: float = 5.0,
     out=print,
     threads: int = 1,
+    members: int = 1,
 ):
     """Create the study (once), start workers through submitit, report progress, tabulate.
 
@@ -125,6 +127,8 @@ def launch(
             as two for MolGAN-sized nets, and a second launcher that adds workers cannot then
             oversubscribe the cores (OpenMP teams slow down ~100x when they do). Slurm workers
             take ``cpus_per_task``.
+        members: each worker trains up to this many trials at once as one population, when
+            they differ only in seed and per-member settings (``molgan.sweep.packing``).
 
     Returns:
         The results ``DataFrame`` (``results_frame``); ``attrs["left"]`` counts the trials left
@@ -139,6 +143,8 @@ def launch(
         raise ValueError(f"threads must be ≥ 0, got {threads}")
     if workers < 1:
         raise ValueError(f"workers must be ≥ 1, got {workers}")
+    if not 1 <= members <= MAX_MEMBERS:
+        raise ValueError(f"members must be in [1, {MAX_MEMBERS}], got {members}")
     if executor == "slurm" and shutil.which("sbatch") is None:
         raise ValueError("--slurm needs Slurm (no sbatch on PATH); nothing was created")
     import submitit  # noqa: F401  (fail here, before anything exists, if the extra is missing)
@@ -157,7 +163,9 @@ def launch(
     if executor == "slurm":
         threads = int((slurm or {}).get("cpus_per_task", 1))
     ex = _executor(executor, root / "jobs", slurm)
-    start = _starter(spec, study, root, ex, executor, (source, str(root), storage, threads))
+    start = _starter(
+        spec, study, root, ex, executor, (source, str(root), storage, threads), members
+    )
     with locked(_locks(root) / "launch.lock"):  # concurrent launchers count each other's starts
         live = live_local(root)
         if executor == "slurm":
@@ -165,10 +173,11 @@ def launch(
         c = counts(study)
         new = 0 if trials_left(study, spec) == 0 else max(workers - live, 0)
         jobs = start(new, live)
+    packing = f", up to {members} trials per population" if members > 1 else ""
     out(
         f"study {spec.name}: {spec.budget} trials, {c['used']} done or running, "
         f"{c['waiting']} waiting; {live} live worker(s), {len(jobs)} started ({executor}, "
-        f"{threads} thread(s) each); storage {storage}"
+        f"{threads} thread(s) each{packing}); storage {storage}"
     )
     if executor == "debug":
         for job in jobs:
@@ -221,7 +230,7 @@ def _result(job, out) -> None:
             out(f"worker {job.job_id} died ({why}); its trial is re-queued from its checkpoint")
 
 
-def _starter(spec: StudySpec, study, root: Path, ex, executor: str, args: tuple):
+def _starter(spec: StudySpec, study, root: Path, ex, executor: str, args: tuple, members: int):
     """``start(n, live) -> jobs``: submit ``n`` numbered workers (one array on Slurm)."""
     gpus = _local_gpus() if executor == "local" else 0
 
@@ -239,7 +248,7 @@ def _starter(spec: StudySpec, study, root: Path, ex, executor: str, args: tuple)
             if executor == "slurm":
                 with ex.batch():  # one job array
                     for k, token in enumerate(tokens):
-                        jobs.append(ex.submit(Worker(), *args, False, first + k, token))
+                        jobs.append(ex.submit(Worker(), *args, False, first + k, token, members))
                 ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
                 with open(root / "jobs" / SLURM_JOBS, "a") as handle:
                     handle.write("".join(f"{i}\n" for i in ids))
@@ -247,7 +256,8 @@ def _starter(spec: StudySpec, study, root: Path, ex, executor: str, args: tuple)
                 for k, token in enumerate(tokens):
                     if gpus:  # one GPU per local worker, round robin
                         ex.update_parameters(gpus_per_node=1, visible_gpus=((live + k) % gpus,))
-                    jobs.append(ex.submit(Worker(), *args, executor == "local", first + k, token))
+                    local = executor == "local"
+                    jobs.append(ex.submit(Worker(), *args, local, first + k, token, members))
         except Exception:
             for token in tokens:
                 (_locks(root) / f"worker-{token}.starting").unlink(missing_ok=True)

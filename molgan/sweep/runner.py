@@ -187,7 +187,12 @@ def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
                 result["stop"], result["final"] = diverged, {}
             elif spec.evaluate and not (result["stop"] or "").startswith("pruned"):
                 result["final"] = _final_evaluation(model, cfg, spec)
-        tmp = done.with_suffix(".tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=float))
-        os.replace(tmp, done)
+        _write_result(run_dir, result)
         return result
+
+
+def _write_result(run_dir: Path, result: dict) -> None:
+    """``result.json``, atomically: the mark of a finished trial."""
+    tmp = run_dir / "result.json.tmp"
+    tmp.write_text(json.dumps(result, indent=2, default=float))
+    os.replace(tmp, run_dir / "result.json")

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molgan import metrics
-from molgan.config import PRESETS, Config, make_config
+from molgan.config import MEMBER_SEED, MEMBER_SETTINGS, PRESETS, Config, make_config
 
 METRICS = metrics.METRICS
 
@@ -59,8 +59,13 @@ class StudySpec:
 
     @property
     def grid_points(self) -> list[dict]:
+        """Every combination of the grid, the per-member settings (seed, λ, …) varying fastest,
+        so that points one population can train (``--members``) are next to each other."""
         points = [{}]
-        for axis, values in self.grid.items():
+        axes = sorted(
+            self.grid.items(), key=lambda item: item[0] in (MEMBER_SEED, *MEMBER_SETTINGS)
+        )
+        for axis, values in axes:
             names = list(values) if axis == VARIANT else [_param(v) for v in values]
             points = [{**p, axis: v} for p in points for v in names]
         return points if self.grid else []
@@ -277,7 +282,9 @@ def _check(spec: StudySpec) -> None:
     if bad:
         raise ValueError(f"unknown setting(s) {sorted(bad)}; see scripts/train_qm9.py --help")
     if names & {"members", "member_settings"}:  # packing trials into populations: not built yet
-        raise ValueError("a study trains one run per trial: members cannot be set in a study")
+        raise ValueError(
+            "members cannot be set in a study: run it with scripts/sweep.py run --members K"
+        )
     for metric, direction in spec.objectives:
         if direction not in ("maximize", "minimize"):
             raise ValueError(f"direction must be maximize or minimize, got {direction!r}")
