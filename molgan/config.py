@@ -18,7 +18,15 @@ from dataclasses import dataclass, field
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "connectivity", "diversity")
+MEMBER_SETTINGS = (
+    "lam",
+    "mode_seeking",
+    "valence",
+    "gp_weight",
+    "connectivity",
+    "diversity",
+    "energy",
+)
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -137,6 +145,13 @@ class Config:
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
     equally often); sampling still draws classes with the data's own frequencies."""
+    energy: float = 0.0
+    """Weight of an energy-distance term on G between its batch and the real batch
+    (molgan.losses.energy_distance; EGO's objective beside the adversarial loss): matches the
+    data's spread, not only its location. 0 = off."""
+    energy_space: str = "graph"
+    """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
+    flattened) | critic (D's features before its last layer)."""
     gen_noise: float = 0.0
     """Std of Gaussian noise added to each hidden layer of G, in training and sampling (noise
     injection, SPECTRE); 0 = off."""
@@ -146,8 +161,8 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (README, Speed)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity or diversity,
-    one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7'
+    """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity, diversity or
+    energy, one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7'
     gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
@@ -232,9 +247,12 @@ class Config:
             "tau_end",
             "gen_noise",
             "reward_tilt",
+            "energy",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if self.energy_space not in ("graph", "critic"):
+            raise ValueError(f"energy_space must be graph or critic, got {self.energy_space!r}")
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.condition_balance <= 1.0:

@@ -89,6 +89,39 @@ def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
     return (f_real.detach().mean(dim=-2) - f_fake.mean(dim=-2)).pow(2).sum(dim=-1)
 
 
+def energy_distance(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """Energy distance between two samples, (..., B, F) each (Székely & Rizzo 2013):
+    2·E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ over all pairs (the same-sample terms without the diagonal).
+
+    Zero when the two samples have the same distribution and positive otherwise; as a loss of G
+    (on ``fake``) its −E‖X−X'‖ term pushes G's samples apart, so it matches the data's spread as
+    well as its location (EGO's objective, here beside the adversarial loss). Gradients reach
+    ``fake`` only. Returns (...).
+    """
+    real = real.detach()
+
+    def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> torch.Tensor:
+        d2 = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # (..., B, B)
+        d = torch.sqrt(d2 + 1e-8)  # smooth at 0 (the diagonal of a same-sample matrix)
+        if not same:
+            return d.mean(dim=(-2, -1))
+        n = a.shape[-2]
+        off = d.sum(dim=(-2, -1)) - d.diagonal(dim1=-2, dim2=-1).sum(-1)
+        return off / max(n * (n - 1), 1)
+
+    return (
+        2 * mean_distance(fake, real, False)
+        - mean_distance(fake, fake, True)
+        - mean_distance(real, real, True)
+    )
+
+
+def graph_features(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """A graph as one flat vector, (..., B, N·T + N·N·R): node and edge one-hots (or G's soft
+    versions) side by side, for ``energy_distance`` in graph space."""
+    return torch.cat([x.flatten(-2), adj.flatten(-3)], dim=-1)
+
+
 def mode_seeking(x: torch.Tensor, adj: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     """Mode-seeking term (MSGAN, Mao et al. 2019): 1 / (d(G(z1), G(z2)) / d(z1, z2) + 1e-5).
 

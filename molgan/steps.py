@@ -197,6 +197,17 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
     loss = parts.loss  # (K,)
     if "mode_seeking" in weights.active:
         loss = loss + weights["mode_seeking"] * losses.mode_seeking(x_fake, adj_fake, z)
+    energy = None
+    if "energy" in weights.active:
+        if cfg.energy_space == "critic":
+            fake_f = nets.gp_critic.features(x_fake, adj_fake, cond)  # (K, B, F)
+            with torch.no_grad():
+                real_f = nets.gp_critic.features(real.x, real.adj, cond)
+        else:
+            fake_f = losses.graph_features(x_fake, adj_fake)
+            real_f = losses.graph_features(real.x, real.adj)
+        energy = losses.energy_distance(fake_f, real_f)  # (K,)
+        loss = loss + weights["energy"] * energy
     penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
     for weight, value in penalties.values():
         loss = loss + weight * value
@@ -213,6 +224,8 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
         "alpha": parts.alpha.detach(),
     }
     stats |= {name: value.detach() for name, (_, value) in penalties.items()}
+    if energy is not None:
+        stats["loss/energy"] = energy.detach()
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 

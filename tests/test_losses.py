@@ -94,3 +94,33 @@ def test_alpha_is_detached_so_rl_gradient_flows_only_through_the_reward():
 def test_reward_net_loss_is_mean_squared_error_of_both_parts():
     v, r = torch.tensor([[0.5], [0.5]]), torch.tensor([[0.0], [1.0]])
     assert losses.reward_net_loss(v, r, v, v).item() == 0.25
+
+
+def test_energy_distance_is_near_zero_for_one_distribution_and_grows_with_a_shift():
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 400, 8).unbind(0)
+    same = losses.energy_distance(a, b)
+    assert abs(float(same)) < 0.05
+    shifted = [float(losses.energy_distance(a + d, b)) for d in (0.5, 1.0, 2.0)]
+    assert 0.05 < shifted[0] < shifted[1] < shifted[2]
+
+
+def test_energy_distance_penalises_a_collapsed_sample_more_than_one_with_the_data_spread():
+    torch.manual_seed(1)
+    real = torch.randn(256, 6)
+    spread = torch.randn(256, 6)
+    collapsed = real.mean(0, keepdim=True).expand(256, 6).clone()  # every sample at the mean
+    assert losses.energy_distance(collapsed, real) > losses.energy_distance(spread, real) + 0.5
+
+
+def test_energy_distance_gives_one_value_per_member_and_gradients_to_fake_only():
+    fake = torch.randn(3, 10, 4, requires_grad=True)
+    real = torch.randn(3, 10, 4, requires_grad=True)
+    value = losses.energy_distance(fake, real)
+    assert value.shape == (3,)
+    value.sum().backward()
+    assert fake.grad is not None and real.grad is None
+    alone = losses.energy_distance(fake[1], real[1])
+    torch.testing.assert_close(value[1], alone)
+    x, adj = torch.rand(3, 10, 9, 5), torch.rand(3, 10, 9, 9, 4)
+    assert losses.graph_features(x, adj).shape == (3, 10, 9 * 5 + 9 * 9 * 4)
