@@ -8,7 +8,6 @@ states), ``metrics`` (last evaluation) and ``versions``. Writes are atomic (temp
 from __future__ import annotations
 
 import dataclasses
-import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -141,12 +140,13 @@ def save_population(
 
 
 def _write(blob: dict, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, path)
-    return path
+    """Save ``blob`` atomically: a failed write (disk full, size limit) is a one-line
+    ``rundir.WriteError``, leaves no temporary file and the previous checkpoint intact."""
+    from molgan.rundir import atomic_path
+
+    with atomic_path(path) as tmp:
+        torch.save(blob, tmp)
+    return Path(path)
 
 
 def members_of(blob: dict) -> int:
@@ -161,12 +161,7 @@ def export(path: str | Path, out: str | Path, member: int | None = None) -> Path
     if member is not None or members_of(blob) > 1:
         blob = member_blob(blob, member or 0, path)
     blob = {k: v for k, v in blob.items() if k not in ("optimizers", "rng")}
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(blob, tmp)
-    os.replace(tmp, out)
-    return out
+    return _write(blob, out)
 
 
 def read(path: str | Path) -> dict:
@@ -259,6 +254,11 @@ def resume_config(
             for f in dataclasses.fields(Config)
             if getattr(cfg, f.name) != getattr(base, f.name)
         ]
+    if "preset" in explicit and cfg.preset != stored.preset:
+        raise ValueError(
+            f"--resume continues {path} with its own settings (preset {stored.preset!r}); "
+            f"refused: --preset {cfg.preset} (start a new run with --name to change it)"
+        )
     skip = ("resume", "out_dir", "name", "preset")
     asked = {  # in field order, so that messages are stable
         f.name: getattr(cfg, f.name)

@@ -103,6 +103,8 @@ def graph_reject_reason(mol: Chem.Mol, max_atoms: int) -> str | None:
     for atom in mol.GetAtoms():
         if atom.GetSymbol() not in _ATOMIC_NUM:
             return f"atom {atom.GetSymbol()} not in vocabulary"
+        if atom.GetIsotope():
+            return "isotope label (a graph has none)"
     if any(atom.GetDegree() == 0 for atom in mol.GetAtoms()):
         return "isolated atom"  # the official code's filter; drops CH4, NH3, H2O
     if len(Chem.GetMolFrags(mol)) > 1:
@@ -236,5 +238,8 @@ def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: i
     image = Draw.MolsToGridImage(
         mols, molsPerRow=per_row, subImgSize=(200, 200), legends=[Chem.MolToSmiles(m) for m in mols]
     )
-    image.save(str(path))
+    from molgan.rundir import atomic_path
+
+    with atomic_path(path) as tmp:  # a failed write is one line and leaves no partial PNG
+        image.save(str(tmp), format="PNG")
     return len(mols)

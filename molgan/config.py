@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import inspect
 import re
+import sys
 from dataclasses import dataclass, field
 
 # Scalar settings that may differ between the members of a population (``member_settings``):
@@ -159,7 +160,7 @@ class Config:
     members: int = 1
     """Train this many MolGANs in lockstep in one process (a population; member k has seed
     seed + k: its own weights, data order and noise). Much faster per model than separate
-    runs, on a GPU above all (README, Speed)."""
+    runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
     """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity, diversity or
     energy, one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7'
@@ -223,6 +224,11 @@ class Config:
         for name in ("time_limit", "gp_weight", "early_stop_unique", "ckpt_minutes"):
             if not getattr(self, name) >= 0:  # also refuses NaN
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.early_stop_unique > 1:
+            raise ValueError(
+                f"early_stop_unique is a share of unique molecules in (0, 1] (0 = off), "
+                f"got {self.early_stop_unique}"
+            )
         if self.seed >= 2**32 or self.split_seed >= 2**32:
             raise ValueError("seed and split_seed must be < 2**32")
         if not self.gen_dims or not self.conv_dims:
@@ -405,6 +411,16 @@ def make_config(preset: str = "paper", **overrides) -> Config:
     return Config(**{**PRESETS[preset], **overrides, "preset": preset})
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """``--help`` with each option's default, except where there is none to show (``None``,
+    ``False``): the help text says what an absent value means."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
     """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field.
 
@@ -445,8 +461,12 @@ def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
     args = vars(parser.parse_args(argv))
     args.pop("preset")
     overrides = {k: v for k, v in args.items() if v is not None}
+    given = pre.parse_known_args(argv)[0].preset != DEFAULT_PRESET or any(
+        a == "--preset" or a.startswith("--preset=") for a in (argv or sys.argv[1:])
+    )
     try:
-        return make_config(preset, **overrides), frozenset(overrides)
+        explicit = frozenset(overrides) | ({"preset"} if given else set())
+        return make_config(preset, **overrides), explicit
     except ValueError as err:  # one line, not argparse's usage block
         parser.exit(2, f"error: {err}\n")
 

@@ -28,7 +28,7 @@ import torch
 from molgan import chem, rewards
 from molgan.pool import pool_map, progress_bar
 
-FORMAT = 1  # bump when the cached tensor layout changes
+FORMAT = 2  # bump when the cached tensor layout or the filter changes (2: isotopes dropped)
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / "data" / "qm9.smi.gz"
 _MAX_REPORTED_LINES = 10
 
@@ -184,6 +184,8 @@ def _read_sdf(text: str) -> list[tuple[int, str]]:
 
 def _encode(smiles: str, max_atoms: int) -> tuple[str, np.ndarray, np.ndarray] | str:
     """Encode one SMILES; returns ``(canonical, atoms, bonds)`` or the reason it was dropped."""
+    if len(smiles) > chem.MAX_SMILES_LENGTH:
+        return f"SMILES longer than {chem.MAX_SMILES_LENGTH} characters"
     mol = chem.mol_from_smiles(smiles)
     if mol is None:
         return "unparsable SMILES"

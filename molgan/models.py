@@ -259,6 +259,7 @@ class MolGAN(nn.Module):
         batch_size: int = 4096,
         heavy_atoms: int | None = None,
         elements: str | Sequence[str] | None = None,
+        progress: bool | None = None,
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
@@ -270,13 +271,15 @@ class MolGAN(nn.Module):
             heavy_atoms, elements: a conditional model (``--condition``) is asked only for
                 this heavy-atom count and/or exactly this element set (``"C,O,F"``); G follows
                 the request for most graphs, not all (docs/ablation.md).
+            progress: a progress bar on stderr; default: for 100,000 molecules or more when
+                stderr is a terminal (as ``scripts/sample.py`` shows).
 
         Returns:
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
             that ``molgan.evaluate`` reports the lenient validity of strict samples correctly.
         """
         from molgan import chem
-        from molgan.sample import iter_samples
+        from molgan.sample import iter_samples, with_progress
 
         parts = iter_samples(
             self,
@@ -287,4 +290,4 @@ class MolGAN(nn.Module):
             heavy_atoms=heavy_atoms,
             elements=elements,
         )
-        return chem.Samples.concat(list(parts), strict=strict)
+        return chem.Samples.concat(list(with_progress(parts, n, progress)), strict=strict)

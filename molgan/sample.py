@@ -28,6 +28,7 @@ def sample(
     heavy_atoms: int | None = None,
     elements: str | Sequence[str] | None = None,
     member: int | None = None,
+    progress: bool | None = None,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -42,6 +43,8 @@ def sample(
         heavy_atoms, elements: ask a conditional model (trained with ``--condition``) for this
             heavy-atom count and/or exactly this element set, e.g. ``elements="C,N,F"``.
         member: from a population's checkpoint (``--members K``), member k (default 0).
+        progress: a progress bar on stderr; default: for ``PROGRESS_FROM`` (100,000) molecules
+            or more when stderr is a terminal.
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
@@ -64,8 +67,35 @@ def sample(
     if target is not None:
         model = model.to(target)
     return model.sample(
-        n, seed, strict=strict, batch_size=batch_size, heavy_atoms=heavy_atoms, elements=elements
+        n,
+        seed,
+        strict=strict,
+        batch_size=batch_size,
+        heavy_atoms=heavy_atoms,
+        elements=elements,
+        progress=progress,
     )
+
+
+PROGRESS_FROM = 100_000  # molecules from which sample() shows a bar on a terminal by default
+
+
+def with_progress(parts: Iterator[Samples], n: int, show: bool | None) -> Iterator[Samples]:
+    """``parts`` as they come, counted on a progress bar on stderr when ``show`` (None: for
+    ``PROGRESS_FROM`` molecules or more, when stderr is a terminal)."""
+    import sys
+
+    if show is None:
+        show = n >= PROGRESS_FROM and sys.stderr.isatty()
+    if not show:
+        yield from parts
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=n, desc=f"sampling {n:,} molecules", file=sys.stderr, leave=False) as bar:
+        for part in parts:
+            bar.update(len(part))
+            yield part
 
 
 @torch.no_grad()

@@ -130,24 +130,30 @@ def train(
     """
     run_dir = Path(cfg.out_dir) / cfg.run_name
     ckpt_path = run_dir / rundir.CKPT
-    blob, changes = None, []
-    if cfg.resume:
-        if not ckpt_path.is_file():
-            raise ValueError(f"nothing to resume: {ckpt_path} does not exist")
-        blob = checkpoint.read(ckpt_path)
-        cfg, changes = checkpoint.resume_config(blob, cfg, ckpt_path, explicit)
-    else:
+    if cfg.resume and not ckpt_path.is_file():
+        raise ValueError(f"nothing to resume: {ckpt_path} does not exist")
+    if not cfg.resume:
         rundir.check_new(run_dir)
-    rewards.parse_reward(cfg.reward)  # a typo fails now, not after the data has loaded
-    if cfg.best_metric:
-        metrics.check_metric(cfg.best_metric)
-    device = resolve_device(cfg.device)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    try:
-        return _train(cfg, device, run_dir, blob, changes, callback)
-    finally:
-        torch.set_num_threads(threads)
+        rewards.parse_reward(cfg.reward)  # a typo fails now, not after the data has loaded
+        if cfg.best_metric:
+            metrics.check_metric(cfg.best_metric)
+    with rundir.hold(run_dir):  # one process per run folder, for the run's life
+        blob, changes = None, []
+        if cfg.resume:
+            blob = checkpoint.read(ckpt_path)
+            cfg, changes = checkpoint.resume_config(blob, cfg, ckpt_path, explicit)
+        else:
+            rundir.check_new(run_dir)  # again, now that no other process can start in it
+        rewards.parse_reward(cfg.reward)
+        if cfg.best_metric:
+            metrics.check_metric(cfg.best_metric)
+        device = resolve_device(cfg.device)
+        threads = torch.get_num_threads()
+        torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+        try:
+            return _train(cfg, device, run_dir, blob, changes, callback)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
@@ -216,6 +222,12 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         ]
         latest = {k: torch.tensor(v) for k, v in blob.get("stats", {}).items()}
         state = _population_state(blob, K)
+        asked = [c for c in changes if c.startswith(("max_steps ", "epochs "))]
+        if asked and start >= total:
+            raise ValueError(
+                f"{ckpt_path} is at step {start}; {' and '.join(asked)} gives {total} steps, "
+                f"nothing to train (ask for more than {start})"
+            )
         dropped = rundir.truncate_log(run_dir / rundir.LOG, start)
         note = f"; {dropped} log rows after it dropped" if dropped else ""
         print(f"resuming {run_dir} at step {start}/{total}{note}", file=sys.stderr)
@@ -546,7 +558,9 @@ def _stop_reason(
     generator starts below 2% unique and climbs (it stopped runs at epoch 1 otherwise)."""
     unique = metrics.get("score/unique")
     watching = cfg.early_stop_unique and done > rl_from and "score/valid" in values
-    if watching and unique is not None:
+    if watching and "score/unique" in metrics:
+        if unique is None or not math.isfinite(unique):
+            unique = 0.0  # no valid molecule: nothing unique either
         if unique < cfg.early_stop_unique:
             return f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}"
     if timed_out:

@@ -21,7 +21,7 @@ import time
 
 import torch
 
-from molgan import checkpoint, chem, rewards, steps
+from molgan import checkpoint, chem, rewards, rundir, steps
 from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.layers import RelationalGraphConv
@@ -346,12 +346,12 @@ def main(argv: list[str] | None = None) -> int:
             else f"| {what} | {value:.2f} | {unit} |"
         )
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(
-                {"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]},
-                handle,
-                indent=2,
-            )
+        table = {"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]}
+        try:
+            rundir.write_text(args.json, json.dumps(table, indent=2))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

@@ -17,6 +17,7 @@ import torch
 
 import molgan
 from molgan import chem
+from molgan.config import HelpFormatter
 from molgan.rundir import output_path
 
 
@@ -53,7 +54,7 @@ def _rows(model, n: int, seed: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
     parser.add_argument("checkpoint", help="a conditional model's checkpoint (or run directory)")
     parser.add_argument("-n", type=int, default=500, help="molecules sampled per class")

@@ -17,7 +17,8 @@ import json
 import math
 import sys
 
-from molgan import chem, metrics
+from molgan import chem, metrics, rundir
+from molgan.config import HelpFormatter
 from molgan.data import DEFAULT_DATA, load_dataset, read_samples, read_smiles
 from molgan.rundir import output_path
 
@@ -26,7 +27,7 @@ COLUMNS = ("valid", "valid_lenient", "unique", "novel", *metrics.PROPERTIES)
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
     parser.add_argument("file", nargs="?", help="samples: .smi, .csv or .sdf, optionally .gz")
     parser.add_argument("--train", help="training SMILES file for novelty, or 'qm9'")
@@ -53,6 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             result = metrics.reference_row(*splits, with_fcd=args.fcd, paper_means=True)
         else:
             samples = read_samples(args.file)  # read (and checked) before the training set
+            long = sum(isinstance(s, str) and len(s) > chem.MAX_SMILES_LENGTH for s in samples)
+            if long:
+                print(
+                    f"note: {long} SMILES longer than {chem.MAX_SMILES_LENGTH} characters count "
+                    "as invalid (no molecule molgan makes is that long)",
+                    file=sys.stderr,
+                )
             train = None
             if args.train == "qm9":
                 train = qm9.smiles_of("train")
@@ -83,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         clean = {
             k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()
         }
-        with open(args.json, "w") as handle:
-            json.dump(clean, handle, indent=2)
+        try:
+            rundir.write_text(args.json, json.dumps(clean, indent=2))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

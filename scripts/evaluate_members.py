@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fcd", action="store_true", help="add FCD vs the test split")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
-    from molgan import checkpoint, metrics
+    from molgan import checkpoint, metrics, rundir
     from molgan.data import load_dataset, resolve_path
 
     try:
@@ -56,8 +56,11 @@ def main(argv: list[str] | None = None) -> int:
             mean, std = statistics.mean(values), statistics.stdev(values)
             print(f"{c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
     if args.json:
-        with open(args.json, "w") as handle:
-            json.dump(rows, handle, indent=2, default=float)
+        try:
+            rundir.write_text(args.json, json.dumps(rows, indent=2, default=float))
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
     return 0
 
 

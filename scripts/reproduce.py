@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from molgan import metrics
-from molgan.config import make_config
+from molgan.config import HelpFormatter, make_config
 from molgan.data import resolve_path
 from molgan.models import resolve_device
 
@@ -124,7 +124,7 @@ def table(results: list[dict], reference: dict | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
     parser.add_argument(
         "--objectives",

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import molgan
 from molgan import chem, metrics
+from molgan.config import HelpFormatter
 from molgan.models import resolve_device
-from molgan.rundir import output_path
+from molgan.rundir import output_path, write_error
 from molgan.sample import iter_samples
 
 FORMATS = (".csv", ".smi", ".sdf")
@@ -62,13 +63,16 @@ class Writer:
         os.replace(self.tmp, self.out)
 
     def abort(self) -> None:
-        self.raw.close()
+        try:
+            self.raw.close()
+        except OSError:
+            pass  # the write that failed may fail again on close; the file goes anyway
         self.tmp.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
     parser.add_argument(
         "--checkpoint", help="checkpoint file (default: the shipped pretrained QM9 model)"
@@ -91,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         "--elements", help="a conditional model: exactly these elements, e.g. C,O,F"
     )
     parser.add_argument("--chunk", type=int, default=10_000, help="graphs per written chunk")
+    parser.add_argument(
+        "--force", action="store_true", help="replace an existing --out / --grid file"
+    )
     args = parser.parse_args(argv)
     try:
         if not args.out and not args.grid:
@@ -101,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         grid = output_path(args.grid, "--grid") if args.grid else None
         if grid is not None and grid.suffix.lower() != ".png":
             raise ValueError("--grid must end in .png")
+        for path, flag in ((out, "--out"), (grid, "--grid")):
+            if path is not None and path.exists() and not args.force:
+                raise ValueError(f"{flag} {path} exists; pass --force to replace it")
         if args.n < 1 or args.chunk < 1 or args.threads < 0:
             raise ValueError("-n and --chunk must be ≥ 1, --threads ≥ 0")
         import torch
@@ -119,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    writer = Writer(out) if out is not None else None
+    writer = None
     valid, lenient, drawable = 0, 0, []
     try:
+        writer = Writer(out) if out is not None else None
         with _progress(args.n) as update:
             for samples in batches:
                 if writer is not None:
@@ -131,12 +142,17 @@ def main(argv: list[str] | None = None) -> int:
                 if len(drawable) < GRID_SIZE:
                     drawable += [s for s in samples if s is not None][: GRID_SIZE - len(drawable)]
                 update(len(samples))
+        if writer is not None:
+            writer.close()
+    except OSError as err:  # disk full, file-size limit, …: one line, no partial file left
+        if writer is not None:
+            writer.abort()
+        print(f"error: {write_error(out, err)}", file=sys.stderr)
+        return 2
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    if writer is not None:
-        writer.close()
     where = f" -> {out}" if out is not None else ""
     # fraction first, then percent: the rounding of molgan.metrics (9685/10000 -> 96.9, not 96.8)
     print(

@@ -22,6 +22,8 @@ import os
 import sys
 from pathlib import Path
 
+from molgan.config import HelpFormatter
+
 SLURM_KEYS = {  # short names -> submitit's Slurm parameters
     "partition": ("slurm_partition", str),
     "time": ("timeout_min", int),
@@ -57,17 +59,10 @@ def parse_slurm(items: list[str]) -> tuple[dict, int | None]:
     return params, array
 
 
-class _Help(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except None (the help text says what an absent value means)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=_Help)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=HelpFormatter
+    )
     parser.add_argument("command", choices=("run", "work", "status", "results", "drain"))
     parser.add_argument("study", help="study file (.toml or .json)")
     parser.add_argument("--root", help="study folder (default: sweeps/<name>)")

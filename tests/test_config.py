@@ -40,7 +40,9 @@ def test_fractional_epochs_are_accepted_on_the_command_line():
 
 def test_command_line_records_only_the_flags_given():
     cfg, explicit = parse_cli(["--preset", "debug", "--lr", "0.01", "--no-progress"])
-    assert explicit == {"lr", "progress"} and cfg.preset == "debug" and cfg.batch_size == 6
+    assert explicit == {"preset", "lr", "progress"} and cfg.preset == "debug"
+    assert cfg.batch_size == 6
+    assert parse_cli(["--lr", "0.01"])[1] == {"lr"}  # the default preset was not given
 
 
 def test_bad_flag_value_exits_with_one_line(capsys):

@@ -64,8 +64,9 @@ def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path)
     done = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "20", "--out", out,
                "--heavy-atoms", "9")  # fmt: skip
     assert "20 sampled" in done.stdout and len(out.read_text().splitlines()) == 20
-    refused = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "5", "--out", out,
-                  "--heavy-atoms", "1", "--elements", "F", check=False)  # fmt: skip
+    refused = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "5", "--out",
+                  tmp_path / "d.smi", "--heavy-atoms", "1", "--elements", "F",
+                  check=False)  # fmt: skip
     assert refused.returncode == 2
     assert (
         refused.stderr
