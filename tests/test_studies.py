@@ -60,6 +60,18 @@ def _study(root, spec):
     return sweep.open_study(sweep.load_spec(spec), sweep.default_storage(Path(root)))
 
 
+def _checkpointed_worker(root: Path, folder: str = "runs") -> int:
+    """The pid of the worker that holds trial 0, once its run (or pack) has a checkpoint."""
+    lock = root / "locks" / "trial-0.lock"
+    deadline = time.monotonic() + 120
+    while not (
+        list((root / folder).glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
+    ):
+        assert time.monotonic() < deadline, "no checkpoint within 2 minutes"
+        time.sleep(0.05)
+    return int(lock.read_text())
+
+
 # --- 1. samplers -------------------------------------------------------------------------------
 
 
@@ -195,13 +207,7 @@ def test_a_worker_stops_on_sigterm_between_and_during_trials(tmp_path):
     spec = _spec("term", fixed={"max_steps": 100_000, "ckpt_minutes": 0.002, "eval_every": 0})
     sweep.launch(spec, tmp_path, workers=1, wait=False, **QUIET)
     lock = tmp_path / "locks" / "trial-0.lock"
-    deadline = time.monotonic() + 120
-    while not (
-        list((tmp_path / "runs").glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    pid = int(lock.read_text())
+    pid = _checkpointed_worker(tmp_path)
     os.kill(pid, signal.SIGTERM)  # before: submitit's job handler ignored it
     deadline = time.monotonic() + 60
     while not all(sweep.is_free(p) for p in lock.parent.glob("*.lock")):
@@ -382,14 +388,8 @@ def test_a_dead_local_worker_is_replaced_while_the_launcher_runs(tmp_path):
         )
     )
     thread.start()
-    lock = tmp_path / "locks" / "trial-0.lock"
-    deadline = time.monotonic() + 120
-    while not (
-        list((tmp_path / "runs").glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.kill(int(lock.read_text()), signal.SIGKILL)
+    pid = _checkpointed_worker(tmp_path)
+    os.kill(pid, signal.SIGKILL)
     thread.join(timeout=240)
     assert not thread.is_alive()
     frame = result["frame"]
@@ -482,13 +482,8 @@ def test_a_killed_population_of_trials_resumes_from_its_checkpoint(tmp_path):
     )
     sweep.launch(spec, tmp_path, workers=1, wait=False, members=2, **QUIET)
     lock = tmp_path / "locks" / "trial-0.lock"
-    deadline = time.monotonic() + 120
-    while not (
-        list((tmp_path / "packs").glob("*/ckpt.pt")) and lock.is_file() and lock.read_text().strip()
-    ):
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    os.kill(int(lock.read_text()), signal.SIGKILL)
+    pid = _checkpointed_worker(tmp_path, "packs")
+    os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
     while not sweep.is_free(lock):
         assert time.monotonic() < deadline
