@@ -2,10 +2,23 @@
 
 from molgan.checkpoint import load
 from molgan.config import Config
+from molgan.estimator import MolGANGenerator, guacamol_generator
 from molgan.metrics import evaluate
 from molgan.models import MolGAN
+from molgan.pyg import to_pyg
 from molgan.sample import sample
 from molgan.train import train
 
 __version__ = "0.1.0"
-__all__ = ["Config", "MolGAN", "load", "sample", "train", "evaluate", "__version__"]
+__all__ = [
+    "Config",
+    "MolGAN",
+    "MolGANGenerator",
+    "evaluate",
+    "guacamol_generator",
+    "load",
+    "sample",
+    "to_pyg",
+    "train",
+    "__version__",
+]

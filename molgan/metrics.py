@@ -7,6 +7,10 @@ Definitions (pinned by tests/test_metrics.py):
                  figure, most likely behind the paper's 98.1%.
   unique         distinct canonical SMILES / strictly valid.
   novel          strictly valid and not in the training set / strictly valid (NaN without one).
+  vun            V.U.N. as the one-step papers count it (EGO's "strict V.U.N."): distinct,
+                 strictly valid (hence connected), novel molecules / all inputs (NaN without a
+                 training set). ``valid_lenient`` is the GDSS protocol's "validity without
+                 correction" (molgan never corrects a graph; fragments count as valid there).
   qed, logp, sa, np, diversity, drugcandidate
                  plain means over strictly valid molecules of the normalised [0, 1] scores of
                  ``molgan.rewards`` (the paper's convention). NaN when no molecule is valid.
@@ -34,7 +38,7 @@ import numpy as np
 from molgan import chem, rewards
 
 PROPERTIES = ("qed", "logp", "sa", "np", "diversity", "drugcandidate")
-PERCENT = ("valid", "valid_lenient", "unique", "novel")  # fractions, printed as %
+PERCENT = ("valid", "valid_lenient", "unique", "novel", "vun")  # fractions, printed as %
 COLLAPSE = ("distinct", "top100_share", "f_share", "small_share")
 REFERENCED = ("atom_tv", "size_tv", "f_ratio", "small_ratio")  # need a training set
 METRICS = (*PERCENT, *PROPERTIES, *COLLAPSE, *REFERENCED, "fcd")  # names a metric may take
@@ -256,6 +260,8 @@ def evaluate(
         "unique": valid["smiles"].nunique() / n_valid if n_valid else math.nan,
         "novel": float(valid["novel"].mean()) if n_valid and train_smiles is not None else math.nan,
     }
+    novel = valid["smiles"][valid["novel"].astype(bool)] if n_valid else []
+    result["vun"] = len(set(novel)) / len(frame) if train_smiles is not None else math.nan
     train = None
     if train_smiles is not None:
         train = (

@@ -2,6 +2,7 @@ import math
 
 import pytest
 
+import molgan
 from molgan import metrics
 
 
@@ -126,3 +127,10 @@ def test_metric_products_and_minimised_metrics_are_checked():
     assert metrics.check_metric("-fcd") == "-fcd"
     with pytest.raises(ValueError, match="unknown metric"):
         metrics.check_metric("validity")
+
+
+def test_vun_counts_distinct_strictly_valid_novel_molecules_over_all_samples():
+    samples = ["CCO", "CCO", "CCN", "CCN", "C.C", None, "CCCC", "not a smiles"]
+    result = molgan.evaluate(samples, ["CCO"])
+    assert result["vun"] == 2 / 8  # CCN and CCCC; CCO is not novel, C.C not connected
+    assert math.isnan(molgan.evaluate(samples)["vun"])  # novelty needs a training set

@@ -1,0 +1,106 @@
+"""Graphs in and out as PyTorch Geometric ``Data`` / ``Batch`` (``torch_geometric``, imported
+lazily).
+
+``to_pyg`` turns molgan's dense graphs — generated ones, a dataset's, or SMILES encoded on the
+way — into sparse PyG molecules: ``x`` the atom one-hot over the vocabulary without its pad
+type (n, T-1), ``edge_index`` both directions of every bond (2, 2E), ``edge_attr`` the bond
+one-hot without "no bond" (2E, R-1), ``smiles``. Atoms keep RDKit's order, as PyG's
+``from_smiles`` does. ``smiles_of`` reads the SMILES of a PyG molecule dataset, so that it can be
+training data (``MolGANGenerator.fit``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from molgan import chem
+
+
+def graph_to_data(
+    atoms: np.ndarray,
+    bonds: np.ndarray,
+    smiles: str | None = None,
+    atom_types: Sequence[str] = chem.ATOM_TYPES,
+    bond_types: Sequence[str] = chem.BOND_TYPES,
+):
+    """One dense graph (atoms (N,), bonds (N, N) type indices) as a PyG ``Data``; pad nodes
+    and bonds to them are dropped."""
+    from torch_geometric.data import Data
+
+    atoms, bonds = np.asarray(atoms), np.asarray(bonds)
+    keep = np.nonzero(atoms > 0)[0]  # real atoms, in node order
+    index = {int(node): i for i, node in enumerate(keep)}
+    x = torch.zeros(len(keep), len(atom_types) - 1)
+    x[torch.arange(len(keep)), torch.as_tensor(atoms[keep], dtype=torch.long) - 1] = 1.0
+    rows, cols = np.nonzero(np.triu(bonds, k=1))
+    pairs = [(index[i], index[j], int(bonds[i, j])) for i, j in zip(rows, cols, strict=True)
+             if i in index and j in index]  # fmt: skip
+    src = [p[0] for p in pairs] + [p[1] for p in pairs]
+    dst = [p[1] for p in pairs] + [p[0] for p in pairs]
+    kinds = [p[2] for p in pairs] * 2
+    edge_attr = torch.zeros(len(kinds), len(bond_types) - 1)
+    if kinds:
+        edge_attr[torch.arange(len(kinds)), torch.tensor(kinds) - 1] = 1.0
+    edge_index = torch.tensor([src, dst], dtype=torch.long).reshape(2, -1)
+    if smiles is None:
+        smiles = chem.graph_to_smiles(atoms, bonds, strict=False)
+    return Data(x=x, edge_index=edge_index, edge_attr=edge_attr, smiles=smiles)
+
+
+def to_pyg(source, bonds: np.ndarray | None = None, *, max_atoms: int = 38, batch: bool = True):
+    """Molecules as PyG graphs.
+
+    Args:
+        source: a list of SMILES (encoded with the QM9 vocabulary; one that cannot be is an
+            error), an array of atom types (M, N) with ``bonds`` (M, N, N) (e.g.
+            ``MolGAN.sample_graphs``), or a ``molgan.data.Dataset``.
+        max_atoms: with SMILES, the most heavy atoms a molecule may have.
+        batch: return one ``Batch``; else a list of ``Data``.
+
+    Raises:
+        ValueError: a SMILES molgan cannot encode (its reason), or mismatched arrays.
+    """
+    from torch_geometric.data import Batch
+
+    from molgan.data import Dataset
+
+    if isinstance(source, Dataset):
+        graphs = zip(source.atoms.numpy(), source.bonds.numpy(), source.smiles, strict=True)
+    elif bonds is not None:
+        atoms = np.asarray(source)
+        if atoms.shape[0] != np.asarray(bonds).shape[0]:
+            raise ValueError(f"{atoms.shape[0]} atom rows but {np.asarray(bonds).shape[0]} bonds")
+        graphs = ((a, b, None) for a, b in zip(atoms, np.asarray(bonds), strict=True))
+    else:
+        graphs = (_encoded(s, max_atoms) for s in source)
+    items = [graph_to_data(a, b, s) for a, b, s in graphs]
+    return Batch.from_data_list(items) if batch else items
+
+
+def _encoded(smiles: str, max_atoms: int) -> tuple[np.ndarray, np.ndarray, str]:
+    from molgan.data import _encode
+
+    encoded = _encode(smiles, max_atoms)
+    if isinstance(encoded, str):
+        raise ValueError(f"cannot encode {smiles!r}: {encoded}")
+    canonical, atoms, bonds = encoded
+    return atoms, bonds, canonical
+
+
+def smiles_of(dataset: Iterable) -> list[str]:
+    """The ``smiles`` of every molecule of a PyG dataset (e.g. ``torch_geometric.datasets.QM9``
+    or a list of ``Data``), as training data for ``MolGANGenerator.fit``.
+
+    Raises:
+        ValueError: a graph without a ``smiles`` attribute.
+    """
+    out = []
+    for i, data in enumerate(dataset):
+        smiles = getattr(data, "smiles", None)
+        if not isinstance(smiles, str):
+            raise ValueError(f"graph {i} of the dataset has no smiles attribute")
+        out.append(smiles)
+    return out
