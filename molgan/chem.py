@@ -25,6 +25,7 @@ VALENCE: dict[str, int] = {"pad": 0, "C": 4, "N": 3, "O": 2, "F": 1}
 BOND_ORDER: dict[str, int] = {"none": 0, "single": 1, "double": 2, "triple": 3}
 
 _ATOMIC_NUM = {"C": 6, "N": 7, "O": 8, "F": 9}
+_TABLE = Chem.GetPeriodicTable()
 _RDKIT_BOND = {
     "single": Chem.BondType.SINGLE,
     "double": Chem.BondType.DOUBLE,
@@ -94,14 +95,62 @@ def heavy_atoms(smiles: str | None) -> list[str]:
     return [] if mol is None else [atom.GetSymbol() for atom in mol.GetAtoms()]
 
 
-def graph_reject_reason(mol: Chem.Mol, max_atoms: int) -> str | None:
-    """Why ``mol`` cannot be encoded as a graph of ``max_atoms`` nodes, or ``None`` if it can."""
+def atom_type(atom: Chem.Atom) -> str:
+    """An atom's vocabulary name: its element and formal charge, e.g. ``C``, ``N+``, ``O-``,
+    ``Fe+2``."""
+    charge = atom.GetFormalCharge()
+    if charge == 0:
+        return atom.GetSymbol()
+    sign = "+" if charge > 0 else "-"
+    return f"{atom.GetSymbol()}{sign}{abs(charge) if abs(charge) > 1 else ''}"
+
+
+def parse_atom_type(name: str) -> tuple[str, int]:
+    """``"N+"`` -> ``("N", 1)``, ``"O-"`` -> ``("O", -1)``, ``"Fe+2"`` -> ``("Fe", 2)``."""
+    for sign, value in (("+", 1), ("-", -1)):
+        if sign in name:
+            symbol, _, count = name.partition(sign)
+            return symbol, value * int(count or 1)
+    return name, 0
+
+
+def type_sort_key(name: str) -> tuple[int, int]:
+    """Vocabulary order: by atomic number, then charge (so C, N, O, F lead as in QM9's)."""
+    symbol, charge = parse_atom_type(name)
+    return _TABLE.GetAtomicNumber(symbol), charge
+
+
+def type_valence(name: str) -> int:
+    """The most bonds an atom of vocabulary type ``name`` makes, for the valence penalty on
+    soft graphs: QM9's neutral valences for C, N, O, F; otherwise RDKit's largest allowed
+    valence of the isoelectronic element (N+ like C: 4; O- like F: 1; S: 6)."""
+    if name in VALENCE:
+        return VALENCE[name]
+    symbol, charge = parse_atom_type(name)
+    number = _TABLE.GetAtomicNumber(symbol) - charge
+    if number < 1:
+        return 0
+    valences = [v for v in _TABLE.GetValenceList(number) if v >= 0]
+    return max(valences) if valences else 0
+
+
+def _symbols(atom_types) -> set[str]:
+    return {parse_atom_type(t)[0] for t in atom_types[1:]}
+
+
+def graph_reject_reason(
+    mol: Chem.Mol, max_atoms: int, atom_types: tuple[str, ...] = ATOM_TYPES
+) -> str | None:
+    """Why ``mol`` cannot be encoded as a graph of ``max_atoms`` nodes, or ``None`` if it can.
+    (A charged atom whose type the vocabulary lacks is encoded neutral, so it fails the round
+    trip of ``molgan.data``: QM9's charged molecules are counted that way.)"""
     if mol.GetNumAtoms() == 0:
         return "no heavy atoms"
     if mol.GetNumAtoms() > max_atoms:
         return "too many heavy atoms"
+    symbols = _symbols(atom_types) if atom_types is not ATOM_TYPES else _ATOMIC_NUM
     for atom in mol.GetAtoms():
-        if atom.GetSymbol() not in _ATOMIC_NUM:
+        if atom.GetSymbol() not in symbols:
             return f"atom {atom.GetSymbol()} not in vocabulary"
         if atom.GetIsotope():
             return "isotope label (a graph has none)"
@@ -112,18 +161,22 @@ def graph_reject_reason(mol: Chem.Mol, max_atoms: int) -> str | None:
     return None
 
 
-def mol_to_graph(mol: Chem.Mol, max_atoms: int) -> tuple[np.ndarray, np.ndarray] | None:
+def mol_to_graph(
+    mol: Chem.Mol, max_atoms: int, atom_types: tuple[str, ...] = ATOM_TYPES
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Encode a molecule as dense type-index arrays, kekulised.
 
     Args:
         mol: a sanitised RDKit molecule (implicit hydrogens).
         max_atoms: N, the number of graph nodes; shorter molecules are padded with type 0.
+        atom_types: the vocabulary (index 0 = pad); an atom whose charged type it lacks is
+            encoded as its neutral element.
 
     Returns:
         ``(atoms, bonds)`` with shapes (N,) and (N, N), dtype int8, or ``None`` if the molecule has
         atoms outside the vocabulary, more than N heavy atoms, or cannot be kekulised.
     """
-    if graph_reject_reason(mol, max_atoms) is not None:
+    if graph_reject_reason(mol, max_atoms, atom_types) is not None:
         return None
     mol = Chem.Mol(mol)
     try:
@@ -132,8 +185,9 @@ def mol_to_graph(mol: Chem.Mol, max_atoms: int) -> tuple[np.ndarray, np.ndarray]
         return None
     atoms = np.zeros(max_atoms, dtype=np.int8)  # (N,)
     bonds = np.zeros((max_atoms, max_atoms), dtype=np.int8)  # (N, N)
+    index = {name: i for i, name in enumerate(atom_types)}
     for atom in mol.GetAtoms():
-        atoms[atom.GetIdx()] = ATOM_TYPES.index(atom.GetSymbol())
+        atoms[atom.GetIdx()] = index.get(atom_type(atom), index.get(atom.GetSymbol(), 0))
     for bond in mol.GetBonds():
         name = str(bond.GetBondType()).lower()
         if name not in _RDKIT_BOND:
@@ -143,11 +197,13 @@ def mol_to_graph(mol: Chem.Mol, max_atoms: int) -> tuple[np.ndarray, np.ndarray]
     return atoms, bonds
 
 
-def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray) -> Chem.Mol | None:
+def graph_to_mol(
+    atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...] = ATOM_TYPES
+) -> Chem.Mol | None:
     """Decode type-index arrays to a sanitised molecule; pad nodes and their bonds are dropped.
 
     Args:
-        atoms: (N,) atom-type indices into ``ATOM_TYPES``.
+        atoms: (N,) atom-type indices into ``atom_types`` (default: QM9's ``ATOM_TYPES``).
         bonds: (N, N) bond-type indices into ``BOND_TYPES``; only the upper triangle is read.
 
     Returns:
@@ -160,7 +216,7 @@ def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray) -> Chem.Mol | None:
     node_to_idx: dict[int, int] = {}
     for node, kind in enumerate(atoms.tolist()):
         if kind > 0:
-            node_to_idx[node] = mol.AddAtom(Chem.Atom(_ATOMIC_NUM[ATOM_TYPES[kind]]))
+            node_to_idx[node] = mol.AddAtom(_new_atom(atom_types[kind]))
     if not node_to_idx:
         return None
     rows, cols = np.nonzero(np.triu(bonds, k=1))
@@ -176,13 +232,30 @@ def graph_to_mol(atoms: np.ndarray, bonds: np.ndarray) -> Chem.Mol | None:
     return mol
 
 
-def graph_to_smiles(atoms: np.ndarray, bonds: np.ndarray, strict: bool = True) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _atom_template(name: str) -> Chem.Atom:
+    symbol, charge = parse_atom_type(name)
+    atom = Chem.Atom(symbol)
+    atom.SetFormalCharge(charge)
+    return atom
+
+
+def _new_atom(name: str) -> Chem.Atom:
+    return Chem.Atom(_atom_template(name))
+
+
+def graph_to_smiles(
+    atoms: np.ndarray,
+    bonds: np.ndarray,
+    strict: bool = True,
+    atom_types: tuple[str, ...] = ATOM_TYPES,
+) -> str | None:
     """Canonical SMILES of a graph, or ``None`` if it is not a valid molecule.
 
     With ``strict`` a molecule of several fragments counts as invalid; without it the dotted
     SMILES of all fragments is returned (the official code's lenient validity).
     """
-    mol = graph_to_mol(atoms, bonds)
+    mol = graph_to_mol(atoms, bonds, atom_types)
     if mol is None:
         return None
     smiles = Chem.MolToSmiles(mol)

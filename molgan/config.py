@@ -44,6 +44,12 @@ class Config:
     """N, graph nodes = max heavy atoms per molecule."""
     split_seed: int = 0
     """Seed of the fixed 80/10/10 train/val/test split."""
+    atoms: str = ""
+    """Atom vocabulary: qm9 (C, N, O, F, no charges) | auto (each element-and-charge type in
+    at least atoms_min_count molecules, e.g. C,N,O,S,Cl,N+,O-) | a list such as C,N,O,N+,O-;
+    '' = qm9 for the shipped QM9, auto for --data."""
+    atoms_min_count: int = 10
+    """With atoms auto: molecules with a type rarer than this are dropped (and counted)."""
     # --- model ---
     z_dim: int = 32
     """Latent size Z (paper 32; the official example uses 8)."""
@@ -218,7 +224,15 @@ class Config:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.max_atoms > MAX_ATOMS_LIMIT:
             raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
-        for name in ("max_steps", "eval_every", "threads", "seed", "split_seed", "rarity_window"):
+        for name in (
+            "max_steps",
+            "eval_every",
+            "threads",
+            "seed",
+            "split_seed",
+            "rarity_window",
+            "atoms_min_count",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         for name in ("time_limit", "gp_weight", "early_stop_unique", "ckpt_minutes"):
@@ -376,6 +390,7 @@ PRESETS: dict[str, dict] = {
     # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
     "debug": dict(
         data="data/qm9_debug.smi",
+        atoms="qm9",  # a QM9 subset: QM9's vocabulary, whichever types the subset happens to hold
         z_dim=7,
         gen_dims=(11, 13),
         conv_dims=(11, 13),

@@ -18,7 +18,8 @@ import os
 import sys
 import zlib
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -50,6 +51,8 @@ class Dataset:
         smiles: M canonical SMILES, in the same order.
         split: ``{"train", "val", "test"}`` -> int64 index tensors into the rows above.
         drops: count of input lines dropped, per reason.
+        atom_types: the atom vocabulary (index 0 = pad): QM9's C, N, O, F, or the (element,
+            charge) types of the data (``atoms="auto"``).
     """
 
     atoms: torch.Tensor
@@ -57,6 +60,7 @@ class Dataset:
     smiles: list[str]
     split: dict[str, torch.Tensor]
     drops: dict[str, int]
+    atom_types: tuple[str, ...] = field(default=chem.ATOM_TYPES)
 
     @property
     def max_atoms(self) -> int:
@@ -67,9 +71,10 @@ class Dataset:
         return [self.smiles[i] for i in self.split[part].tolist()]
 
 
-def one_hot(atoms: torch.Tensor, bonds: torch.Tensor) -> Batch:
+def one_hot(atoms: torch.Tensor, bonds: torch.Tensor, num_atom_types: int = 0) -> Batch:
     """Index tensors (B, N) and (B, N, N) -> float one-hot ``Batch(x, adj)``."""
-    x = torch.nn.functional.one_hot(atoms.long(), len(chem.ATOM_TYPES)).float()  # (B, N, T)
+    T = num_atom_types or len(chem.ATOM_TYPES)
+    x = torch.nn.functional.one_hot(atoms.long(), T).float()  # (B, N, T)
     adj = torch.nn.functional.one_hot(bonds.long(), len(chem.BOND_TYPES)).float()  # (B, N, N, R)
     return Batch(x, adj)
 
@@ -182,43 +187,88 @@ def _read_sdf(text: str) -> list[tuple[int, str]]:
     return entries
 
 
-def _encode(smiles: str, max_atoms: int) -> tuple[str, np.ndarray, np.ndarray] | str:
-    """Encode one SMILES; returns ``(canonical, atoms, bonds)`` or the reason it was dropped."""
+AUTO = "auto"  # atom vocabulary from the data: (element, charge) types of the training file
+
+
+def _encode(
+    smiles: str, max_atoms: int, atom_types: tuple[str, ...] | None = chem.ATOM_TYPES
+) -> tuple | str:
+    """Encode one SMILES; returns ``(canonical, atoms, bonds, types)`` or the reason it was
+    dropped. ``atom_types`` None (``auto``): the molecule's own types are its vocabulary
+    (``types``, index 0 = pad), remapped to the data's vocabulary by ``load_dataset``."""
     if len(smiles) > chem.MAX_SMILES_LENGTH:
         return f"SMILES longer than {chem.MAX_SMILES_LENGTH} characters"
     mol = chem.mol_from_smiles(smiles)
     if mol is None:
         return "unparsable SMILES"
-    reason = chem.graph_reject_reason(mol, max_atoms)
+    types = atom_types
+    if types is None:
+        own = {chem.atom_type(atom) for atom in mol.GetAtoms()}
+        types = ("pad", *sorted(own, key=chem.type_sort_key))
+    reason = chem.graph_reject_reason(mol, max_atoms, types)
     if reason is not None:
         return reason
-    graph = chem.mol_to_graph(mol, max_atoms)
+    graph = chem.mol_to_graph(mol, max_atoms, types)
     if graph is None:
         return "cannot kekulise"
     from rdkit import Chem
 
     target = Chem.MolToSmiles(mol, isomericSmiles=False)  # the graph carries no stereo
-    if chem.graph_to_smiles(*graph) != chem.canonical(target):
+    if chem.graph_to_smiles(*graph, atom_types=types) != chem.canonical(target):
         return "does not round-trip (charges/radicals)"
-    return chem.canonical(target), graph[0], graph[1]
+    return chem.canonical(target), graph[0], graph[1], types
 
 
-def _encode_chunk(args: tuple[list[str], int]) -> list:
-    smiles, max_atoms = args
-    return [_encode(s, max_atoms) for s in smiles]
+def _encode_chunk(args: tuple) -> list:
+    smiles, max_atoms, atom_types = args
+    return [_encode(s, max_atoms, atom_types) for s in smiles]
 
 
-def encode_all(smiles: list[str], max_atoms: int, workers: int | None = None) -> list:
+def encode_all(
+    smiles: list[str],
+    max_atoms: int,
+    workers: int | None = None,
+    atom_types: tuple[str, ...] | None = chem.ATOM_TYPES,
+) -> list:
     """Encode many SMILES (``_encode`` on each), in a process pool when the list is large,
     with a progress bar on a terminal (a first QM9 load takes ~20 s)."""
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(smiles) < 5000 or workers < 2:
-        return _encode_chunk((smiles, max_atoms))
+        return _encode_chunk((smiles, max_atoms, atom_types))
     size = -(-len(smiles) // (workers * 16))
-    chunks = [(smiles[i : i + size], max_atoms) for i in range(0, len(smiles), size)]
+    chunks = [(smiles[i : i + size], max_atoms, atom_types) for i in range(0, len(smiles), size)]
     with progress_bar(len(chunks), f"encoding {len(smiles):,} molecules") as update:
         parts = list(pool_map(_encode_chunk, chunks, workers, update))
     return [item for part in parts for item in part]
+
+
+def vocabulary(spec: str | Sequence[str]) -> tuple[str, ...] | None:
+    """An atom vocabulary from its spec: ``qm9`` (C, N, O, F), ``auto`` (None: from the data),
+    or a comma list of types such as ``C,N,O,N+,O-,S,Cl``.
+
+    Raises:
+        ValueError: an unknown element or a malformed type.
+    """
+    if not isinstance(spec, str):
+        spec = ",".join(spec)
+    spec = spec.strip()
+    if spec in ("", "qm9"):
+        return chem.ATOM_TYPES
+    if spec == AUTO:
+        return None
+    names = [t.strip() for t in spec.split(",") if t.strip() and t.strip() != "pad"]
+    for name in names:
+        symbol, _ = chem.parse_atom_type(name)
+        try:
+            chem.type_sort_key(name)
+        except (RuntimeError, ValueError):
+            raise ValueError(f"atoms: unknown element {symbol!r} in {name!r}") from None
+        if not symbol[:1].isupper():
+            raise ValueError(f"atoms: {name!r} is not an element symbol with an optional charge")
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"atoms: give distinct atom types, got {spec!r}")
+    types = ("pad", *names)
+    return chem.ATOM_TYPES if types == chem.ATOM_TYPES else types
 
 
 def split_indices(m: int, seed: int) -> dict[str, torch.Tensor]:
@@ -244,9 +294,9 @@ def resolve_path(path: str | Path) -> Path:
     return candidate
 
 
-def _cache_path(path: Path, max_atoms: int) -> Path:
+def _cache_path(path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0) -> Path:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    vocab = ",".join(chem.ATOM_TYPES + chem.BOND_TYPES)
+    vocab = ",".join((types or (AUTO, str(min_count))) + chem.BOND_TYPES)
     key = hashlib.sha256(f"{digest}|{max_atoms}|{vocab}|{FORMAT}".encode()).hexdigest()[:16]
     return path.resolve().parent / "cache" / f"{path.name.split('.')[0]}-{key}.pt"
 
@@ -258,6 +308,8 @@ def load_dataset(
     *,
     use_cache: bool = True,
     verbose: bool = True,
+    atoms: str | Sequence[str] = "qm9",
+    min_count: int = 10,
 ) -> Dataset:
     """Read, filter, encode and split a molecule file, with an on-disk cache.
 
@@ -272,6 +324,10 @@ def load_dataset(
         split_seed: seed of the 80/10/10 split (independent of the training seed).
         use_cache: read and write the cache.
         verbose: print drop counts and malformed lines to stderr.
+        atoms: the atom vocabulary (``vocabulary``): ``qm9`` (C, N, O, F; charged molecules do
+            not round-trip), ``auto`` (every (element, charge) type in at least ``min_count``
+            molecules; molecules with a rarer type are dropped and counted), or a comma list.
+        min_count: with ``auto``, the fewest molecules a type must be in.
 
     Raises:
         ValueError: the file is unreadable, empty, or no molecule survives the filters.
@@ -281,23 +337,21 @@ def load_dataset(
         raise ValueError(f"{path} is a directory, not a data file")
     if not path.is_file():
         raise ValueError(f"data file not found: {path}")
-    cache = _cache_path(path, max_atoms)
+    types = vocabulary(atoms)
+    cache = _cache_path(path, max_atoms, types, min_count)
     if use_cache and cache.is_file():
         try:
             blob = torch.load(cache, weights_only=True)
-            atoms, bonds, smiles, drops = (
-                blob["atoms"],
-                blob["bonds"],
-                blob["smiles"],
-                blob["drops"],
-            )
+            cached = (blob["atoms"], blob["bonds"], blob["smiles"], blob["drops"])
+            kinds = tuple(blob.get("atom_types", chem.ATOM_TYPES))
         except Exception:  # noqa: BLE001 -- a broken cache is rebuilt, never fatal
             blob = None
         if blob is not None:
-            return Dataset(atoms, bonds, smiles, split_indices(len(smiles), split_seed), drops)
+            split = split_indices(len(cached[2]), split_seed)
+            return Dataset(cached[0], cached[1], cached[2], split, cached[3], kinds)
 
     entries = read_smiles(path)
-    results = encode_all([s for _, s in entries], max_atoms)
+    results = encode_all([s for _, s in entries], max_atoms, atom_types=types)
     drops: Counter[str] = Counter()
     kept, seen = [], set()
     for (number, raw), result in zip(entries, results, strict=False):
@@ -311,20 +365,60 @@ def load_dataset(
         else:
             seen.add(result[0])
             kept.append(result)
+    if types is None:
+        kept, types = _common_types(kept, min_count, drops)
     if verbose:
         summary = ", ".join(f"{n} {reason}" for reason, n in drops.most_common()) or "none"
         print(
             f"{path.name}: {len(entries)} read, {len(kept)} kept; dropped: {summary}",
             file=sys.stderr,
         )
+        if types != chem.ATOM_TYPES:
+            print(f"{path.name}: atom types {', '.join(types[1:])}", file=sys.stderr)
     if not kept:
-        raise ValueError(f"no usable molecule in {path} (≤{max_atoms} heavy atoms of C, N, O, F)")
+        allowed = ", ".join(types[1:]) if types else "types in ≥ {min_count} molecules"
+        raise ValueError(f"no usable molecule in {path} (≤{max_atoms} heavy atoms of {allowed})")
     smiles = [k[0] for k in kept]
-    atoms = torch.from_numpy(np.stack([k[1] for k in kept]))  # (M, N)
+    atom_index = torch.from_numpy(np.stack([k[1] for k in kept]))  # (M, N)
     bonds = torch.from_numpy(np.stack([k[2] for k in kept]))  # (M, N, N)
     if use_cache:
-        _save_cache(cache, {"atoms": atoms, "bonds": bonds, "smiles": smiles, "drops": dict(drops)})
-    return Dataset(atoms, bonds, smiles, split_indices(len(smiles), split_seed), dict(drops))
+        blob = {"atoms": atom_index, "bonds": bonds, "smiles": smiles, "drops": dict(drops)}
+        _save_cache(cache, blob | {"atom_types": list(types)})
+    split = split_indices(len(smiles), split_seed)
+    return Dataset(atom_index, bonds, smiles, split, dict(drops), tuple(types))
+
+
+def _common_types(kept: list, min_count: int, drops: Counter) -> tuple[list, tuple[str, ...]]:
+    """``auto``: the vocabulary of the types in at least ``min_count`` molecules, and the
+    molecules re-indexed into it; those with a rarer type are dropped and counted."""
+    counts = Counter(t for k in kept for t in k[3][1:])  # each molecule's own types, once
+    common = sorted((t for t, n in counts.items() if n >= min_count), key=chem.type_sort_key)
+    types = ("pad", *common)
+    index = {t: i for i, t in enumerate(types)}
+    out = []
+    for canonical, atoms, bonds, own in kept:
+        rare = [t for t in own[1:] if t not in index]
+        if rare:
+            drops[f"rare atom type {rare[0]} (in fewer than {min_count} molecules)"] += 1
+            continue
+        remap = np.array([index[t] for t in own], dtype=np.int8)
+        out.append((canonical, remap[atoms], bonds))
+    return out, (types if common else chem.ATOM_TYPES)
+
+
+def dataset_of(cfg, vocab: Sequence[str] | None = None, verbose: bool = True) -> Dataset:
+    """The data a run of ``cfg`` (a ``Config``) trains on: its file, ``max_atoms``, split and
+    atom vocabulary (``atoms``; '' = qm9 for the shipped QM9, auto for a file of one's own).
+    ``vocab``: a checkpoint's atom types, which a resumed run keeps."""
+    spec = list(vocab)[1:] if vocab else cfg.atoms or ("auto" if cfg.data else "qm9")
+    return load_dataset(
+        resolve_path(cfg.data),
+        cfg.max_atoms,
+        cfg.split_seed,
+        verbose=verbose,
+        atoms=spec,
+        min_count=cfg.atoms_min_count,
+    )
 
 
 def _save_cache(cache: Path, blob: dict) -> None:

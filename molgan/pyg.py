@@ -86,7 +86,7 @@ def _encoded(smiles: str, max_atoms: int) -> tuple[np.ndarray, np.ndarray, str]:
     encoded = _encode(smiles, max_atoms)
     if isinstance(encoded, str):
         raise ValueError(f"cannot encode {smiles!r}: {encoded}")
-    canonical, atoms, bonds = encoded
+    canonical, atoms, bonds, _ = encoded
     return atoms, bonds, canonical
 
 

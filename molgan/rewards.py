@@ -161,8 +161,11 @@ def raw_scores(
     }
 
 
-def _decode(job: tuple[np.ndarray, np.ndarray]) -> list[str | None]:
-    return [chem.graph_to_smiles(a, b) for a, b in zip(*job, strict=True)]
+def _decode(job: tuple) -> list[str | None]:
+    atoms, bonds, atom_types = job
+    return [
+        chem.graph_to_smiles(a, b, atom_types=atom_types) for a, b in zip(atoms, bonds, strict=True)
+    ]
 
 
 class Decoder:
@@ -212,10 +215,12 @@ class Decoder:
     def map(self, fn: Callable, jobs: list) -> list:
         return [row for part in self._ex.map(fn, jobs) for row in part]
 
-    def __call__(self, atoms: np.ndarray, bonds: np.ndarray) -> list[str | None]:
+    def __call__(
+        self, atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...] = chem.ATOM_TYPES
+    ) -> list[str | None]:
         """SMILES (``None`` if invalid) of index graphs atoms (M, N), bonds (M, N, N)."""
         parts = zip(self.split(atoms), self.split(bonds), strict=True)
-        return self.map(_decode, list(parts))
+        return self.map(_decode, [(a, b, atom_types) for a, b in parts])
 
 
 _POOL: list[Decoder] = []  # the open Decoder, if any

@@ -166,17 +166,18 @@ def iter_samples(
         check_count("seed", seed, 0, 2**64)
         generator.manual_seed(seed)
     batches = graph_batches(model, n, generator=generator, batch_size=batch_size, classes=classes)
-    return _as_samples(batches, strict)
+    return _as_samples(batches, strict, tuple(model.atom_types))
 
 
 def _as_samples(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool
+    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool, atom_types: tuple[str, ...]
 ) -> Iterator[Samples]:
     from molgan import chem
 
     for atoms, bonds in batches:
         lenient = [
-            chem.graph_to_smiles(a, b, strict=False) for a, b in zip(atoms, bonds, strict=True)
+            chem.graph_to_smiles(a, b, strict=False, atom_types=atom_types)
+            for a, b in zip(atoms, bonds, strict=True)
         ]
         yield chem.Samples(lenient, strict=strict)
 

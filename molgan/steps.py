@@ -43,7 +43,7 @@ def step_nets(model: Population, compile: bool = False) -> Nets:
     wrap = torch.compile if compile else (lambda net: net)
     g, d, v = model.generator, model.discriminator, model.reward_net
     tables = (
-        torch.tensor([float(chem.VALENCE[a]) for a in model.atom_types], device=model.device),
+        torch.tensor([float(chem.type_valence(a)) for a in model.atom_types], device=model.device),
         torch.tensor([float(chem.BOND_ORDER[b]) for b in model.bond_types], device=model.device),
     )
     return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
@@ -298,6 +298,7 @@ def fake_rewards(
     train: set[str],
     memories: list[rewards.RarityMemory] | None = None,
     decoder=None,
+    atom_types: tuple[str, ...] = chem.ATOM_TYPES,
 ):
     """RDKit rewards (K, B, 1) of generated index graphs (K, B, N) and (K, B, N, N); with
     ``memories`` (``rarity_window``, one per member), times each molecule's rarity among its
@@ -306,9 +307,11 @@ def fake_rewards(
     K, B = atoms.shape[:2]
     a, b = atoms.flatten(0, 1).cpu().numpy(), bonds.flatten(0, 1).cpu().numpy()
     if decoder is not None:
-        smiles = decoder(a, b)
+        smiles = decoder(a, b, atom_types)
     else:
-        smiles = [chem.graph_to_smiles(x, y) for x, y in zip(a, b, strict=True)]
+        smiles = [
+            chem.graph_to_smiles(x, y, atom_types=atom_types) for x, y in zip(a, b, strict=True)
+        ]
     r = rewards.reward(smiles, cfg.reward, train).reshape(K, B, 1)  # (K, B, 1)
     if memories is not None:
         for k, memory in enumerate(memories):

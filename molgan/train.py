@@ -29,7 +29,7 @@ import torch
 
 from molgan import batches, checkpoint, conditioning, metrics, rewards, rundir
 from molgan.config import Config
-from molgan.data import dataset_rewards, load_dataset, one_hot, resolve_path
+from molgan.data import dataset_of, dataset_rewards, one_hot
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Freezer, Population
 from molgan.steps import (
@@ -160,7 +160,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     ckpt_path = run_dir / rundir.CKPT
     K = cfg.members
     seed_everything(cfg.seed)
-    data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed)
+    vocab = blob.get("vocab", {}).get("atoms") if blob else None  # a resumed run keeps its own
+    data = dataset_of(cfg, vocab)
+    types = data.atom_types
     train_idx = data.split["train"]
     if cfg.batch_size > len(train_idx):
         raise ValueError(
@@ -192,7 +194,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     for k in range(K):  # member k starts with the weights of a single run of its seed
         if k or cfg.member_seed(k) != cfg.seed:
             torch.manual_seed(cfg.member_seed(k))
-        models.append(MolGAN.from_config(cfg))
+        models.append(MolGAN.from_config(cfg, atom_types=data.atom_types))
     tilt = balance = None  # per training molecule: reward-tilted / class-balanced batches
     if cfg.reward_tilt:
         r_train = (r_all.cpu() if use_rl else dataset_rewards(data, cfg.reward))[train_idx]
@@ -312,7 +314,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     def settle(p: _Pending) -> dict:
         """The V step of a G step: RDKit rewards of its molecules, then V's update."""
         atoms, bonds = p.on_host()
-        r_fake = fake_rewards(atoms, bonds, cfg, train_set, memories, decoder).to(device)
+        r_fake = fake_rewards(atoms, bonds, cfg, train_set, memories, decoder, types)
+        r_fake = r_fake.to(device)
         return run_v(p.real.x, p.real.adj, p.r_real, p.fake[0], p.fake[1], r_fake)
 
     population.train()
@@ -335,7 +338,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 )  # (K, M)
                 perm, perm_epoch = perm.to(device), epoch  # one copy per epoch, not per step
             idx = perm[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (K, B)
-            real = one_hot(atoms_all[idx], bonds_all[idx])  # x (K, B, N, T), adj (K, B, N, N, R)
+            real = one_hot(
+                atoms_all[idx], bonds_all[idx], len(types)
+            )  # x (K,B,N,T), adj (K,B,N,N,R)
             if cfg.tau_end:  # linear temperature annealing of what D sees
                 step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
             if cfg.lr_decay:  # linear learning-rate decay of all three nets

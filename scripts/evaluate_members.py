@@ -28,14 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     from molgan import checkpoint, metrics, rundir
-    from molgan.data import load_dataset, resolve_path
+    from molgan.data import dataset_of
 
     try:
         blob = checkpoint.read(args.checkpoint)
         count = checkpoint.members_of(blob)
         first = checkpoint.load(args.checkpoint, member=0)
         cfg = checkpoint.config_from({"config": first.config})
-        data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed, verbose=False)
+        data = dataset_of(cfg, first.atom_types, verbose=False)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

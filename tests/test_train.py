@@ -78,7 +78,7 @@ def test_resume_restores_the_rarity_memory_of_the_reward(tiny_config, tmp_path, 
     # every graph gets a SMILES (a few distinct ones), so the memory fills from the first step
     names = ["C", "CC", "CO"]
     monkeypatch.setattr(
-        steps.chem, "graph_to_smiles", lambda a, b, strict=True: names[int(a.sum()) % 3]
+        steps.chem, "graph_to_smiles", lambda a, b, strict=True, **_: names[int(a.sum()) % 3]
     )
     base = {**_overrides(tiny_config), "rl_start": 0.0, "rarity_window": 8}
     straight, resumed, a, b = _straight_and_resumed_at_3(base, tmp_path)
@@ -367,7 +367,7 @@ def test_callback_can_stop_a_run_after_its_checkpoint(tiny_config):
 
 
 def test_bad_reward_fails_before_the_data_is_loaded(tiny_config, monkeypatch):
-    monkeypatch.setattr(train_module, "load_dataset", lambda *a, **k: pytest.fail("data loaded"))
+    monkeypatch.setattr(train_module, "dataset_of", lambda *a, **k: pytest.fail("data loaded"))
     with pytest.raises(ValueError, match="bad reward 'foo'"):
         train_module.train(dataclasses.replace(tiny_config, reward="foo"))
 

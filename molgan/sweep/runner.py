@@ -48,9 +48,9 @@ def is_free(path: Path) -> bool:
 
 
 def _final_evaluation(model, cfg: Config, spec: StudySpec) -> dict:
-    from molgan.data import load_dataset, resolve_path
+    from molgan.data import dataset_of
 
-    data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed, verbose=False)
+    data = dataset_of(cfg, model.atom_types, verbose=False)
     smiles = model.sample(
         int(spec.evaluate.get("samples", 10_000)),
         seed=int(spec.evaluate.get("seed_offset", 10_000)) + cfg.seed,
@@ -126,9 +126,9 @@ def total_steps(cfg: Config) -> int:
     """The steps a run of ``cfg`` trains (as ``molgan.train`` counts them)."""
     if cfg.max_steps:
         return cfg.max_steps
-    from molgan.data import load_dataset, resolve_path
+    from molgan.data import dataset_of
 
-    data = load_dataset(resolve_path(cfg.data), cfg.max_atoms, cfg.split_seed, verbose=False)
+    data = dataset_of(cfg, verbose=False)
     per_epoch = max(len(data.split["train"]) // cfg.batch_size, 1)
     return max(int(cfg.epochs * per_epoch), 1)
 
