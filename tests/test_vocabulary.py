@@ -66,8 +66,8 @@ def test_training_on_drug_like_data_keeps_its_vocabulary_in_the_checkpoint(tmp_p
     path = tmp_path / "d.smi"
     path.write_text(DRUGS.read_text())
     cfg = make_config(
-        "debug", data=str(path), atoms="auto", atoms_min_count=2, batch_size=4, max_steps=4, eval_every=4,
-        eval_samples=8, out_dir=str(tmp_path / "runs"), valence=1.0,
+        "debug", data=str(path), atoms="auto", atoms_min_count=2, batch_size=4, max_steps=4,
+        eval_every=4, eval_samples=8, out_dir=str(tmp_path / "runs"), valence=1.0,
     )  # fmt: skip
     model = train_module.train(cfg)
     types = ("pad", "C", "N", "N+", "O-", "O", "S", "Cl", "Br")
