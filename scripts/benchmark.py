@@ -28,7 +28,7 @@ from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
 from molgan.population import Population
 
-SECTIONS = ("training", "population", "threads", "sampling", "scores", "conv")
+SECTIONS = ("training", "population", "sizes", "threads", "sampling", "scores", "conv")
 
 
 def _sync(device: torch.device) -> None:
@@ -231,6 +231,53 @@ def bench_conv(device, batch: int, repeats: int):
     return timed(dense, repeats, device, 3), timed(sparse, repeats, device, 3)
 
 
+def _size_child(args: tuple) -> tuple[float, float]:
+    """In a fresh process: steps/s of reward-off training cycles at ``max_atoms`` N, and the
+    process's peak resident memory (MB) after them."""
+    import resource
+
+    n, batch, cycles, threads, device = args
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg = make_config("latent", max_atoms=n, batch_size=batch, lam=1.0)
+    device = torch.device(device)
+    population = Population([MolGAN.from_config(cfg)]).to(device)
+    opts = steps.make_optimizers(population, cfg)
+    weights = steps.member_weights(cfg, 1, device)
+    nets = steps.step_nets(population)
+    atoms = torch.randint(1, 5, (1, batch, n))  # random heavy atoms, a random bond pattern:
+    bonds = torch.randint(0, 4, (1, batch, n, n)).triu(1)  # the cost depends on N, not chemistry
+    real = one_hot(atoms, bonds + bonds.transpose(-1, -2))
+    real = type(real)(real.x.to(device), real.adj.to(device))
+    run_d, run_g, _ = steps.step_functions(population, nets, opts, cfg, weights, False)
+
+    def run():
+        for step in range(cycles * cfg.n_critic):
+            run_d(real.x, real.adj)
+            if step % cfg.n_critic == 0:
+                run_g[False](real.x, real.adj, weights["lam"])
+
+    run()  # warm-up
+    seconds = timed(run, 3, device)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if device.type == "cuda":
+        peak = torch.cuda.max_memory_allocated(device) / 2**20
+    return cycles * cfg.n_critic / seconds, peak
+
+
+def bench_sizes(sizes, batch: int, cycles: int, threads: int, device) -> dict:
+    """Steps/s and peak memory of training (default preset's nets, reward off) per graph size
+    N, each size in its own spawned process so that peaks do not mix."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    out = {}
+    for n in sizes:
+        with context.Pool(1) as pool:
+            out[n] = pool.apply(_size_child, ((n, batch, cycles, threads, str(device)),))
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu / cuda")
@@ -320,6 +367,14 @@ def main(argv: list[str] | None = None) -> int:
                         "steps/s",
                         value,
                     )
+    if "sizes" in args.only:
+        threads = torch.get_num_threads()
+        where = "GPU memory" if device.type == "cuda" else "peak process RSS"
+        for n, (speed, peak) in bench_sizes(
+            (9, 27, 38), 32, 1 if args.quick else 4, threads, device
+        ).items():
+            add(f"training, N = {n} atoms, batch 32, reward off", "steps/s", speed)
+            add(f"training, N = {n} atoms, batch 32, reward off, {where}", "MB", peak)
     if "sampling" in args.only:
         n = 1000 if args.quick else 10_000
         graphs, smiles = bench_sampling(device, n, args.repeats)
