@@ -283,10 +283,44 @@ def split_indices(m: int, seed: int) -> dict[str, torch.Tensor]:
     }
 
 
+MOSES = {  # --data names of the MOSES splits (ZINC Clean Leads, C N S O F Cl Br, ≤ 27 atoms)
+    "moses": "train.csv.gz",
+    "moses-test": "test.csv.gz",
+    "moses-test-scaffolds": "test_scaffolds.csv.gz",
+}
+MOSES_MAX_ATOMS = 27
+
+
+def moses_file(name: str = "moses") -> Path:
+    """A MOSES split from the ``molsets`` package (``pip install --no-deps molsets``: its old
+    pins are not needed to read its files), found without importing it (its import needs an
+    old RDKit).
+
+    Raises:
+        ValueError: molsets is not installed, or its files are missing.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec("moses")
+    if spec is None or spec.origin is None:
+        raise ValueError(
+            f"--data {name} reads the MOSES splits from the molsets package: "
+            "pip install --no-deps molsets"
+        )
+    path = Path(spec.origin).parent / "dataset" / "data" / MOSES[name]
+    if not path.is_file():
+        raise ValueError(f"--data {name}: {path} is missing from the molsets install")
+    return path
+
+
 def resolve_path(path: str | Path) -> Path:
-    """The data file: empty -> shipped QM9; a relative path missing here is tried in the repo."""
+    """The data file: empty -> shipped QM9; ``moses`` (and ``moses-test``,
+    ``moses-test-scaffolds``) -> the MOSES split of the molsets package; a relative path
+    missing here is tried in the repo."""
     if not str(path):
         return DEFAULT_DATA
+    if str(path) in MOSES and not Path(path).exists():
+        return moses_file(str(path))
     candidate = Path(path)
     repo_relative = DEFAULT_DATA.parent.parent / candidate
     if not candidate.exists() and not candidate.is_absolute() and repo_relative.exists():
@@ -411,6 +445,11 @@ def dataset_of(cfg, vocab: Sequence[str] | None = None, verbose: bool = True) ->
     atom vocabulary (``atoms``; '' = qm9 for the shipped QM9, auto for a file of one's own).
     ``vocab``: a checkpoint's atom types, which a resumed run keeps."""
     spec = list(vocab)[1:] if vocab else cfg.atoms or ("auto" if cfg.data else "qm9")
+    if cfg.data in MOSES and cfg.max_atoms < MOSES_MAX_ATOMS:
+        raise ValueError(
+            f"MOSES molecules have up to {MOSES_MAX_ATOMS} heavy atoms: add --max-atoms "
+            f"{MOSES_MAX_ATOMS} (now {cfg.max_atoms})"
+        )
     return load_dataset(
         resolve_path(cfg.data),
         cfg.max_atoms,

@@ -102,3 +102,18 @@ def test_the_shipped_qm9_keeps_c_n_o_f_and_a_file_of_ones_own_gets_its_own(monke
     data_module.dataset_of(make_config("latent", data="my.smi", atoms="C,N,O,S"))
     data_module.dataset_of(make_config("latent", data="my.smi"), ("pad", "C", "N+"))  # resumed
     assert asked == ["qm9", "auto", "C,N,O,S", ["C", "N+"]]
+
+
+def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
+    from molgan import data as data_module
+
+    with pytest.raises(ValueError, match="add --max-atoms 27"):
+        data_module.dataset_of(make_config("latent", data="moses"))
+    try:
+        path = data_module.resolve_path("moses")
+    except ValueError as err:  # molsets not installed: the one-line advice
+        assert "pip install --no-deps molsets" in str(err)
+        return
+    assert path.name == "train.csv.gz" and path.parent.name == "data"
+    entries = data_module.read_smiles(data_module.resolve_path("moses-test"))
+    assert len(entries) == 176_074 and entries[0][1].startswith("CC1C2CCC(C2)C1CN(CCO)")
