@@ -152,6 +152,9 @@ class Config:
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
     equally often); sampling still draws classes with the data's own frequencies."""
+    adversarial: str = "wgan"
+    """The adversarial objective: wgan (WGAN-GP, the paper's) | rpgan (the relativistic pairing
+    loss with zero-centred R1 + R2 penalties of weight gp_weight / 2; Huang et al. 2024)."""
     energy: float = 0.0
     """Weight of an energy-distance term on G between its batch and the real batch
     (molgan.losses.energy_distance; EGO's objective beside the adversarial loss): matches the
@@ -271,6 +274,8 @@ class Config:
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if self.adversarial not in ("wgan", "rpgan"):
+            raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")
         if self.energy_space not in ("graph", "critic"):
             raise ValueError(f"energy_space must be graph or critic, got {self.energy_space!r}")
         if not 0.0 <= self.lr_decay <= 1.0:

@@ -38,6 +38,31 @@ def wasserstein_g(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean(dim=(-2, -1))
 
 
+def relativistic_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator's relativistic pairing loss (RpGAN; Huang et al. 2024, "The GAN is dead;
+    long live the GAN!"): mean_b softplus(D(fake_b) - D(real_b)), the b-th fake paired with the
+    b-th real sample; inputs (..., B, 1)."""
+    return torch.nn.functional.softplus(d_fake - d_real).mean(dim=(-2, -1))
+
+
+def relativistic_g(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
+    """Generator's relativistic pairing loss mean_b softplus(D(real_b) - D(fake_b)) (D's real
+    scores detached: only G learns here); inputs (..., B, 1)."""
+    return torch.nn.functional.softplus(d_real.detach() - d_fake).mean(dim=(-2, -1))
+
+
+def zero_centered_penalty(critic: Critic, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """mean_b ‖∂D/∂(x_b, adj_b)‖² at the given samples: R1 on real data, R2 on generated data
+    (zero-centred, unlike WGAN-GP's one-centred penalty at interpolates). Inputs (..., B, N, T)
+    and (..., B, N, N, R), detached here; returns one value per member, (...)."""
+    x = x.detach().requires_grad_(True)
+    adj = adj.detach().requires_grad_(True)
+    out = critic(x, adj)  # (..., B, 1)
+    grad_x, grad_adj = torch.autograd.grad(out.sum(), (x, adj), create_graph=True)
+    squares = grad_x.pow(2).sum(dim=(-2, -1)) + grad_adj.pow(2).sum(dim=(-3, -2, -1))  # (..., B)
+    return squares.mean(dim=-1)
+
+
 def gradient_penalty(
     critic: Critic,
     x_real: torch.Tensor,
@@ -219,6 +244,7 @@ def generator_loss(
     alpha_eps: float = 1e-2,
     diversity: float | torch.Tensor = 0.0,
     feature_gap: torch.Tensor | None = None,
+    d_real: torch.Tensor | None = None,
 ) -> GeneratorLoss:
     """λ·L_WGAN + (1-λ)·α·L_RL, with L_WGAN = -mean(D(fake)) and L_RL = -mean(V(fake)).
 
@@ -237,8 +263,15 @@ def generator_loss(
             weight per member, (K,).
         feature_gap: replaces L_WGAN when given (the official feature matching; see
             ``feature_matching``).
+        d_real: D(real), (..., B, 1): the adversarial term is then the relativistic pairing
+            loss (``relativistic_g``) instead of WGAN's.
     """
-    wgan = wasserstein_g(d_fake) if feature_gap is None else feature_gap
+    if feature_gap is not None:
+        wgan = feature_gap
+    elif d_real is not None:
+        wgan = relativistic_g(d_fake, d_real)
+    else:
+        wgan = wasserstein_g(d_fake)
     # (no test of a tensor's values here: it would make the host wait for the device)
     weighted = isinstance(diversity, torch.Tensor) or diversity > 0
     if weighted and d_fake.shape[-2] > 1:

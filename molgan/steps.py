@@ -117,12 +117,16 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
     x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
     d_real = nets.discriminator(x_real, adj_real, cond)  # (K, B, 1), (K, B / pac, 1) with packs
     d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
-    # As the official code: interpolate the real one-hot with the generator softmax.
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
-    gp = losses.gradient_penalty(
-        critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
-    )  # (K,)
-    loss_d = losses.wasserstein_d(d_real, d_fake) + weights["gp_weight"] * gp  # (K,)
+    if cfg.adversarial == "rpgan":  # relativistic pairing loss with R1 + R2, weight γ/2
+        gp = losses.zero_centered_penalty(critic, x_real, adj_real)  # R1, (K,)
+        gp = gp + losses.zero_centered_penalty(critic, x_fake, adj_fake)  # + R2
+        loss_d = losses.relativistic_d(d_real, d_fake) + 0.5 * weights["gp_weight"] * gp
+    else:  # As the official code: interpolate the real one-hot with the generator softmax.
+        gp = losses.gradient_penalty(
+            critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
+        )  # (K,)
+        loss_d = losses.wasserstein_d(d_real, d_fake) + weights["gp_weight"] * gp  # (K,)
     opt_d.zero_grad(set_to_none=True)
     loss_d.sum().backward()
     opt_d.step()
@@ -184,6 +188,10 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
         gap = losses.feature_matching(real_features, features)  # (K,)
     else:
         d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
+    d_real = None
+    if cfg.adversarial == "rpgan":  # the pairing loss compares each fake with a real sample
+        with torch.no_grad():
+            d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
     v_fake = nets.reward_net(x_fake, adj_fake) if use_rl else None  # (K, B, 1)
     parts = losses.generator_loss(
         d_fake,
@@ -193,6 +201,7 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
         alpha_eps=cfg.alpha_eps,
         diversity=weights["diversity"] if "diversity" in weights.active else 0.0,
         feature_gap=gap,
+        d_real=d_real,
     )
     loss = parts.loss  # (K,)
     if "mode_seeking" in weights.active:
