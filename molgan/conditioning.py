@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+MAX_CLASSES = 10_000_000  # the prior's count table; larger vocabularies need coarser classes
+
 
 def class_dim(num_nodes: int, num_atom_types: int, formula: bool = False) -> int:
     """Length C of a class vector: N count slots + (T - 1) element bits, or with ``formula``
@@ -119,7 +121,15 @@ class ClassPrior(nn.Module):
     def __init__(self, num_nodes: int, num_atom_types: int, formula: bool = False) -> None:
         super().__init__()
         self.N, self.T, self.formula = num_nodes, num_atom_types, formula
-        self.register_buffer("counts", torch.zeros(num_classes(num_nodes, num_atom_types, formula)))
+        count = num_classes(num_nodes, num_atom_types, formula)
+        if count > MAX_CLASSES:
+            kind = "formula classes" if formula else "classes"
+            raise ValueError(
+                f"{num_nodes} atoms and {num_atom_types - 1} atom types make {count:.3g} "
+                f"{kind} (at most {MAX_CLASSES:,})"
+                + ("; drop --condition-formula (count and element set instead)" if formula else "")
+            )
+        self.register_buffer("counts", torch.zeros(count))
 
     @torch.no_grad()
     def fit(self, atoms: torch.Tensor, weights: torch.Tensor | None = None) -> ClassPrior:

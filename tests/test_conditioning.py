@@ -247,3 +247,12 @@ def test_class_balanced_training_oversamples_rare_classes(tiny_config, monkeypat
     top = torch.mode(runs[0.0]).values
     assert (runs[1.0] == top).float().mean() < (runs[0.0] == top).float().mean()
     assert len(torch.unique(runs[1.0])) >= len(torch.unique(runs[0.0]))
+
+
+def test_large_graphs_condition_on_count_and_elements_but_refuse_formula_classes():
+    from molgan.conditioning import ClassPrior
+
+    prior = ClassPrior(38, 9)  # ZINC-sized graphs, 8 atom types: 38 × 2^8 classes
+    assert prior.counts.numel() == 38 * 2**8
+    with pytest.raises(ValueError, match="drop --condition-formula"):
+        ClassPrior(38, 9, formula=True)  # 39^8 formula classes
