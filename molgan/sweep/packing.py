@@ -103,7 +103,8 @@ def _split(pack: Config, cfgs: list[Config], spec: StudySpec, diverged: str = ""
         tmp = run_dir / (rundir.LOG + ".tmp")
         tmp.write_text("".join(json.dumps(r) + "\n" for r in _member_rows(rows, k)))
         os.replace(tmp, run_dir / rundir.LOG)
-        checkpoint.export(pack_dir / rundir.CKPT, run_dir / "model.pt", member=k)
+        if (pack_dir / rundir.CKPT).is_file():  # (a pack that diverged at once has none)
+            checkpoint.export(pack_dir / rundir.CKPT, run_dir / "model.pt", member=k)
         if (pack_dir / f"best-member{k}.pt").is_file():
             shutil.copyfile(pack_dir / f"best-member{k}.pt", run_dir / "best.pt")
         result = summarize(run_dir, spec, None)
