@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks for a lent CUDA host (the device tool): gpu tests, the population benchmark with
-# CUDA graphs, a single graphed run, a study of 16 trials packed into one population (sweep.py
-# --members; ~1 min), and the default preset as one population of 3 seeds whose
+# CUDA graphs, a single graphed run, 16 study trials packed into one population (the packing of
+# sweep.py --members, without Optuna, which the host lacks; ~1 min), and the default preset as one population of 3 seeds whose
 # final samples come back for the README's protocol (evaluate them here, with FCD).
 #
 # Set-up, once, in the repository root (the H200 host has torch and PyG but no RDKit and no
@@ -37,21 +37,22 @@ el "population benchmark, CUDA graphs"
 timeout 110 $PY scripts/benchmark.py --device cuda --only population --members 1,8,64,512 \
   --repeats 3 --json $R/bench_graphs.json > "$O/bench_graphs.txt" 2>&1
 echo "exit $?" >> "$O/bench_graphs.txt"; grep -E "^\||exit|Error|note" "$O/bench_graphs.txt" | tail -14
-el "a study packed into one population on the GPU (16 trials: 8 seeds x 2 lambdas)"
-cat > $R/pack.toml <<'TOML'
-name = "gpu-pack"
-preset = "latent"
-[fixed]
-max_steps = 2000
-eval_every = 1000
-eval_samples = 500
-device = "cuda"
-[grid]
-seed = [0, 1, 2, 3, 4, 5, 6, 7]
-lam = [1.0, 0.9]
-TOML
-timeout 100 $PY scripts/sweep.py run $R/pack.toml --root $R/gpu-pack --members 16 \
-  --executor debug > "$O/pack.txt" 2>&1; echo "exit $?" >> "$O/pack.txt"; tail -5 "$O/pack.txt"
+el "16 study trials packed into one population on the GPU (molgan.sweep.packing; no Optuna there)"
+timeout 100 $PY - $R > "$O/pack.txt" 2>&1 <<'PY'
+import sys, dataclasses, pathlib
+from molgan.sweep.spec import load_spec, resolve
+from molgan.sweep.packing import run_pack
+root = pathlib.Path(sys.argv[1]) / "gpu-pack"
+spec = load_spec({"name": "gpu-pack", "preset": "latent",
+                  "fixed": {"max_steps": 2000, "eval_every": 1000, "eval_samples": 500,
+                            "device": "cuda"},
+                  "grid": {"seed": list(range(8)), "lam": [1.0, 0.9]}})
+cfgs = [resolve(spec, p, root / "runs") for p in spec.grid_points]
+results = run_pack(cfgs, spec, root)
+for cfg, r in zip(cfgs, results):
+    print(cfg.seed, cfg.lam, r["member"], r["steps"], round(r["minutes"], 2), r["final"].get("valid"))
+PY
+echo "exit $?" >> "$O/pack.txt"; tail -6 "$O/pack.txt"
 el "default preset, population of 3 (seeds 0-2)"
 timeout $(( ${Q3_MINUTES:-9} * 60 + 60 )) $PY scripts/train_qm9.py --device cuda --members 3 --seed 0 \
   --eval-every 32540 --eval-samples 1000 --time-limit ${Q3_MINUTES:-9} --ckpt-minutes 0 \
