@@ -84,6 +84,7 @@ def test_each_worker_samples_with_its_own_seed_derived_from_the_study_seed():
     assert study_module.worker_seed(other, 0) != study_module.worker_seed(spec, 0)
 
 
+@pytest.mark.slow  # ~10 s; the seeds themselves are pinned by the test above
 def test_two_local_workers_of_a_search_train_four_different_settings(tmp_path):
     frame = sweep.launch(_search(trials=4), tmp_path, workers=2, poll_s=0.3, **QUIET)
     assert len(frame) == 4 and frame["lr"].nunique() == 4
