@@ -282,6 +282,7 @@ def test_sqlite_storage_in_a_new_folder_is_created(tmp_path):
     assert len(frame) == 2 and (tmp_path / "new" / "folder" / "study.db").is_file()
 
 
+@pytest.mark.slow  # ~5 s: two local launches, then one that follows the study to its end
 def test_two_launchers_at_once_start_only_the_workers_asked_for(tmp_path):
     spec = _spec("twice", grid={"seed": [0, 1, 2]})
     lines = []
