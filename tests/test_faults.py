@@ -124,7 +124,7 @@ def test_an_output_folder_that_is_a_file_is_one_line(tmp_path, tiny_path, capsys
     _one_line_error(result, "cannot write", str(target / "x"))
 
 
-@pytest.mark.slow  # ~9 s: three subprocesses under a file-size limit (the checkpoint case is not slow)
+@pytest.mark.slow  # ~9 s: three subprocesses under a file-size limit (the checkpoint: not slow)
 def test_sample_and_evaluate_writes_that_fail_are_one_line_and_leave_no_part(tmp_path, tiny_path):
     out = tmp_path / "s.csv"
     result = _script("scripts/sample.py", "-n", "500", "--chunk", "100", "--out", out, limit=4_000)
