@@ -61,6 +61,19 @@ def write_text(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def save_json(path: str | Path, obj, **dumps) -> int:
+    """A script's ``--json`` output, written atomically: returns its exit status, 0, or 2
+    after printing the one-line error of a failed write."""
+    import sys
+
+    try:
+        write_text(path, json.dumps(obj, indent=2, **dumps))
+    except WriteError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 @contextlib.contextmanager
 def hold(run_dir: Path):
     """Hold the run folder for this process (an exclusive lock on ``run.lock``, released when

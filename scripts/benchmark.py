@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import platform
 import statistics
@@ -402,11 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.json:
         table = {"device": name, "rows": [dict(what=w, unit=u, value=v) for w, u, v in rows]}
-        try:
-            rundir.write_text(args.json, json.dumps(table, indent=2))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        return rundir.save_json(args.json, table)
     return 0
 
 

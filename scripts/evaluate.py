@@ -13,7 +13,6 @@ the shipped QM9 split (seed 0).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -91,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         clean = {
             k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()
         }
-        try:
-            rundir.write_text(args.json, json.dumps(clean, indent=2))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        return rundir.save_json(args.json, clean)
     return 0
 
 

@@ -11,7 +11,6 @@ one row per member and the mean ± std over members.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -56,11 +55,7 @@ def main(argv: list[str] | None = None) -> int:
             mean, std = statistics.mean(values), statistics.stdev(values)
             print(f"{c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
     if args.json:
-        try:
-            rundir.write_text(args.json, json.dumps(rows, indent=2, default=float))
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
+        return rundir.save_json(args.json, rows, default=float)
     return 0
 
 
