@@ -47,12 +47,13 @@ SMALL = 7  # heavy atoms: "small" molecules, 3% of QM9
 _COMPOSITION_CACHE: dict = {}
 
 
-def composition(smiles: Iterable[str]) -> dict[str, np.ndarray]:
+def composition(smiles: Iterable[str], sanitize: bool = True) -> dict[str, np.ndarray]:
     """Atom-type shares (C, N, O, F) and heavy-atom-count shares (index = count, up to 40) of
-    a set of molecules; each sums to 1 (all zeros for an empty set)."""
+    a set of molecules; each sums to 1 (all zeros for an empty set). ``sanitize=False`` for a
+    set known to be valid (a training set): the same counts, ~3× faster."""
     atoms, sizes = np.zeros(len(ELEMENTS)), np.zeros(41)
     for smi in smiles:
-        symbols = chem.heavy_atoms(smi)
+        symbols = chem.heavy_atoms(smi, sanitize=sanitize)
         if not symbols:
             continue
         sizes[min(len(symbols), 40)] += 1
@@ -72,7 +73,7 @@ def _reference_composition(train) -> dict[str, np.ndarray]:
     key = (len(train), head)
     if key not in _COMPOSITION_CACHE:
         _COMPOSITION_CACHE.clear()
-        _COMPOSITION_CACHE[key] = composition(train)
+        _COMPOSITION_CACHE[key] = composition(train, sanitize=False)
     return _COMPOSITION_CACHE[key]
 
 

@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                     raise ValueError(f"no valid molecule in the training file {args.train}")
             result = metrics.evaluate(
                 samples,
-                train,
+                set(train) if args.train == "qm9" else train,
                 paper_means=True,
+                train_is_canonical=args.train == "qm9",  # the dataset's SMILES are canonical
                 fcd_reference=qm9.smiles_of("test") if args.fcd else None,
             )
     except ValueError as err:
