@@ -20,6 +20,7 @@ pytest.importorskip("submitit")
 
 from molgan import rundir, sweep  # noqa: E402
 from molgan.sweep import study as study_module  # noqa: E402
+from molgan.sweep import worker as worker_module  # noqa: E402
 
 TINY = str(Path(__file__).parent / "data" / "qm9_tiny.smi")
 QUIET = dict(out=lambda s: None)
@@ -98,7 +99,7 @@ def test_a_search_that_runs_out_of_settings_stops_without_repeating_a_run(tmp_pa
     assert frame.attrs["left"] == 0 and not frame.attrs["failed"]
     trials = _study(tmp_path, spec).get_trials(deepcopy=False)
     repeats = [t for t in trials if "duplicate_of" in t.user_attrs]
-    assert len(repeats) >= study_module.MAX_REPEATS  # told their twin's value, not trained
+    assert len(repeats) >= worker_module.MAX_REPEATS  # told their twin's value, not trained
     assert all(t.values in ([r] for r in frame["objective:valid_lenient"]) for t in repeats)
     assert len(list((tmp_path / "runs").glob("*/result.json"))) == 2
 
@@ -195,7 +196,7 @@ def test_failing_trials_count_toward_a_cap_and_the_worker_stops(tmp_path, monkey
         calls.append(cfg.name)
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(study_module, "run_trial", broken)
+    monkeypatch.setattr(worker_module, "run_trial", broken)
     spec = _spec("cap", grid={"seed": list(range(6))}, max_failures=2)
     frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", **QUIET)
     assert len(calls) == 2 and "2 trials failed (max_failures = 2)" in frame.attrs["failed"]
@@ -362,7 +363,7 @@ def test_the_median_pruner_waits_its_warmup_then_prunes_a_worse_run():
     for step in range(2, 13, 2):
         first.report(0.9, step)
     study.tell(first, 0.9)
-    report = study_module._reporter(study, study.ask(), spec)
+    report = worker_module._reporter(study, study.ask(), spec)
     assert report(2, {"valid_lenient": 0.0}) is None  # within the warm-up (6 steps)
     assert report(4, {"valid_lenient": 0.0}) is None
     assert report(8, {"valid_lenient": 0.0}) == "pruned (median pruner) at step 8"
@@ -401,9 +402,9 @@ def test_a_dead_local_worker_is_replaced_while_the_launcher_runs(tmp_path):
 
 
 def test_the_launcher_exits_non_zero_while_trials_are_left(tmp_path, monkeypatch, capsys):
-    original = study_module._should_stop
+    original = worker_module._should_stop
     monkeypatch.setattr(
-        study_module,
+        worker_module,
         "_should_stop",
         lambda study, spec, root: (
             original(study, spec, root)

@@ -192,7 +192,7 @@ def test_a_worker_started_before_the_grid_grew_runs_the_new_points(tmp_path, mon
     path.write_text(json.dumps(grown))
     storage = sweep.default_storage(tmp_path)
     sweep.open_study(sweep.load_spec(grown), storage, create=True)  # both points queued
-    study_module = __import__("molgan.sweep.study", fromlist=["load_spec"])
+    study_module = __import__("molgan.sweep.worker", fromlist=["load_spec"])
     read = []  # the worker's first read of the file still sees the small grid
 
     def load(source):
@@ -214,7 +214,7 @@ def test_a_drained_worker_finishes_its_trial_and_takes_no_other_until_run_again(
     path.write_text(json.dumps(spec))
     storage = sweep.default_storage(tmp_path)
     sweep.open_study(sweep.load_spec(spec), storage, create=True)
-    study_module = __import__("molgan.sweep.study", fromlist=["run_trial"])
+    study_module = __import__("molgan.sweep.worker", fromlist=["run_trial"])
     real = study_module.run_trial
 
     def run_then_drain(*args, **kwargs):  # the request arrives while the first trial trains

@@ -5,8 +5,9 @@ Each trial is an ordinary molgan run in ``<root>/runs/<hash of its resolved sett
 settings are never trained twice, and a killed trial resumes from its checkpoint. Optuna and
 submitit are imported lazily (``pip install -e ".[sweep]"``); nothing else in molgan imports
 this package. Modules: ``spec`` (study files), ``runner`` (one trial = one run), ``study``
-(Optuna: samplers, pruners, the worker loop), ``launcher`` (starting, following, dry runs),
-``results`` (tables and plots).
+(Optuna: samplers, pruners, shared trial states), ``worker`` (the worker loop),
+``packing`` (trials as populations), ``launcher`` (starting, following, dry runs), ``results``
+(tables and plots).
 """
 
 from molgan.sweep.launcher import dry_run, launch
@@ -15,15 +16,14 @@ from molgan.sweep.runner import is_free, run_trial, summarize
 from molgan.sweep.spec import StudySpec, load_spec, objective_value, resolve
 from molgan.sweep.study import (
     StudyFailed,
-    Worker,
     default_storage,
     drain,
     open_study,
     reap_orphans,
     status,
     trials_left,
-    work,
 )
+from molgan.sweep.worker import Worker, work
 
 __all__ = [
     "StudyFailed",

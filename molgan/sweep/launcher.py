@@ -25,7 +25,6 @@ from molgan.sweep.study import (
     FAILED,
     LAUNCH,
     WORKERS,
-    Worker,
     count_done,
     counts,
     default_storage,
@@ -34,6 +33,7 @@ from molgan.sweep.study import (
     storage_exists,
     trials_left,
 )
+from molgan.sweep.worker import Worker
 
 STARTING_S = 600  # a submitted local worker not yet holding its lock counts this long
 SLURM_JOBS = "slurm-jobs.txt"  # in <root>/jobs: the Slurm job ids this study submitted
