@@ -32,6 +32,7 @@ MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_MEMBERS = 4096
+_ATOM_TYPE = re.compile(r"[A-Z][a-z]?([+-][0-9]*)?")  # an element and its charge: C, N+, Fe+2
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+-]*")
 
 
@@ -274,6 +275,13 @@ class Config:
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if self.atoms not in ("", "qm9", "auto") and not all(
+            _ATOM_TYPE.fullmatch(t.strip()) for t in self.atoms.split(",")
+        ):
+            raise ValueError(
+                f"atoms must be qm9, auto or a list of atom types such as C,N,O,N+,O-,Cl; "
+                f"got {self.atoms!r}"
+            )
         if self.adversarial not in ("wgan", "rpgan"):
             raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")
         if self.energy_space not in ("graph", "critic"):

@@ -117,3 +117,9 @@ def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
     assert path.name == "train.csv.gz" and path.parent.name == "data"
     entries = data_module.read_smiles(data_module.resolve_path("moses-test"))
     assert len(entries) == 176_074 and entries[0][1].startswith("CC1C2CCC(C2)C1CN(CCO)")
+
+
+def test_the_atoms_setting_is_checked_when_the_settings_are_made():
+    assert make_config("latent", atoms="C,N,O,N+,O-,Cl").atoms == "C,N,O,N+,O-,Cl"
+    with pytest.raises(ValueError, match="atoms must be qm9, auto or a list"):
+        make_config("latent", atoms="carbon")
