@@ -3,6 +3,7 @@
     python scripts/evaluate.py samples.csv --train qm9 --fcd     # novelty vs QM9 train, FCD vs test
     python scripts/evaluate.py samples.smi --train my_train.smi --json metrics.json
     python scripts/evaluate.py --qm9-reference --fcd              # QM9 test vs train split
+    python scripts/evaluate.py samples.csv --moses                # MOSES's metrics (molsets)
 
 Sample files keep one entry per generated graph: in .smi an empty line, in .csv an empty
 ``smiles`` cell, in .sdf an empty record marks an invalid sample (as ``scripts/sample.py``
@@ -36,12 +37,26 @@ def main(argv: list[str] | None = None) -> int:
         help="evaluate the shipped QM9 test split against its train split",
     )
     parser.add_argument(
-        "--fcd", action="store_true", help="add FCD vs the QM9 test split (needs fcd_torch)"
+        "--fcd",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="add FCD vs the QM9 test split (needs fcd_torch); with --moses the FCD columns "
+        "are on unless --no-fcd",
+    )
+    parser.add_argument(
+        "--moses",
+        action="store_true",
+        help="MOSES's metrics instead (molgan.moses_metrics): vs the MOSES test, scaffold-test "
+        "and train splits of the molsets package",
     )
     parser.add_argument("--json", help="also write the metrics to this JSON file")
     args = parser.parse_args(argv)
     if not args.file and not args.qm9_reference:
         parser.error("give a FILE or --qm9-reference")
+    if args.moses:
+        args.fcd = args.fcd is not False
+        return _moses(args)
+    args.fcd = bool(args.fcd)
     try:
         if args.json:
             output_path(args.json, "--json")
@@ -92,6 +107,27 @@ def main(argv: list[str] | None = None) -> int:
             k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.items()
         }
         return rundir.save_json(args.json, clean)
+    return 0
+
+
+def _moses(args) -> int:
+    from molgan import moses_metrics
+
+    try:
+        if args.json:
+            output_path(args.json, "--json")
+        samples = read_samples(args.file)
+        result = moses_metrics.evaluate(samples, workers=2, fcd=args.fcd)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    keys = [k for k in moses_metrics.KEYS if k in result]
+    print(f"{int(result['n'])} molecules; MOSES's metrics (fractions, not %)")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    print("| " + " | ".join(f"{result[k]:.4f}" for k in keys) + " |")
+    if args.json:
+        return rundir.save_json(args.json, result)
     return 0
 
 
