@@ -27,6 +27,7 @@ MEMBER_SETTINGS = (
     "connectivity",
     "diversity",
     "energy",
+    "repeat_penalty",
 )
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
@@ -163,6 +164,12 @@ class Config:
     energy_space: str = "graph"
     """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
     flattened) | critic (D's features before its last layer)."""
+    repeat_penalty: float = 0.0
+    """Weight of the unlikelihood penalty on graphs G keeps repeating (molgan.repeats: each
+    sampled graph's share of G's last repeat_window graphs × −log(1 − its probability)); a
+    rarity signal without RL. 0 = off."""
+    repeat_window: int = 4096
+    """With repeat_penalty: how many of G's last sampled graphs each member remembers."""
     gen_noise: float = 0.0
     """Std of Gaussian noise added to each hidden layer of G, in training and sampling (noise
     injection, SPECTRE); 0 = off."""
@@ -172,9 +179,9 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity, diversity or
-    energy, one per member: 'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7'
-    gives each member its own seed instead of seed + k."""
+    """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity, diversity,
+    energy or repeat_penalty, one per member: 'lam=0.9,0.8;valence=5,0' (others take the
+    shared value); 'seed=0,7' gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -222,7 +229,15 @@ class Config:
             raise ValueError(f"rl_start must be in [0, 1], got {self.rl_start}")
         if self.mode not in ("softmax", "gumbel", "hard_gumbel"):
             raise ValueError(f"mode must be softmax, gumbel or hard_gumbel, got {self.mode!r}")
-        positive = ("max_atoms", "z_dim", "agg_dim", "batch_size", "n_critic", "eval_samples")
+        positive = (
+            "max_atoms",
+            "z_dim",
+            "agg_dim",
+            "batch_size",
+            "n_critic",
+            "eval_samples",
+            "repeat_window",
+        )
         for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -272,6 +287,7 @@ class Config:
             "gen_noise",
             "reward_tilt",
             "energy",
+            "repeat_penalty",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")

@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import chem, conditioning, losses, rewards
+from molgan import chem, conditioning, losses, repeats, rewards
 from molgan.config import Config
 from molgan.data import Batch
 from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
@@ -162,7 +162,16 @@ def _noise(out):
     )
 
 
-def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real, weights: dict):
+def g_step(
+    nets: Nets,
+    opt_g,
+    cfg: Config,
+    lam: torch.Tensor,
+    use_rl: bool,
+    real,
+    weights: dict,
+    memory: repeats.GraphMemory | None = None,
+):
     """One generator update of every member on λ·L_WGAN + (1-λ)·α·L_RL (``lam``: each member's
     λ at this step, (K,); ``use_rl``: this step has the RL term (some λ < 1); ``real``: the
     batch that feature matching compares with, and whose classes a conditional G is asked
@@ -218,14 +227,19 @@ def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real
         energy = losses.energy_distance(fake_f, real_f)  # (K,)
         loss = loss + weights["energy"] * energy
     penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
+    with torch.no_grad():
+        atoms = (out.x_logits + noise[0]).argmax(-1)  # (K, B, N)
+        bonds = (out.adj_logits + noise[1]).argmax(-1)  # (K, B, N, N)
+    if memory is not None:  # the unlikelihood of the graphs G keeps repeating
+        counts = memory.update(repeats.graph_keys(atoms, bonds))  # (K, B)
+        log_p = repeats.choice_log_prob(out.x_logits, out.adj_logits, atoms, bonds, cfg.tau)
+        penalty = repeats.repeat_penalty(log_p, counts, memory.window)  # (K,)
+        penalties["loss/repeat"] = (weights["repeat_penalty"], penalty)
     for weight, value in penalties.values():
         loss = loss + weight * value
     opt_g.zero_grad(set_to_none=True)
     loss.sum().backward(inputs=_params(opt_g))  # G's weights only: D's and V's grads unused
     opt_g.step()
-    with torch.no_grad():
-        atoms = (out.x_logits + noise[0]).argmax(-1)  # (K, B, N)
-        bonds = (out.adj_logits + noise[1]).argmax(-1)  # (K, B, N, N)
     stats = {
         "loss/g": parts.loss.detach(),
         "loss/wgan": parts.wgan.detach(),
@@ -329,7 +343,13 @@ def fake_rewards(
 
 
 def step_functions(
-    population: Population, nets: Nets, opts: dict, cfg: Config, weights, graphs: bool
+    population: Population,
+    nets: Nets,
+    opts: dict,
+    cfg: Config,
+    weights,
+    graphs: bool,
+    memory: repeats.GraphMemory | None = None,
 ):
     """The D, G (one per RL on/off: ``run_g[rl]``) and V steps as functions of tensors only,
     recorded in CUDA graphs (``molgan.cudagraphs``) when ``graphs``. The G step includes the
@@ -340,7 +360,7 @@ def step_functions(
 
     def g_with(rl: bool):
         def run_g(x, adj, lam):
-            out = g_step(nets, opts["g"], cfg, lam, rl, Batch(x, adj), weights)
+            out = g_step(nets, opts["g"], cfg, lam, rl, Batch(x, adj), weights, memory)
             population.update_ema(cfg.ema)
             return out
 

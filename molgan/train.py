@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import batches, checkpoint, conditioning, metrics, rewards, rundir
+from molgan import batches, checkpoint, conditioning, metrics, repeats, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_of, dataset_rewards, one_hot
 from molgan.models import MolGAN, resolve_device
@@ -243,6 +243,11 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     saved = {"step": start if blob else None, "time": time.monotonic()}
     fcd_reference = data.smiles_of("val") if cfg.eval_fcd else None
     member_w = member_weights(cfg, K, device)
+    graph_memory = None  # each member's recent graphs, for the repeat penalty
+    if "repeat_penalty" in member_w.active:
+        graph_memory = repeats.GraphMemory(K, cfg.repeat_window, device)
+        if blob and "repeats" in blob:
+            graph_memory.load_state(blob["repeats"])
     lam_rl = member_w["lam"]  # (K,) λ after the warm-up
     lam_warm = torch.ones_like(lam_rl)  # WGAN only before it
 
@@ -254,6 +259,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             "best": state["best"][0] if K == 1 else state["best"],
             "stopped": {str(k): v for k, v in state["stopped"].items()},
         }
+        if graph_memory is not None:
+            extra["repeats"] = graph_memory.state()
         if memories is not None:
             extra["rarity"] = memories[0].state() if K == 1 else [m.state() for m in memories]
         metrics_blob = last_metrics[0] if K == 1 else {"members": last_metrics}
@@ -308,7 +315,9 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     nets = step_nets(population, cfg.compile)
     step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
     decoder = rewards.Decoder.for_population(K * cfg.batch_size) if use_rl else None
-    run_d, run_g, run_v = step_functions(population, nets, opts, step_cfg, member_w, graphs)
+    run_d, run_g, run_v = step_functions(
+        population, nets, opts, step_cfg, member_w, graphs, graph_memory
+    )
     pending = None  # the V step of the last G step, not yet taken
 
     def settle(p: _Pending) -> dict:
