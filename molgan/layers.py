@@ -53,16 +53,48 @@ class RelationalGraphConv(nn.Module):
         self.normalize = normalize
         self.self_loop = nn.Linear(in_dim, out_dim, bias=bias)
         self.relations = nn.Linear(in_dim, out_dim * (num_relations - 1), bias=bias)
+        # the same sum in the cheaper order: N²·F_in instead of N²·F_out aggregation work
+        self.aggregate_first = in_dim < out_dim
 
     def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
         """h (..., B, N, F_in), adj (..., B, N, N, R) -> (..., B, N, F_out)."""
-        messages = self.relations(h)  # (..., B, N, (R-1)·F), relation-major per node
-        messages = messages.unflatten(-1, (self.num_relations - 1, self.out_dim)).flatten(-3, -2)
-        edges = adj[..., 1:].flatten(-2)  # (..., B, N, N·(R-1)): column j·(R-1) + r
-        out = edges @ messages  # (..., B, N, F): Σ_j Σ_r adj_ijr m_jr, one batched matmul
+        if self.aggregate_first:
+            out = self._aggregate_first(h, adj[..., 1:])
+        else:
+            messages = self.relations(h)  # (..., B, N, (R-1)·F), relation-major per node
+            messages = messages.unflatten(-1, (self.num_relations - 1, self.out_dim))
+            edges = adj[..., 1:].flatten(-2)  # (..., B, N, N·(R-1)): column j·(R-1) + r
+            out = edges @ messages.flatten(-3, -2)  # (..., B, N, F): Σ_j Σ_r adj_ijr m_jr
         if self.normalize:
-            out = out / edges.sum(dim=-1).clamp(min=1.0).unsqueeze(-1)
+            out = out / adj[..., 1:].sum(dim=(-2, -1)).clamp(min=1.0).unsqueeze(-1)
         return out + self.self_loop(h)
+
+    def _aggregate_first(self, h: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+        """Σ_r (A_r h) W_r + Σ_r deg_r b_r: the same sum as messages-first, computed with the
+        neighbour sums of the F_in inputs (cheaper when F_in < F_out, as in the first layer);
+        edges (..., B, N, N, R-1). The relation weights are read from ``self.relations``, an
+        ``nn.Linear`` or a population's stacked Linear (weights (K, F_in, (R-1)·F_out))."""
+        r1, n = self.num_relations - 1, h.shape[-2]
+        a = edges.movedim(-1, -2).flatten(-3, -2)  # (..., B, N·(R-1), N): row i·(R-1) + r
+        summed = (a @ h).unflatten(-2, (n, r1)).flatten(-2)  # (..., B, N, (R-1)·F_in)
+        parts = [summed]
+        weight = self.relations.weight
+        if weight.dim() == 2:  # nn.Linear: ((R-1)·F_out, F_in) -> ((R-1)·F_in, F_out)
+            w = weight.view(r1, self.out_dim, self.in_dim).transpose(1, 2)
+            w = w.reshape(r1 * self.in_dim, self.out_dim)
+        else:  # stacked: (K, F_in, (R-1)·F_out) -> (K, (R-1)·F_in, F_out)
+            w = weight.view(-1, self.in_dim, r1, self.out_dim).transpose(1, 2)
+            w = w.reshape(-1, r1 * self.in_dim, self.out_dim)
+        bias = self.relations.bias
+        if bias is not None:  # each bond adds its relation's bias: Σ_r deg_ir b_r
+            parts.append(edges.sum(-2))  # (..., B, N, R-1)
+            w = torch.cat([w, bias.reshape(*w.shape[:-2], r1, self.out_dim)], dim=-2)
+        x = torch.cat(parts, dim=-1) if len(parts) > 1 else summed  # (..., B, N, X)
+        if w.dim() == 2:
+            return x @ w
+        K = w.shape[0]
+        out = torch.bmm(x.reshape(K, -1, x.shape[-1]), w)  # (K, B·N, F_out)
+        return out.view(*x.shape[:-1], self.out_dim)
 
     def extra_repr(self) -> str:
         return f"{self.in_dim}, {self.out_dim}, num_relations={self.num_relations}"

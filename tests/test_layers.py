@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch_geometric.nn import RGCNConv
 
@@ -77,3 +78,27 @@ def test_mlp_shapes_and_repr():
     net = mlp((3, 8, 2), dropout=0.1)
     assert net(torch.randn(4, 3)).shape == (4, 2)
     assert "num_relations=4" in repr(RelationalGraphConv(3, 5, 4))
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize("members", [0, 3])
+def test_aggregating_inputs_first_gives_the_messages_first_values_and_gradients(normalize, members):
+    """The first R-GCN layer sums the neighbours' inputs before mapping them (cheaper when
+    F_in < F_out); on soft graphs and on a population's stacked weights it must give what
+    mapping each neighbour first gives, value and gradient."""
+    from molgan.population import stack
+
+    torch.manual_seed(0)
+    convs = [RelationalGraphConv(5, 8, 4, normalize=normalize) for _ in range(max(members, 1))]
+    conv = stack(convs) if members else convs[0]
+    lead = (members,) if members else ()
+    h = torch.randn(*lead, 2, 6, 5, requires_grad=True)
+    adj = torch.softmax(torch.randn(*lead, 2, 6, 6, 4), -1)
+    assert conv.aggregate_first
+    fast = conv(h, adj)
+    (grad_fast,) = torch.autograd.grad(fast.square().sum(), h)
+    conv.aggregate_first = False
+    slow = conv(h, adj)
+    (grad_slow,) = torch.autograd.grad(slow.square().sum(), h)
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad_fast, grad_slow, rtol=1e-5, atol=1e-5)
