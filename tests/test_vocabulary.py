@@ -123,3 +123,24 @@ def test_the_atoms_setting_is_checked_when_the_settings_are_made():
     assert make_config("latent", atoms="C,N,O,N+,O-,Cl").atoms == "C,N,O,N+,O-,Cl"
     with pytest.raises(ValueError, match="atoms must be qm9, auto or a list"):
         make_config("latent", atoms="carbon")
+
+
+def test_a_zinc250k_format_csv_is_read_as_it_is(tmp_path):
+    """The Chemical VAE release's ZINC250k CSV: a `smiles` column whose quoted cells end in a
+    newline, beside logP/qed/SAS; drug-like atoms, charges and stereo marks. (Rows written
+    here in that format, not copied from the file.)"""
+    rows = [
+        "CC(C)(C)c1ccc2occ(CC(=O)Nc3ccccc3F)c2c1",
+        "C[C@@H]1CC(Nc2cncc(-c3nncn3C)c2)C[C@@H](C)C1",
+        "C[NH+]1CCC(NC(=O)c2ccc(Cl)cc2)CC1",
+        "O=C([O-])c1ccc(Br)s1",
+    ]
+    text = "smiles,logP,qed,SAS\n" + "".join(f'"{s}\n",1.0,0.5,2.0\n' for s in rows)
+    path = tmp_path / "250k_rndm_zinc_drugs_clean_3.csv"
+    path.write_text(text)
+    from molgan.data import read_smiles
+
+    assert [s for _, s in read_smiles(path)] == rows
+    data = load_dataset(path, max_atoms=38, atoms="auto", min_count=1, use_cache=False)
+    assert len(data.smiles) == 4
+    assert {"N+", "O-", "S", "Cl", "Br", "F"} <= set(data.atom_types)
