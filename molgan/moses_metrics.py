@@ -137,15 +137,22 @@ def _describe(smiles: str) -> tuple:
 # --- sets -----------------------------------------------------------------------------------
 
 
-def tanimoto_aggregate(
-    reference: np.ndarray, generated: np.ndarray, agg: str = "max", p: float = 1.0, chunk=4096
-) -> float:
-    """MOSES's ``average_agg_tanimoto``: for each generated fingerprint the max (or the p-mean)
-    of its Tanimoto similarities to the reference fingerprints, averaged; 0/0 counts as 1."""
+def tanimoto_rows(
+    reference: np.ndarray,
+    generated: np.ndarray,
+    agg: str = "max",
+    p: float = 1.0,
+    ref_weights: np.ndarray | None = None,
+    chunk: int = 4096,
+) -> np.ndarray:
+    """For each generated fingerprint, the max (or the p-mean, reference rows weighted by
+    ``ref_weights``: copies) of its Tanimoto similarities to the reference fingerprints; 0/0
+    counts as 1, as in MOSES. (G,) float64."""
     import torch
 
     ref = torch.from_numpy(np.ascontiguousarray(reference)).float()
     gen = torch.from_numpy(np.ascontiguousarray(generated)).float()
+    w = None if ref_weights is None else torch.from_numpy(np.asarray(ref_weights)).double()
     out = torch.zeros(len(gen), dtype=torch.float64)
     ref_bits = ref.sum(1, keepdim=True)
     for i in range(0, len(gen), chunk):
@@ -154,16 +161,27 @@ def tanimoto_aggregate(
         for j in range(0, len(ref), chunk):
             r = ref[j : j + chunk]
             both = r @ g.T  # (R, G)
-            sim = both / (ref_bits[j : j + chunk] + g.sum(1)[None, :] - both)
-            sim = torch.nan_to_num(sim, nan=1.0)
+            sim = torch.nan_to_num(both / (ref_bits[j : j + chunk] + g.sum(1)[None, :] - both), 1.0)
             if agg == "max":
                 acc = torch.maximum(acc, sim.max(0).values.double())
             else:
-                acc += (sim.double() ** p).sum(0)
+                powered = sim.double() ** p
+                if w is not None:
+                    powered = powered * w[j : j + chunk, None]
+                acc += powered.sum(0)
         out[i : i + chunk] = acc
     if agg != "max":
-        out = (out / len(ref)) ** (1.0 / p)
-    return float(out.mean())
+        total = float(len(ref)) if w is None else float(w.sum())
+        out = (out / total) ** (1.0 / p)
+    return out.numpy()
+
+
+def tanimoto_aggregate(
+    reference: np.ndarray, generated: np.ndarray, agg: str = "max", p: float = 1.0
+) -> float:
+    """MOSES's ``average_agg_tanimoto``: the mean over generated fingerprints of
+    ``tanimoto_rows``."""
+    return float(tanimoto_rows(reference, generated, agg, p).mean())
 
 
 def cosine_similarity(ref: Counter, gen: Counter) -> float:
@@ -196,17 +214,44 @@ def statistics(smiles: Sequence[str], workers: int = 1, fcd: bool = True) -> dic
     return stats
 
 
-def _describe_all(canon: list[str], workers: int) -> list[tuple]:
-    with chem.quiet_rdkit():
-        if workers < 2 or len(canon) < 2000:
-            return [_describe(s) for s in canon]
-    from molgan.pool import pool_map
+_DESCRIBED: dict[str, tuple] = {}  # canonical SMILES -> _describe (two readings share most)
+_ACTIVATIONS: dict[str, np.ndarray] = {}  # canonical SMILES -> ChemNet activations
 
-    size = -(-len(canon) // (workers * 8))
-    parts = pool_map(
-        _describe_chunk, [canon[i : i + size] for i in range(0, len(canon), size)], workers
-    )
-    return [d for part in parts for d in part]
+
+def _describe_all(canon: list[str], workers: int) -> list[tuple]:
+    todo = [s for s in dict.fromkeys(canon) if s not in _DESCRIBED]
+    if len(_DESCRIBED) + len(todo) > 500_000:
+        _DESCRIBED.clear()
+        todo = list(dict.fromkeys(canon))
+    if workers < 2 or len(todo) < 2000:
+        with chem.quiet_rdkit():
+            found = [_describe(s) for s in todo]
+    else:
+        from molgan.pool import pool_map
+
+        size = -(-len(todo) // (workers * 8))
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+        found = [d for part in pool_map(_describe_chunk, chunks, workers) for d in part]
+    _DESCRIBED.update(zip(todo, found, strict=True))
+    return [_DESCRIBED[s] for s in canon]
+
+
+def _fcd_statistics(unique: list[str], copies: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of the ChemNet activations of ``unique`` SMILES, each counted
+    ``copies`` times (duplicates kept, as MOSES's FCD keeps them)."""
+    from molgan import fcd as fcd_module
+
+    todo = [s for s in unique if s not in _ACTIVATIONS]
+    if len(_ACTIVATIONS) + len(todo) > 200_000:
+        _ACTIVATIONS.clear()
+        todo = list(unique)
+    if todo:
+        _ACTIVATIONS.update(
+            zip(todo, fcd_module._chemnet("cpu").get_predictions(todo), strict=True)
+        )
+    acts = np.stack([_ACTIVATIONS[s] for s in unique]).astype(np.float64)  # (U, D)
+    mu = (acts * copies[:, None]).sum(0) / copies.sum()
+    return mu, np.cov(acts, rowvar=False, fweights=copies)
 
 
 def _describe_chunk(smiles: list[str]) -> list[tuple]:
@@ -283,35 +328,42 @@ def evaluate(
         out[f"unique@{size}"] = len(set(first)) / len(first) if first else math.nan
     if not gen:
         return out | {key: math.nan for key in KEYS if key not in out}
-    described = _describe_all(gen, workers)
-    fps = np.stack([d[0] for d in described])
-    frags = Counter(f for d in described for f in d[1])
-    scafs = Counter(d[2] for d in described if d[2] is not None)
+    copies_of = Counter(gen)
+    unique = list(copies_of)  # first-seen order
+    copies = np.array([copies_of[s] for s in unique], dtype=np.int64)  # (U,)
+    described = _describe_all(unique, workers)
+    fps = np.stack([d[0] for d in described])  # (U, 1024)
+    frags: Counter = Counter()
+    scafs: Counter = Counter()
+    for d, c in zip(described, copies, strict=True):  # each copy counts, as in MOSES
+        for f in d[1]:
+            frags[f] += int(c)
+        if d[2] is not None:
+            scafs[d[2]] += int(c)
+    weights = copies / copies.sum()
     references = [("Test", test)]
     if test_scaffolds is not None:
         references.append(("TestSF", test_scaffolds))
-    gen_fcd = None
-    if fcd:
-        from molgan import fcd as fcd_module
-
-        gen_fcd = fcd_module.statistics(gen)
+    gen_fcd = _fcd_statistics(unique, copies) if fcd else None
     for label, ref in references:
         if isinstance(ref, str):
             stats = reference_statistics("test" if label == "Test" else "test_scaffolds")
         else:
             stats = statistics(ref, workers, fcd=fcd)
         if gen_fcd is not None:
+            from molgan import fcd as fcd_module
+
             out[f"FCD/{label}"] = fcd_module.frechet_distance(
                 *gen_fcd, stats["FCD"]["mu"], stats["FCD"]["sigma"]
             )
-        out[f"SNN/{label}"] = tanimoto_aggregate(stats["SNN"]["fps"], fps)
+        out[f"SNN/{label}"] = float(weights @ tanimoto_rows(stats["SNN"]["fps"], fps))
         out[f"Frag/{label}"] = cosine_similarity(stats["Frag"]["frag"], frags)
         out[f"Scaf/{label}"] = cosine_similarity(stats["Scaf"]["scaf"], scafs)
-    out["IntDiv"] = 1.0 - tanimoto_aggregate(fps, fps, agg="mean", p=1)
-    out["IntDiv2"] = 1.0 - tanimoto_aggregate(fps, fps, agg="mean", p=2)
-    out["Filters"] = float(np.mean([d[3] for d in described]))
+    for p, key in ((1, "IntDiv"), (2, "IntDiv2")):
+        rows = tanimoto_rows(fps, fps, agg="mean", p=p, ref_weights=copies)
+        out[key] = 1.0 - float(weights @ rows)
+    out["Filters"] = float(weights @ np.array([d[3] for d in described], dtype=np.float64))
     if train is not None:
         train_set = set(moses_smiles("train") if isinstance(train, str) else train)
-        distinct = set(gen)
-        out["Novelty"] = len(distinct - train_set) / len(distinct)
+        out["Novelty"] = len(set(unique) - train_set) / len(unique)
     return out
