@@ -164,6 +164,9 @@ class Config:
     energy_space: str = "graph"
     """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
     flattened) | critic (D's features before its last layer)."""
+    gen_norm: bool = False
+    """Normalise each hidden layer of G before its tanh (LayerNorm without parameters): keeps
+    G's hidden units out of tanh's flat ends, so different z stay apart (issue 25, G's shape)."""
     repeat_penalty: float = 0.0
     """Weight of the unlikelihood penalty on graphs G keeps repeating (molgan.repeats: each
     sampled graph's share of G's last repeat_window graphs × −log(1 − its probability)); a

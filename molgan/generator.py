@@ -39,6 +39,7 @@ class Generator(nn.Module):
             ``molgan.conditioning``).
         noise: std of the Gaussian noise added to each hidden layer's activation, in training
             and in sampling (noise injection, SPECTRE's ``noisy_gen``); 0 = off.
+        norm: normalise each hidden layer's pre-activation (LayerNorm without parameters).
     """
 
     def __init__(
@@ -51,11 +52,12 @@ class Generator(nn.Module):
         dropout: float = 0.0,
         cond_dim: int = 0,
         noise: float = 0.0,
+        norm: bool = False,
     ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
         self.cond_dim, self.noise, self.hidden = cond_dim, noise, tuple(hidden)
-        self.body = mlp((z_dim + cond_dim, *hidden), dropout)
+        self.body = mlp((z_dim + cond_dim, *hidden), dropout, norm=norm)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
         self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
         diagonal = torch.eye(num_nodes, dtype=torch.bool)[..., None].expand(-1, -1, num_bond_types)

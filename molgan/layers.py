@@ -13,11 +13,18 @@ import torch
 from torch import nn
 
 
-def mlp(dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh) -> nn.Sequential:
-    """Linear -> act -> dropout for each consecutive pair in ``dims`` (every layer activated)."""
+def mlp(
+    dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh, norm: bool = False
+) -> nn.Sequential:
+    """Linear -> act -> dropout for each consecutive pair in ``dims`` (every layer activated);
+    ``norm``: a LayerNorm without parameters before each activation (so that a population's
+    stacked copy, which stacks only Linear weights, stays exact)."""
     layers: list[nn.Module] = []
     for d_in, d_out in zip(dims[:-1], dims[1:], strict=False):
-        layers += [nn.Linear(d_in, d_out), act()]
+        layers.append(nn.Linear(d_in, d_out))
+        if norm:
+            layers.append(nn.LayerNorm(d_out, elementwise_affine=False))
+        layers.append(act())
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
     return nn.Sequential(*layers)

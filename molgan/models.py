@@ -181,6 +181,7 @@ class MolGAN(nn.Module):
             c["dropout"],
             cond_dim,
             noise=c.get("gen_noise", 0.0),
+            norm=c.get("gen_norm", False),
         )
         self.discriminator = Discriminator(
             **encoder,

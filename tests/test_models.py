@@ -108,3 +108,29 @@ def test_sample_returns_n_smiles_or_none_deterministic_for_a_seed(tiny_model):
     atoms_c, _ = tiny_model.sample_graphs(20, generator=torch.Generator().manual_seed(4))
     assert (atoms_a != atoms_c).any()
     assert len(c) == 20
+
+
+def test_gen_norm_normalises_g_hidden_layers_without_adding_weights():
+    """gen_norm puts a parameter-free LayerNorm before each tanh of G: same weights as
+    without it (checkpoints and populations stack only Linear weights), and each hidden
+    pre-activation has zero mean and unit variance over its units."""
+    import dataclasses
+
+    from molgan.population import Population
+
+    cfg = make_config("debug", gen_norm=True)
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg)
+    plain = MolGAN.from_config(dataclasses.replace(cfg, gen_norm=False))
+    assert [p.shape for p in model.generator.parameters()] == [
+        p.shape for p in plain.generator.parameters()
+    ]
+    norms = [m for m in model.generator.body if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == len(cfg.gen_dims)
+    seen = []
+    norms[0].register_forward_hook(lambda mod, inp, out: seen.append(out))
+    model.generator(torch.randn(16, cfg.z_dim))
+    torch.testing.assert_close(seen[0].mean(-1), torch.zeros(16), atol=1e-5, rtol=0)
+    torch.testing.assert_close(seen[0].var(-1, unbiased=False), torch.ones(16), atol=1e-3, rtol=0)
+    population = Population([model, plain.__class__.from_config(cfg)])
+    assert population.member(0).sample(8, seed=1) == model.sample(8, seed=1)
