@@ -1,6 +1,7 @@
 """MOSES's metrics of a model trained on MOSES (--data moses), member by member.
 
     python scripts/moses_benchmark.py runs/moses-pop2/best.pt --json docs/moses_eval.json
+    python scripts/moses_benchmark.py --train-reference --json docs/moses_train_reference.json
 
 Each member samples ``-n`` graphs (30,000, MOSES's advice) with sampling seed ``--seed`` (0) +
 its training seed; the metrics are MOSES's (``molgan.moses_metrics``) against the MOSES test
@@ -8,7 +9,9 @@ and scaffold-test splits molsets ships, Novelty against the MOSES training split
 readings of the same samples are reported: ``moses`` (the SMILES as generated, so a
 multi-fragment graph is a dotted SMILES that MOSES counts as valid) and ``strict`` (a
 multi-fragment graph counts as invalid, molgan's own validity). Prints a markdown table: one
-row per member and reading, then the mean ± std over members.
+row per member and reading, then the mean ± std over members. ``--train-reference`` scores
+``-n`` random molecules of the MOSES training split instead (sampling seed ``--seed``): MOSES's
+own "Train" row, to check these metrics against MOSES's published one.
 """
 
 from __future__ import annotations
@@ -57,7 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=HelpFormatter
     )
-    parser.add_argument("checkpoint", help="a checkpoint (a population's: every member)")
+    parser.add_argument("checkpoint", nargs="?", help="a checkpoint (a population's: every member)")
+    parser.add_argument(
+        "--train-reference",
+        action="store_true",
+        help="score -n random MOSES training molecules instead of a model's samples",
+    )
     parser.add_argument("-n", type=int, default=30_000, help="graphs sampled per member")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed - training seed")
     parser.add_argument("--workers", type=int, default=2, help="processes for the RDKit work")
@@ -66,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", help="also write every row and the settings to this file")
     args = parser.parse_args(argv)
+    if not args.checkpoint and not args.train_reference:
+        parser.error("give a CHECKPOINT or --train-reference")
     from molgan import checkpoint, moses_metrics, rundir
 
     if args.n < 10_000:
@@ -73,19 +83,29 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.json:
             rundir.output_path(args.json, "--json")
-        blob = checkpoint.read(args.checkpoint)
-        count = checkpoint.members_of(blob)
-        train = set(moses_metrics.moses_smiles("train"))
+        train_list = moses_metrics.moses_smiles("train")
+        train = set(train_list)
+        if args.train_reference:
+            blob, count = {"step": 0}, 1
+        else:
+            blob = checkpoint.read(args.checkpoint)
+            count = checkpoint.members_of(blob)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     shown = [key for key in SHOWN if args.fcd or not key.startswith("FCD")]
     rows = []
     for k in range(count):
-        model = checkpoint.load(args.checkpoint, member=k)
-        seed = args.seed + model.config["seed"]
         start = time.perf_counter()
-        generated = model.sample(args.n, seed=seed, strict=False)
+        if args.train_reference:
+            import random
+
+            seed = args.seed
+            generated = random.Random(seed).sample(train_list, args.n)
+        else:
+            model = checkpoint.load(args.checkpoint, member=k)
+            seed = args.seed + model.config["seed"]
+            generated = model.sample(args.n, seed=seed, strict=False)
         strict = [s if s and "." not in s else None for s in generated]
         for reading, smiles in (("moses", generated), ("strict", strict)):
             with warnings.catch_warnings():  # unique@k of fewer than k: MOSES warns as well
@@ -118,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         step = int(blob.get("step", 0))
         record = {
-            "checkpoint": str(args.checkpoint),
+            "checkpoint": "MOSES train (reference)"
+            if args.train_reference
+            else str(args.checkpoint),
             "step": step,
             "n": args.n,
             "fcd": args.fcd,
