@@ -309,7 +309,10 @@ class Config:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.condition_balance <= 1.0:
             raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
-        if self.connectivity_sampled and not self.connectivity:
+        weights = (self.connectivity,)
+        if self.member_settings:
+            weights = self.member_values().get("connectivity", weights)
+        if self.connectivity_sampled and not any(weights):
             raise ValueError("connectivity_sampled needs a connectivity weight (--connectivity W)")
         if self.condition_balance and not self.condition:
             raise ValueError("condition_balance needs condition (--condition)")
@@ -325,6 +328,8 @@ class Config:
             raise ValueError("seed + members must be ≤ 2**32")
         for k in range(self.members) if self.member_settings else ():
             own = {name: values[k] for name, values in self.member_values().items()}
+            sampled = self.connectivity_sampled and own.get("connectivity", self.connectivity) > 0
+            own["connectivity_sampled"] = sampled  # a member without the penalty ignores it
             dataclasses.replace(self, member_settings="", members=1, **own)  # checks them
         if self.name and (not _NAME.fullmatch(self.name)):
             raise ValueError(

@@ -407,6 +407,10 @@ def test_sampled_connectivity_gradient_raises_a_bond_between_the_sampled_fragmen
 def test_sampled_connectivity_needs_a_connectivity_weight():
     with pytest.raises(ValueError, match="connectivity_sampled needs"):
         Config(connectivity_sampled=True)
+    with pytest.raises(ValueError, match="connectivity_sampled needs"):
+        Config(connectivity_sampled=True, members=2, member_settings="connectivity=0,0")
+    # one member with the penalty is enough: the other's weight is 0
+    Config(connectivity_sampled=True, members=2, member_settings="seed=0,0;connectivity=0,1")
 
 
 def test_batch_discriminator_appends_one_batch_mean_feature_to_every_sample():
