@@ -156,6 +156,7 @@ def markdown_table(frame, spec: StudySpec) -> str:
             "valid",
             "unique",
             "novel",
+            "vun",
             "qed",
             "sa",
             "logp",
