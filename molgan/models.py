@@ -261,6 +261,7 @@ class MolGAN(nn.Module):
         heavy_atoms: int | None = None,
         elements: str | Sequence[str] | None = None,
         progress: bool | None = None,
+        temperature: float = 1.0,
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
@@ -274,6 +275,9 @@ class MolGAN(nn.Module):
                 the request for most graphs, not all (docs/ablation.md).
             progress: a progress bar on stderr; default: for 100,000 molecules or more when
                 stderr is a terminal (as ``scripts/sample.py`` shows).
+            temperature: sample each atom and bond from softmax(logits / temperature): above 1
+                more distinct molecules and fewer valid ones (docs/remedies.md); 1 = G's own
+                distribution.
 
         Returns:
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
@@ -290,5 +294,6 @@ class MolGAN(nn.Module):
             batch_size=batch_size,
             heavy_atoms=heavy_atoms,
             elements=elements,
+            temperature=temperature,
         )
         return chem.Samples.concat(list(with_progress(parts, n, progress)), strict=strict)

@@ -29,6 +29,7 @@ def sample(
     elements: str | Sequence[str] | None = None,
     member: int | None = None,
     progress: bool | None = None,
+    temperature: float = 1.0,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -45,6 +46,9 @@ def sample(
         member: from a population's checkpoint (``--members K``), member k (default 0).
         progress: a progress bar on stderr; default: for ``PROGRESS_FROM`` (100,000) molecules
             or more when stderr is a terminal.
+        temperature: draw each atom and bond from softmax(logits / temperature) (Gumbel-argmax
+            of the scaled logits): above 1 trades validity for distinct molecules (the shipped
+            model at 2: 88.5% valid, 52.0% unique, FCD 0.79; docs/remedies.md); 1 = as trained.
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
@@ -74,6 +78,7 @@ def sample(
         heavy_atoms=heavy_atoms,
         elements=elements,
         progress=progress,
+        temperature=temperature,
     )
 
 
@@ -106,10 +111,11 @@ def graph_batches(
     generator: torch.Generator | None = None,
     batch_size: int = 4096,
     classes: dict | None = None,
+    temperature: float = 1.0,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Gumbel-argmax graphs from n fresh z of ``model``, at most ``batch_size`` at a time: ``(atoms
     (b, N), bonds (b, N, N))`` int arrays per batch (``classes``: a conditional model's
-    ``class_request``).
+    ``class_request``; ``temperature``: the logits are divided by it before the argmax).
 
     Noise is drawn on the CPU from ``generator``, in blocks of ``NOISE_BLOCK`` graphs
     whatever the batch size, so the graphs depend on neither the device nor ``batch_size``.
@@ -133,8 +139,11 @@ def graph_batches(
                 c = None if cond is None else cond[i : i + batch_size].to(model.device)
                 eps = None if noise is None else [e[i : i + batch_size] for e in noise]
                 out = g(z[i : i + batch_size].to(model.device), c, eps)
-                atoms = (out.x_logits + gx[i : i + batch_size].to(model.device)).argmax(-1)
-                bonds = (out.adj_logits + ga[i : i + batch_size].to(model.device)).argmax(-1)
+                x_logits, adj_logits = out.x_logits, out.adj_logits
+                if temperature != 1.0:
+                    x_logits, adj_logits = x_logits / temperature, adj_logits / temperature
+                atoms = (x_logits + gx[i : i + batch_size].to(model.device)).argmax(-1)
+                bonds = (adj_logits + ga[i : i + batch_size].to(model.device)).argmax(-1)
                 yield atoms.cpu().numpy(), bonds.cpu().numpy()  # (b', N), (b', N, N)
     finally:
         g.train(was_training)
@@ -149,15 +158,18 @@ def iter_samples(
     batch_size: int = 4096,
     heavy_atoms: int | None = None,
     elements: str | Sequence[str] | None = None,
+    temperature: float = 1.0,
 ) -> Iterator[Samples]:
     """``model.sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
 
     Raises:
-        ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, or a class
-            a conditional model cannot be asked for (``class_request``).
+        ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, a temperature
+            that is not a positive finite number, or a class a conditional model cannot be
+            asked for (``class_request``).
     """
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
+    check_temperature(temperature)
     classes = model.class_request(heavy_atoms, elements)  # checked now, not when iterated
     generator = torch.Generator()
     if seed is None:
@@ -165,7 +177,14 @@ def iter_samples(
     else:
         check_count("seed", seed, 0, 2**64)
         generator.manual_seed(seed)
-    batches = graph_batches(model, n, generator=generator, batch_size=batch_size, classes=classes)
+    batches = graph_batches(
+        model,
+        n,
+        generator=generator,
+        batch_size=batch_size,
+        classes=classes,
+        temperature=temperature,
+    )
     return _as_samples(batches, strict, tuple(model.atom_types))
 
 
@@ -180,6 +199,14 @@ def _as_samples(
             for a, b in zip(atoms, bonds, strict=True)
         ]
         yield chem.Samples(lenient, strict=strict)
+
+
+def check_temperature(value) -> None:
+    """Refuse a sampling temperature that is not a positive, finite number."""
+    import math
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < math.inf):
+        raise ValueError(f"temperature must be a positive number, got {value!r}")
 
 
 def check_count(name: str, value, low: int, high: int | None = None) -> None:

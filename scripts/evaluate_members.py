@@ -5,7 +5,7 @@
 Member k (the run of seed s + k) samples ``--samples`` molecules (10,000) with sampling seed
 ``--seed-offset`` (10,000) + its seed, as ``scripts/sweep.py``'s final evaluation does; metrics
 against the QM9 train split (novelty) and, with ``--fcd``, FCD against the test split. Prints
-one row per member and the mean ± std over members.
+one row per member (and ``--temperatures``) and the mean ± std over members.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import math
 import statistics
 import sys
 
-COLUMNS = ("valid", "unique", "novel", "fcd", "distinct", "top100_share", "qed")
+COLUMNS = ("valid", "unique", "novel", "vun", "fcd", "distinct", "top100_share", "qed")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,14 +24,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=10_000, help="molecules per member")
     parser.add_argument("--seed-offset", type=int, default=10_000, help="sampling seed - seed")
     parser.add_argument("--fcd", action="store_true", help="add FCD vs the test split")
+    parser.add_argument(
+        "--temperatures",
+        default="1",
+        help="sampling temperatures (molgan.sample), comma-separated: every member at each",
+    )
+    parser.add_argument("--members", help="only these members, e.g. 0,1,2 (default: all)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     from molgan import checkpoint, metrics, rundir
     from molgan.data import dataset_of
 
     try:
+        temperatures = [float(t) for t in args.temperatures.split(",")]
         blob = checkpoint.read(args.checkpoint)
         count = checkpoint.members_of(blob)
+        chosen = [int(k) for k in args.members.split(",")] if args.members else range(count)
+        if any(not 0 <= k < count for k in chosen):
+            raise ValueError(f"--members: the checkpoint has members 0..{count - 1}")
         first = checkpoint.load(args.checkpoint, member=0)
         cfg = checkpoint.config_from({"config": first.config})
         data = dataset_of(cfg, first.atom_types, verbose=False)
@@ -40,20 +50,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     train, test = data.smiles_of("train"), data.smiles_of("test") if args.fcd else None
     rows = []
-    for k in range(count):
+    for k in chosen:
         model = first if k == 0 else checkpoint.load(args.checkpoint, member=k)
         seed = model.config["seed"]
-        smiles = model.sample(args.samples, seed=args.seed_offset + seed)
-        result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=test)
-        rows.append({"member": k, "seed": seed, "step": blob["step"], **result})
-        shown = {c: result[c] for c in COLUMNS if c in result}
-        print(f"member {k} (seed {seed}): " + ", ".join(f"{c} {v:.4g}" for c, v in shown.items()))
-    for c in COLUMNS:
-        values = [float(r[c]) for r in rows if isinstance(r.get(c), float | int)]
-        values = [v for v in values if math.isfinite(v)]
-        if len(values) > 1:
-            mean, std = statistics.mean(values), statistics.stdev(values)
-            print(f"{c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
+        for t in temperatures:
+            smiles = model.sample(args.samples, seed=args.seed_offset + seed, temperature=t)
+            result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=test)
+            rows.append(
+                {"member": k, "seed": seed, "step": blob["step"], "temperature": t} | result
+            )
+            shown = {c: result[c] for c in COLUMNS if c in result}
+            print(
+                f"member {k} (seed {seed}), T {t:g}: "
+                + ", ".join(f"{c} {v:.4g}" for c, v in shown.items())
+            )
+    for t in temperatures:
+        for c in COLUMNS:
+            values = [float(r[c]) for r in rows if r["temperature"] == t and c in r]
+            values = [v for v in values if math.isfinite(v)]
+            if len(values) > 1:
+                mean, std = statistics.mean(values), statistics.stdev(values)
+                print(f"T {t:g}, {c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
     if args.json:
         return rundir.save_json(args.json, rows, default=float)
     return 0

@@ -94,6 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--elements", help="a conditional model: exactly these elements, e.g. C,O,F"
     )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="sample atoms and bonds from softmax(logits / T): above 1 more distinct, fewer "
+        "valid molecules (docs/remedies.md)",
+    )
     parser.add_argument("--chunk", type=int, default=10_000, help="graphs per written chunk")
     parser.add_argument(
         "--force", action="store_true", help="replace an existing --out / --grid file"
@@ -125,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.chunk,
             heavy_atoms=args.heavy_atoms,
             elements=args.elements,
+            temperature=args.temperature,
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
