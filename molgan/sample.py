@@ -48,7 +48,7 @@ def sample(
             or more when stderr is a terminal.
         temperature: draw each atom and bond from softmax(logits / temperature) (Gumbel-argmax
             of the scaled logits): above 1 trades validity for distinct molecules (the shipped
-            model at 2: 88.5% valid, 52.0% unique, FCD 0.79; docs/remedies.md); 1 = as trained.
+            model at 2: 88.4% valid, 52.5% unique, FCD 0.77; docs/remedies.md); 1 = as trained.
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
