@@ -38,6 +38,11 @@ def _chemnet(device: str):
     return FCD(device=device, n_jobs=1)
 
 
+def activations(canonical: Sequence[str], device: str = "cpu") -> np.ndarray:
+    """ChemNet activations (M, D) of canonical SMILES (not checked: canonicalise first)."""
+    return _chemnet(device).get_predictions(list(canonical))
+
+
 def statistics(smiles: Sequence[str | None], device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Mean (D,) and covariance (D, D) of the ChemNet activations of the valid molecules."""
     canon = [c for c in (chem.canonical(s) for s in smiles if isinstance(s, str)) if c]

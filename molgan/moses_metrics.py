@@ -246,9 +246,7 @@ def _fcd_statistics(unique: list[str], copies: np.ndarray) -> tuple[np.ndarray, 
         _ACTIVATIONS.clear()
         todo = list(unique)
     if todo:
-        _ACTIVATIONS.update(
-            zip(todo, fcd_module._chemnet("cpu").get_predictions(todo), strict=True)
-        )
+        _ACTIVATIONS.update(zip(todo, fcd_module.activations(todo), strict=True))
     acts = np.stack([_ACTIVATIONS[s] for s in unique]).astype(np.float64)  # (U, D)
     mu = (acts * copies[:, None]).sum(0) / copies.sum()
     return mu, np.cov(acts, rowvar=False, fweights=copies)

@@ -14,6 +14,8 @@ atoms in another order is another key: the memory counts graphs, not molecules.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 _MASK = (1 << 62) - 1
@@ -22,12 +24,18 @@ _MASK = (1 << 62) - 1
 def graph_keys(atoms: torch.Tensor, bonds: torch.Tensor) -> torch.Tensor:
     """62-bit keys of argmax graphs: atoms (..., N), bonds (..., N, N) -> (...,) int64; equal
     graphs get equal keys, different graphs (almost surely) different ones."""
-    n = atoms.shape[-1]
-    gen = torch.Generator().manual_seed(1729)  # fixed: keys must mean the same across runs
-    coef = torch.randint(1, 2**62, (n + n * n,), generator=gen, dtype=torch.int64)
-    coef = coef.to(atoms.device) | 1  # odd multipliers
+    coef = _coefficients(atoms.shape[-1], atoms.device)  # (N + N²,)
     flat = torch.cat([atoms, bonds.flatten(-2)], dim=-1).long() + 1
     return (flat * coef).sum(-1) & _MASK  # int64 arithmetic wraps: a hash, not a sum
+
+
+@functools.cache
+def _coefficients(n: int, device: torch.device) -> torch.Tensor:
+    """The hash's odd multipliers for N-node graphs, made once per (N, device): fixed, so keys
+    mean the same across runs, and never copied to the device inside a captured step."""
+    gen = torch.Generator().manual_seed(1729)
+    coef = torch.randint(1, 2**62, (n + n * n,), generator=gen, dtype=torch.int64)
+    return (coef | 1).to(device)
 
 
 class GraphMemory:
