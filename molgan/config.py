@@ -176,6 +176,14 @@ class Config:
     gen_noise: float = 0.0
     """Std of Gaussian noise added to each hidden layer of G, in training and sampling (noise
     injection, SPECTRE); 0 = off."""
+    node_noise: int = 0
+    """Per-node latent noise: every node of every graph draws its own standard normal vector of
+    this size, which G maps (learnt, linear) onto its atom logits and, through the product of
+    two nodes' vectors, onto their bond logits; 0 = off (issue 25, G's shape)."""
+    spectral_norm: bool = False
+    """Spectrally normalise D (every Linear map divided by its largest singular value; SN-GAN,
+    Miyato et al. 2018). With gp_weight 0 for every member the gradient penalty and its double
+    backward are skipped."""
     # --- population ---
     members: int = 1
     """Train this many MolGANs in lockstep in one process (a population; member k has seed
@@ -254,6 +262,7 @@ class Config:
             "split_seed",
             "rarity_window",
             "atoms_min_count",
+            "node_noise",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")

@@ -40,6 +40,10 @@ class Generator(nn.Module):
         noise: std of the Gaussian noise added to each hidden layer's activation, in training
             and in sampling (noise injection, SPECTRE's ``noisy_gen``); 0 = off.
         norm: normalise each hidden layer's pre-activation (LayerNorm without parameters).
+        node_noise: D, the size of a standard normal vector u_i drawn for every node i of
+            every graph, in training and sampling; node logits get A u_i and the bond logits of
+            (i, j) get B (u_i ⊙ u_j) (A, B learnt, no bias): noise G can use to vary one atom
+            and its bonds together, apart from the rest of the graph; 0 = off.
     """
 
     def __init__(
@@ -53,6 +57,7 @@ class Generator(nn.Module):
         cond_dim: int = 0,
         noise: float = 0.0,
         norm: bool = False,
+        node_noise: int = 0,
     ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
@@ -60,6 +65,10 @@ class Generator(nn.Module):
         self.body = mlp((z_dim + cond_dim, *hidden), dropout, norm=norm)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
         self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
+        self.node_noise = node_noise
+        if node_noise:
+            self.noise_atoms = nn.Linear(node_noise, num_atom_types, bias=False)
+            self.noise_bonds = nn.Linear(node_noise, num_bond_types, bias=False)
         diagonal = torch.eye(num_nodes, dtype=torch.bool)[..., None].expand(-1, -1, num_bond_types)
         channel = torch.arange(num_bond_types) > 0
         self.register_buffer("self_bond", diagonal & channel, persistent=False)  # (N, N, R)
@@ -69,10 +78,12 @@ class Generator(nn.Module):
         z: torch.Tensor,
         cond: torch.Tensor | None = None,
         hidden_noise: list[torch.Tensor] | None = None,
+        node_eps: torch.Tensor | None = None,
     ) -> GeneratorOutput:
         """z (..., B, Z) [and class vectors cond (..., B, C)] -> ``GeneratorOutput``; edge logits
         symmetric with no self-bonds. With ``noise`` > 0, ``hidden_noise`` gives the standard
-        normal draws of the hidden layers, (B, H_l) each (default: drawn here)."""
+        normal draws of the hidden layers, (B, H_l) each; with ``node_noise``, ``node_eps``
+        gives the nodes' draws u, (..., B, N, D) (default: drawn here)."""
         h = z if cond is None else torch.cat([z, cond], dim=-1)  # (B, Z + C)
         if not self.noise:
             h = self.body(h)  # (B, H)
@@ -86,6 +97,12 @@ class Generator(nn.Module):
                     layer += 1
         x_logits = self.node_head(h).unflatten(-1, (self.N, self.T))  # (..., B, N, T)
         adj_logits = self.edge_head(h).unflatten(-1, (self.N, self.N, self.R))  # (..., B, N, N, R)
+        if self.node_noise:
+            shape = (*z.shape[:-1], self.N, self.node_noise)
+            u = torch.randn(shape, device=z.device) if node_eps is None else node_eps.to(z.device)
+            x_logits = x_logits + self.noise_atoms(u)  # (..., B, N, T)
+            pairs = u.unsqueeze(-2) * u.unsqueeze(-3)  # (..., B, N, N, D): symmetric in (i, j)
+            adj_logits = adj_logits + self.noise_bonds(pairs)  # (..., B, N, N, R)
         adj_logits = (adj_logits + adj_logits.transpose(-3, -2)) / 2  # symmetric, as the TF code
         # Deviation from the TF code: the diagonal is masked to "no bond" (spec §6.3).
         adj_logits = adj_logits.masked_fill(self.self_bond, float("-inf"))  # (B, N, N, R)

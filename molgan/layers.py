@@ -13,6 +13,33 @@ import torch
 from torch import nn
 
 
+class SpectralLinear(nn.Linear):
+    """``nn.Linear`` whose weight is divided by its largest singular value at every call
+    (spectral normalisation, Miyato et al. 2018: the map is 1-Lipschitz). σ is computed
+    exactly (an SVD of the small weight), not by power iteration, so the layer keeps no state
+    and a population's stacked copy (``molgan.population``) computes the same values."""
+
+    def normalized_weight(self) -> torch.Tensor:
+        return self.weight / torch.linalg.matrix_norm(self.weight, ord=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.normalized_weight(), self.bias)
+
+
+def spectral(module: nn.Module) -> nn.Module:
+    """Make every ``nn.Linear`` of ``module`` a ``SpectralLinear`` (same parameters, in place)."""
+    for child in list(module.modules()):
+        if type(child) is nn.Linear:
+            child.__class__ = SpectralLinear
+    return module
+
+
+def linear_weight(linear: nn.Module) -> torch.Tensor:
+    """The weight a Linear-like layer multiplies by: spectrally normalised where it is."""
+    normalized = getattr(linear, "normalized_weight", None)
+    return linear.weight if normalized is None else normalized()
+
+
 def mlp(
     dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh, norm: bool = False
 ) -> nn.Sequential:
@@ -85,7 +112,7 @@ class RelationalGraphConv(nn.Module):
         a = edges.movedim(-1, -2).flatten(-3, -2)  # (..., B, N·(R-1), N): row i·(R-1) + r
         summed = (a @ h).unflatten(-2, (n, r1)).flatten(-2)  # (..., B, N, (R-1)·F_in)
         parts = [summed]
-        weight = self.relations.weight
+        weight = linear_weight(self.relations)
         if weight.dim() == 2:  # nn.Linear: ((R-1)·F_out, F_in) -> ((R-1)·F_in, F_out)
             w = weight.view(r1, self.out_dim, self.in_dim).transpose(1, 2)
             w = w.reshape(r1 * self.in_dim, self.out_dim)

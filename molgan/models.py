@@ -18,7 +18,7 @@ from torch import nn
 
 from molgan import conditioning
 from molgan.generator import Generator
-from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp
+from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp, spectral
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
@@ -44,6 +44,8 @@ class GraphEncoder(nn.Module):
             graph embeddings to agg_dim // 8, averaged over the batch, projected again and
             appended to every sample's head features before the final Linear (mean only).
         cond_dim: length C of a class vector appended to the graph embedding (0 = none).
+        spectral_norm: divide every Linear map's weight by its largest singular value
+            (``layers.SpectralLinear``; SN-GAN).
     """
 
     def __init__(
@@ -59,6 +61,7 @@ class GraphEncoder(nn.Module):
         pac: int = 1,
         batch_features: bool = False,
         cond_dim: int = 0,
+        spectral_norm: bool = False,
     ) -> None:
         super().__init__()
         self.cond_dim = cond_dim
@@ -78,6 +81,8 @@ class GraphEncoder(nn.Module):
             width += k
         self.out = nn.Linear(width, 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        if spectral_norm:
+            spectral(self)
 
     def features(
         self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
@@ -182,6 +187,7 @@ class MolGAN(nn.Module):
             cond_dim,
             noise=c.get("gen_noise", 0.0),
             norm=c.get("gen_norm", False),
+            node_noise=c.get("node_noise", 0),
         )
         self.discriminator = Discriminator(
             **encoder,
@@ -189,6 +195,7 @@ class MolGAN(nn.Module):
             pac=c.get("pac", 1),
             batch_features=c.get("batch_discriminator", False),
             cond_dim=cond_dim,
+            spectral_norm=c.get("spectral_norm", False),
         )
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates

@@ -122,6 +122,9 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
         gp = losses.zero_centered_penalty(critic, x_real, adj_real)  # R1, (K,)
         gp = gp + losses.zero_centered_penalty(critic, x_fake, adj_fake)  # + R2
         loss_d = losses.relativistic_d(d_real, d_fake) + 0.5 * weights["gp_weight"] * gp
+    elif "gp_weight" not in weights.active:  # no penalty (e.g. a spectrally normalised D)
+        gp = d_real.new_zeros(K)
+        loss_d = losses.wasserstein_d(d_real, d_fake)  # (K,)
     else:  # As the official code: interpolate the real one-hot with the generator softmax.
         gp = losses.gradient_penalty(
             critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample

@@ -12,7 +12,9 @@ from conftest import one_member
 
 from molgan import batches, checkpoint, losses, steps
 from molgan.config import Config, make_config
+from molgan.data import load_dataset, one_hot
 from molgan.generator import Generator, noisy_one_hot
+from molgan.layers import SpectralLinear
 from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
@@ -39,6 +41,8 @@ REMEDIES = {
     "rarity_window": 64,
     "condition_formula": True,
     "reward_tilt": 5.0,
+    "node_noise": 2,
+    "spectral_norm": True,
 }
 
 
@@ -175,6 +179,96 @@ def test_gen_noise_is_drawn_from_the_sampling_seed_whatever_the_batch_size():
 def test_gen_noise_must_not_be_negative():
     with pytest.raises(ValueError, match="gen_noise must be ≥ 0"):
         Config(gen_noise=-0.1)
+
+
+def test_spectral_norm_makes_d_blind_to_the_scale_of_its_weights_and_leaves_v_plain():
+    """Every Linear map of a spectrally normalised D has largest singular value 1, so scaling
+    its raw weights changes nothing; the reward net keeps ordinary layers."""
+    x, adj = _batch()
+    critic = _encoder(spectral_norm=True)
+    linears = [m for m in critic.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 8  # 2 per R-GCN layer, 2 in the aggregation, the head, the output
+    for layer in linears:
+        sigma = torch.linalg.matrix_norm(layer.normalized_weight(), ord=2)
+        torch.testing.assert_close(sigma, torch.tensor(1.0))
+    before = critic(x, adj)
+    with torch.no_grad():
+        for layer in linears:
+            layer.weight.mul_(7.0)
+    torch.testing.assert_close(critic(x, adj), before)
+    plain = _encoder()
+    plain_before = plain(x, adj)
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.mul_(7.0)
+    assert not torch.allclose(plain(x, adj), plain_before)
+    model = MolGAN.from_config(make_config("debug", spectral_norm=True))
+    assert isinstance(model.discriminator.out, SpectralLinear)
+    assert not any(isinstance(m, SpectralLinear) for m in model.reward_net.modules())
+
+
+def test_a_d_step_without_gradient_penalty_skips_it(tiny_path, monkeypatch):
+    """gp_weight 0 for every member: no penalty (no double backward), the loss is the
+    Wasserstein term alone; a member with a weight brings the penalty back."""
+    cfg = make_config("debug", spectral_norm=True, gp_weight=0.0)
+    torch.manual_seed(0)
+    population, nets, weights = one_member(MolGAN.from_config(cfg), cfg)
+    data = load_dataset(tiny_path, verbose=False)
+    real = one_hot(data.atoms[None, :6], data.bonds[None, :6])
+    calls = []
+    penalty = losses.gradient_penalty
+    monkeypatch.setattr(
+        losses, "gradient_penalty", lambda *a, **k: calls.append(1) or penalty(*a, **k)
+    )
+    opt = torch.optim.Adam(population.discriminator.parameters(), lr=1e-3)
+    stats = steps.d_step(nets, opt, real, cfg, weights)
+    assert not calls and stats["loss/gp"].tolist() == [0.0]
+    cfg10 = dataclasses.replace(cfg, gp_weight=10.0)
+    steps.d_step(nets, opt, real, cfg10, steps.member_weights(cfg10, 1, "cpu"))
+    assert calls == [1]
+
+
+def test_node_noise_moves_one_atom_and_its_bonds_and_nothing_else():
+    torch.manual_seed(0)
+    plain = Generator(5, (7, 11), 4, 3, 2)
+    noisy = Generator(5, (7, 11), 4, 3, 2, node_noise=3)
+    missing = noisy.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["noise_atoms.weight", "noise_bonds.weight"]
+    z, u = torch.randn(6, 5), torch.randn(6, 4, 3)
+    for a, b in zip(noisy(z, None, None, torch.zeros(6, 4, 3)), plain(z), strict=True):
+        torch.testing.assert_close(a, b)  # zero noise = the plain G
+    out = noisy(z, None, None, u)
+    torch.testing.assert_close(out.adj_logits, out.adj_logits.transpose(1, 2))  # symmetric
+    assert torch.isinf(out.adj_logits[:, 0, 0, 1:]).all()  # still no self-bonds
+    moved = u.clone()
+    moved[:, 2] += 1.0  # only node 2's noise changes
+    other = noisy(z, None, None, moved)
+    changed_atoms = (other.x_logits != out.x_logits).any(-1).any(0)  # (N,)
+    assert changed_atoms.tolist() == [False, False, True, False]
+    finite = torch.isfinite(out.adj_logits)
+    changed_bonds = ((other.adj_logits != out.adj_logits) & finite).any(-1).any(0)  # (N, N)
+    expected = torch.zeros(4, 4, dtype=torch.bool)
+    expected[2, :] = expected[:, 2] = True  # row and column 2 (its diagonal: "no bond" only)
+    assert torch.equal(changed_bonds, expected)
+    assert not torch.allclose(noisy(z).x_logits, noisy(z).x_logits)  # drawn when not given
+
+
+def test_node_noise_is_drawn_from_the_sampling_seed_whatever_the_batch_size():
+    torch.manual_seed(0)
+    model = MolGAN.from_config(make_config("debug", node_noise=4))
+    one = model.sample_graphs(40, generator=torch.Generator().manual_seed(3), batch_size=40)
+    many = model.sample_graphs(40, generator=torch.Generator().manual_seed(3), batch_size=7)
+    for a, b in zip(one, many, strict=True):
+        assert (a == b).all()
+    with torch.no_grad():
+        model.generator.noise_atoms.weight.zero_()
+        model.generator.noise_bonds.weight.zero_()
+    plain = MolGAN.from_config(make_config("debug"))
+    plain.load_state_dict(model.state_dict(), strict=False)
+    off = model.sample_graphs(40, generator=torch.Generator().manual_seed(3))
+    ref = plain.sample_graphs(40, generator=torch.Generator().manual_seed(3))
+    for a, b in zip(off, ref, strict=True):  # drawn after z and the Gumbel noise
+        assert (a == b).all()
 
 
 def test_real_noise_keeps_one_hots_on_the_simplex_symmetric_with_an_exact_diagonal():
