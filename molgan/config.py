@@ -180,6 +180,12 @@ class Config:
     """Per-node latent noise: every node of every graph draws its own standard normal vector of
     this size, which G maps (learnt, linear) onto its atom logits and, through the product of
     two nodes' vectors, onto their bond logits; 0 = off (issue 25, G's shape)."""
+    readout_stats: bool = False
+    """D's graph embedding also holds the mean, std and max of its node features over the
+    atoms (a PNA-style readout beside the gated sum; issue 25, what D can see)."""
+    gen_residual: bool = False
+    """Each hidden layer of G after the first also adds a linear map (no bias) of its input to
+    its output (residual connections; issue 25, G's shape)."""
     spectral_norm: bool = False
     """Spectrally normalise D (every Linear map divided by its largest singular value; SN-GAN,
     Miyato et al. 2018). With gp_weight 0 for every member the gradient penalty and its double

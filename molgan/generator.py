@@ -44,6 +44,8 @@ class Generator(nn.Module):
             every graph, in training and sampling; node logits get A u_i and the bond logits of
             (i, j) get B (u_i ⊙ u_j) (A, B learnt, no bias): noise G can use to vary one atom
             and its bonds together, apart from the rest of the graph; 0 = off.
+        residual: every hidden layer after the first adds a linear map (no bias) of its input
+            to its activation: h_l = tanh(W_l h_(l-1) + b_l) + P_l h_(l-1).
     """
 
     def __init__(
@@ -58,11 +60,16 @@ class Generator(nn.Module):
         noise: float = 0.0,
         norm: bool = False,
         node_noise: int = 0,
+        residual: bool = False,
     ) -> None:
         super().__init__()
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
         self.cond_dim, self.noise, self.hidden = cond_dim, noise, tuple(hidden)
         self.body = mlp((z_dim + cond_dim, *hidden), dropout, norm=norm)
+        self.skips = None
+        if residual:
+            pairs = zip(hidden[:-1], hidden[1:], strict=True)
+            self.skips = nn.ModuleList(nn.Linear(a, b, bias=False) for a, b in pairs)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
         self.edge_head = nn.Linear(hidden[-1], num_nodes * num_nodes * num_bond_types)
         self.node_noise = node_noise
@@ -85,15 +92,20 @@ class Generator(nn.Module):
         normal draws of the hidden layers, (B, H_l) each; with ``node_noise``, ``node_eps``
         gives the nodes' draws u, (..., B, N, D) (default: drawn here)."""
         h = z if cond is None else torch.cat([z, cond], dim=-1)  # (B, Z + C)
-        if not self.noise:
+        if not self.noise and self.skips is None:
             h = self.body(h)  # (B, H)
         else:
-            layer = 0
+            layer, inputs = 0, h
             for module in self.body:
+                if hasattr(module, "in_features"):  # a Linear (or a population's stacked one)
+                    inputs = h  # this layer's input, (B, H_(l-1))
                 h = module(h)
                 if isinstance(module, nn.Tanh):  # after each hidden layer's activation
-                    eps = torch.randn_like(h) if hidden_noise is None else hidden_noise[layer]
-                    h = h + self.noise * eps.to(h.device)  # (B, H_l)
+                    if self.skips is not None and layer > 0:
+                        h = h + self.skips[layer - 1](inputs)  # (B, H_l)
+                    if self.noise:
+                        eps = torch.randn_like(h) if hidden_noise is None else hidden_noise[layer]
+                        h = h + self.noise * eps.to(h.device)  # (B, H_l)
                     layer += 1
         x_logits = self.node_head(h).unflatten(-1, (self.N, self.T))  # (..., B, N, T)
         adj_logits = self.edge_head(h).unflatten(-1, (self.N, self.N, self.R))  # (..., B, N, N, R)

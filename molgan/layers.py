@@ -153,6 +153,20 @@ class GraphAggregation(nn.Module):
         return torch.tanh(gated.sum(dim=-2))
 
 
+def node_statistics(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Mean, standard deviation and maximum of node features over each graph's atoms (a PNA-style
+    readout beside the gated sum; Corso et al. 2020): a (..., B, N, F) with values in [-1, 1],
+    ``weight`` (..., B, N) in [0, 1], how much node i is an atom (1 − P(pad)) -> (..., B, 3F).
+    A pad counts as -1 in the maximum; the std is sqrt(var + 1e-6), finite under the double
+    backward of the gradient penalty."""
+    w = weight.unsqueeze(-1)  # (..., B, N, 1)
+    total = w.sum(dim=-2).clamp(min=1e-6)  # (..., B, 1)
+    mean = (w * a).sum(dim=-2) / total  # (..., B, F)
+    var = (w * (a - mean.unsqueeze(-2)).square()).sum(dim=-2) / total
+    top = (w * a - (1.0 - w)).amax(dim=-2)  # (..., B, F)
+    return torch.cat([mean, (var + 1e-6).sqrt(), top], dim=-1)
+
+
 class BatchDiversity(nn.Module):
     """Batch-level features a mode-collapsed fake batch cannot hide from the critic.
 

@@ -18,7 +18,14 @@ from torch import nn
 
 from molgan import conditioning
 from molgan.generator import Generator
-from molgan.layers import BatchDiversity, GraphAggregation, RelationalGraphConv, mlp, spectral
+from molgan.layers import (
+    BatchDiversity,
+    GraphAggregation,
+    RelationalGraphConv,
+    mlp,
+    node_statistics,
+    spectral,
+)
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
@@ -46,6 +53,8 @@ class GraphEncoder(nn.Module):
         cond_dim: length C of a class vector appended to the graph embedding (0 = none).
         spectral_norm: divide every Linear map's weight by its largest singular value
             (``layers.SpectralLinear``; SN-GAN).
+        readout_stats: append the mean, std and max of the node features over the atoms to
+            the gated sum (``layers.node_statistics``; a PNA-style readout).
     """
 
     def __init__(
@@ -62,16 +71,18 @@ class GraphEncoder(nn.Module):
         batch_features: bool = False,
         cond_dim: int = 0,
         spectral_norm: bool = False,
+        readout_stats: bool = False,
     ) -> None:
         super().__init__()
-        self.cond_dim = cond_dim
+        self.cond_dim, self.readout_stats = cond_dim, readout_stats
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
         self.convs = nn.ModuleList(
             RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
             for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
-        self.batch = BatchDiversity(agg_dim + cond_dim, minibatch_std, pac)
+        stats_dim = 3 * (conv_dims[-1] + num_atom_types) if readout_stats else 0
+        self.batch = BatchDiversity(agg_dim + stats_dim + cond_dim, minibatch_std, pac)
         self.head = mlp((self.batch.out_dim, *head_dims), dropout)
         width = head_dims[-1] if head_dims else self.batch.out_dim
         self.batch_mean = None
@@ -92,8 +103,12 @@ class GraphEncoder(nn.Module):
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
-        g = self.dropout(self.aggregate(torch.cat([h, x], dim=-1)))  # (B, agg_dim)
-        gc = g if cond is None else torch.cat([g, cond], dim=-1)  # (B, agg_dim [+ C])
+        hx = torch.cat([h, x], dim=-1)  # (B, N, F + T)
+        g = self.dropout(self.aggregate(hx))  # (B, agg_dim)
+        gc = g
+        if self.readout_stats:  # + mean, std, max over the atoms: (B, agg_dim + 3(F + T))
+            gc = torch.cat([g, node_statistics(hx, 1.0 - x[..., 0])], dim=-1)
+        gc = gc if cond is None else torch.cat([gc, cond], dim=-1)  # (B, ... [+ C])
         f = self.head(self.batch(gc))  # (B / pac, F): batch() is identity in the paper's setting
         if self.batch_mean is not None:
             inner, outer = self.batch_mean
@@ -188,6 +203,7 @@ class MolGAN(nn.Module):
             noise=c.get("gen_noise", 0.0),
             norm=c.get("gen_norm", False),
             node_noise=c.get("node_noise", 0),
+            residual=c.get("gen_residual", False),
         )
         self.discriminator = Discriminator(
             **encoder,
@@ -196,6 +212,7 @@ class MolGAN(nn.Module):
             batch_features=c.get("batch_discriminator", False),
             cond_dim=cond_dim,
             spectral_norm=c.get("spectral_norm", False),
+            readout_stats=c.get("readout_stats", False),
         )
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates

@@ -14,7 +14,7 @@ from molgan import batches, checkpoint, losses, steps
 from molgan.config import Config, make_config
 from molgan.data import load_dataset, one_hot
 from molgan.generator import Generator, noisy_one_hot
-from molgan.layers import SpectralLinear
+from molgan.layers import SpectralLinear, node_statistics
 from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
@@ -43,6 +43,8 @@ REMEDIES = {
     "reward_tilt": 5.0,
     "node_noise": 2,
     "spectral_norm": True,
+    "readout_stats": True,
+    "gen_residual": True,
 }
 
 
@@ -269,6 +271,44 @@ def test_node_noise_is_drawn_from_the_sampling_seed_whatever_the_batch_size():
     ref = plain.sample_graphs(40, generator=torch.Generator().manual_seed(3))
     for a, b in zip(off, ref, strict=True):  # drawn after z and the Gumbel noise
         assert (a == b).all()
+
+
+def test_node_statistics_are_the_mean_std_and_max_over_the_atoms_only():
+    a = torch.tensor([[[0.5, -1.0], [0.1, 0.3], [0.9, 0.9]]])  # (B=1, N=3, F=2)
+    stats = node_statistics(a, torch.tensor([[1.0, 1.0, 0.0]]))  # node 2 is a pad
+    atoms = a[0, :2]
+    expected = torch.cat(
+        [atoms.mean(0), (atoms.var(0, unbiased=False) + 1e-6).sqrt(), atoms.amax(0)]
+    )
+    torch.testing.assert_close(stats[0], expected)
+
+
+def test_readout_stats_widen_ds_graph_embedding_and_keep_the_penalty_finite():
+    x, adj = _batch()
+    critic = _encoder(readout_stats=True)
+    assert critic.features(x, adj).shape == (6, 13)
+    assert critic.head[0].in_features == 11 + 3 * (9 + 4)  # agg + mean, std, max of (F + T)
+    soft_x, soft_adj = torch.softmax(0.3 * x, -1), torch.softmax(0.3 * adj, -1)
+    gp = losses.gradient_penalty(critic, x, adj, soft_x, soft_adj)
+    gp.backward()
+    grads = [p.grad for p in critic.parameters() if p.grad is not None]
+    assert torch.isfinite(gp) and grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_residual_generator_adds_a_linear_map_of_each_hidden_layers_input():
+    torch.manual_seed(0)
+    plain = Generator(5, (7, 11, 13), 4, 3, 2)
+    residual = Generator(5, (7, 11, 13), 4, 3, 2, residual=True)
+    missing = residual.load_state_dict(plain.state_dict(), strict=False).missing_keys
+    assert sorted(missing) == ["skips.0.weight", "skips.1.weight"]
+    assert [tuple(p.shape) for p in residual.skips.parameters()] == [(11, 7), (13, 11)]
+    z = torch.randn(6, 5)
+    assert not torch.allclose(residual(z).x_logits, plain(z).x_logits)
+    with torch.no_grad():
+        for p in residual.skips.parameters():
+            p.zero_()
+    for a, b in zip(residual(z), plain(z), strict=True):
+        torch.testing.assert_close(a, b)  # zero skips = the plain G
 
 
 def test_real_noise_keeps_one_hots_on_the_simplex_symmetric_with_an_exact_diagonal():
