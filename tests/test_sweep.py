@@ -206,6 +206,26 @@ def test_a_worker_started_before_the_grid_grew_runs_the_new_points(tmp_path, mon
     assert len(read) == 2  # it read the file again for the point it did not know
 
 
+def test_a_point_taken_out_of_the_grid_fails_once_and_the_worker_stops(tmp_path):
+    """A queued point whose variant left the study file (a stopped candidate) is failed with
+    its error, and the worker then stops: it used to ask Optuna for fresh trials without a grid
+    point, failing each, forever."""
+    both = _spec("shrinks", grid={"variant": {"a": {"lam": 1.0}, "b": {"lam": 0.5}}})
+    storage = sweep.default_storage(tmp_path)
+    sweep.open_study(sweep.load_spec(both), storage, create=True)  # a and b queued
+    only_a = _spec("shrinks", grid={"variant": {"a": {"lam": 1.0}}}, fixed={"max_steps": 6})
+    path = tmp_path / "shrinks.json"
+    path.write_text(json.dumps(only_a))
+    worker = __import__("molgan.sweep.worker", fromlist=["work"])
+    assert worker.work(str(path), str(tmp_path), storage) == "done"
+    trials = _trials(tmp_path, only_a)
+    assert sorted(t.state.name for t in trials) == ["COMPLETE", "FAIL"]
+    assert (
+        "variant='b' is not in the grid"
+        in [t for t in trials if t.state.name == "FAIL"][0].user_attrs["error"]
+    )
+
+
 def test_a_drained_worker_finishes_its_trial_and_takes_no_other_until_run_again(
     tmp_path, monkeypatch
 ):

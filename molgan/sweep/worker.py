@@ -166,6 +166,8 @@ def _take(study, state: dict, root: Path, threads: int, members: int, held) -> l
     spec = state["spec"]
     batch = []
     while len(batch) < members:
+        if spec.grid and _waiting(study) is None:
+            break  # a grid study's trials are its queued points: none left (not a fresh ask)
         if batch:  # one more for the pack? the next waiting trial, if it fits
             waiting = _waiting(study)
             if waiting is not None:
