@@ -467,3 +467,20 @@ def test_moses_benchmark_reports_both_readings_of_each_member(tmp_path):
     run("scripts/sample.py", "-n", "100", "--out", samples)
     evaluated = run("scripts/evaluate.py", samples, "--moses", "--no-fcd")
     assert "| valid | unique@1000 |" in evaluated.stdout
+
+
+def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity(tmp_path):
+    points = [(1, 0.78, 0.38), (1, 0.82, 0.42), (2, 0.58, 0.62), (2, 0.62, 0.58)]
+    rows = [  # two members: mean (valid, unique) (80, 40) at T 1 and (60, 60) at T 2
+        {"member": k % 2, "temperature": t, "valid": v, "unique": u, "vun": 0.3 - 0.1 * t}
+        for k, (t, v, u) in enumerate(points)
+    ]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(rows))
+    out = run("scripts/frontier.py", f"a={path}", "--at-valid", "0.7,0.9").stdout
+    cells = [c.strip() for c in out.splitlines()[2].strip("|").split("|")]
+    assert cells[:3] == ["a", "1–2", "1"]  # V.U.N. peaks at T 1 (20% against 10%)
+    assert cells[3] == "80.0 ± 2.8" and cells[4] == "40.0 ± 2.8"
+    assert cells[-2:] == ["50.0", ""]  # halfway between; 90% valid lies outside the curve
+    bad = run("scripts/frontier.py", "no-equals-sign", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
