@@ -4,12 +4,13 @@
         energy5=sweeps/a/members-energy5-temperature.json --at-valid 0.75,0.65
 
 Each input is the ``--json`` of ``scripts/evaluate_members.py ... --temperatures ...`` (one row
-per member and temperature). Per model and temperature the rows are averaged over members; the
-table gives the temperature of the highest mean V.U.N. with its validity, uniqueness and V.U.N.
-(± std over members), and the uniqueness at each ``--at-valid`` validity, read off the
-piecewise-linear curve through the mean (valid, unique) points (empty outside the measured
-range). A training change that only makes G's logits flatter or sharper moves a model along
-one curve; a better model lies above it.
+per member and temperature), several joined by commas; ``@0,1,2`` after them keeps only those
+members (a population holding several models). Per model and temperature the rows are
+averaged over members; the table gives the temperature of the highest mean V.U.N. with its
+validity, uniqueness and V.U.N. (± std over members), and the uniqueness at each
+``--at-valid`` validity, read off the piecewise-linear curve through the mean (valid, unique)
+points (empty outside the measured range). A training change that only makes G's logits
+flatter or sharper moves a model along one curve; a better model lies above it.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def unique_at(points: dict, valid: float) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "models", nargs="+", help="NAME=members.json[,more.json] (evaluate_members --json)"
+        "models",
+        nargs="+",
+        help="NAME=members.json[,more.json][@0,1,2] (evaluate_members --json [, members])",
     )
     parser.add_argument("--at-valid", default="0.75", help="validities (0-1), comma-separated")
     args = parser.parse_args(argv)
@@ -58,10 +61,16 @@ def main(argv: list[str] | None = None) -> int:
             name, sep, paths = item.partition("=")
             if not sep:
                 raise ValueError(f"expected NAME=path.json, got {item!r}")
+            paths, at, members = paths.partition("@")
             rows = []
             for path in paths.split(","):
                 with open(path) as f:
                     rows += json.load(f)
+            if at:
+                keep = {int(k) for k in members.split(",")}
+                rows = [r for r in rows if r["member"] in keep]
+            if not rows:
+                raise ValueError(f"{item}: no rows")
             models[name] = curve(rows)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)

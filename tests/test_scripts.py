@@ -482,5 +482,7 @@ def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity
     assert cells[:3] == ["a", "1–2", "1"]  # V.U.N. peaks at T 1 (20% against 10%)
     assert cells[3] == "80.0 ± 2.8" and cells[4] == "40.0 ± 2.8"
     assert cells[-2:] == ["50.0", ""]  # halfway between; 90% valid lies outside the curve
+    one = run("scripts/frontier.py", f"b={path}@1", "--at-valid", "0.7").stdout
+    assert "| b | 1–2 | 1 | 82.0 ± 0.0 | 42.0 ± 0.0 |" in one  # member 1 alone
     bad = run("scripts/frontier.py", "no-equals-sign", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
