@@ -22,7 +22,7 @@ import os
 import sys
 from pathlib import Path
 
-from molgan.config import HelpFormatter
+from molgan.config import MEMBER_SETTINGS, HelpFormatter
 
 SLURM_KEYS = {  # short names -> submitit's Slurm parameters
     "partition": ("slurm_partition", str),
@@ -89,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=1,
         help="train up to this many trials at once as one population when they differ only in "
-        "seed and per-member settings (lam, mode_seeking, valence, gp_weight, connectivity, "
-        "diversity); each keeps its own run folder, row and resume (run, work)",
+        f"seed and per-member settings ({', '.join(MEMBER_SETTINGS)}); each keeps its own run "
+        "folder, row and resume (run, work)",
     )
     parser.add_argument(
         "--dry-run", action="store_true", help="list the trials run would train; create nothing"

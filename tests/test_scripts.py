@@ -396,6 +396,14 @@ def test_prepare_qm9_never_replaces_the_shipped_data_without_force(tiny_path):
     assert shipped.read_bytes() == before
 
 
+def test_sweep_help_names_every_per_member_setting():
+    from molgan.config import MEMBER_SETTINGS
+
+    out = " ".join(run("scripts/sweep.py", "--help").stdout.split())
+    for name in MEMBER_SETTINGS:
+        assert name in out
+
+
 def test_sample_help_shows_defaults():
     assert "(default: 1000)" in run("scripts/sample.py", "--help").stdout
 
