@@ -439,6 +439,18 @@ PRESETS: dict[str, dict] = {
     "latent": dict(
         mode_seeking=1.0, condition=True, condition_balance=0.5, valence=5.0, ema=0.995, z_dim=128
     ),
+    # ``latent`` plus an energy distance between G's batch and the real batch (weight 5; the
+    # one candidate of issue 25's screens above the baseline's uniqueness-validity curve,
+    # docs/ablation.md §4).
+    "energy": dict(
+        mode_seeking=1.0,
+        condition=True,
+        condition_balance=0.5,
+        valence=5.0,
+        ema=0.995,
+        z_dim=128,
+        energy=5.0,
+    ),
     # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
     "debug": dict(
         data="data/qm9_debug.smi",

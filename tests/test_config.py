@@ -79,8 +79,8 @@ def test_each_ablation_preset_is_the_previous_one_plus_one_remedy():
     """The README describes the presets as a chain: each adds one remedy to the one before."""
     from molgan.config import PRESETS
 
-    chain = ["paper", "diverse", "conditional", "balanced", "valence", "ema", "latent"]
-    added = ["mode_seeking", "condition", "condition_balance", "valence", "ema", "z_dim"]
+    chain = ["paper", "diverse", "conditional", "balanced", "valence", "ema", "latent", "energy"]
+    added = ["mode_seeking", "condition", "condition_balance", "valence", "ema", "z_dim", "energy"]
     for before, after, field in zip(chain[:-1], chain[1:], added, strict=True):
         a, b = make_config(before), make_config(after)
         changed = {
