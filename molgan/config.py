@@ -163,7 +163,8 @@ class Config:
     data's spread, not only its location. 0 = off."""
     energy_space: str = "graph"
     """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
-    flattened) | critic (D's features before its last layer)."""
+    flattened) | critic (D's features before its last layer) | random (a fixed, frozen random
+    R-GCN's graph features: permutation invariant, molgan.models.random_embedding)."""
     gen_norm: bool = False
     """Normalise each hidden layer of G before its tanh (LayerNorm without parameters): keeps
     G's hidden units out of tanh's flat ends, so different z stay apart (issue 25, G's shape)."""
@@ -318,8 +319,10 @@ class Config:
             )
         if self.adversarial not in ("wgan", "rpgan"):
             raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")
-        if self.energy_space not in ("graph", "critic"):
-            raise ValueError(f"energy_space must be graph or critic, got {self.energy_space!r}")
+        if self.energy_space not in ("graph", "critic", "random"):
+            raise ValueError(
+                f"energy_space must be graph, critic or random, got {self.energy_space!r}"
+            )
         if not 0.0 <= self.lr_decay <= 1.0:
             raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.condition_balance <= 1.0:

@@ -9,6 +9,7 @@ its output are in ``molgan.generator``; ``MolGAN`` holds all three nets and samp
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -122,6 +123,33 @@ class GraphEncoder(nn.Module):
         """x (B, N, T), adj (B, N, N, R) [, cond (B, C)] -> (B, 1) unbounded score ((B / pac, 1)
         with packs)."""
         return self.out(self.features(x, adj, cond))  # (B / pac, 1)
+
+
+RANDOM_EMBEDDING_SEED = 20220425
+"""Seed of the frozen random R-GCN of ``random_embedding`` (any fixed value: every run, member
+and resume must see the same map)."""
+
+
+@functools.cache
+def random_embedding(
+    num_atom_types: int, num_bond_types: int, device: torch.device | str = "cpu"
+) -> GraphEncoder:
+    """A fixed, randomly initialised and frozen R-GCN whose graph features (before the final
+    Linear; permutation invariant) serve as a feature map for the energy distance
+    (``Config.energy_space = "random"``). Untrained random graph networks separate graph
+    distributions well (Thompson et al., ICLR 2022, "On evaluation metrics for graph generative
+    models"); unlike D's features the map does not move during training, and unlike the
+    flattened graphs it does not depend on the order of the atoms.
+
+    Built once per (T, R, device) on first use, from ``RANDOM_EMBEDDING_SEED`` without touching
+    the global random streams; its weights are not parameters of any model and not saved.
+    x (..., B, N, T), adj (..., B, N, N, R) -> ``.features``: (..., B, 128).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_EMBEDDING_SEED)
+        net = GraphEncoder(num_atom_types, num_bond_types, (64, 64), 128, ())
+    net.requires_grad_(False)
+    return net.eval().to(device)
 
 
 class Discriminator(GraphEncoder):

@@ -20,6 +20,7 @@ from molgan import chem, conditioning, losses, repeats, rewards
 from molgan.config import Config
 from molgan.data import Batch
 from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
+from molgan.models import random_embedding
 from molgan.population import MEMBER_SETTINGS, Population
 
 
@@ -224,6 +225,11 @@ def g_step(
             fake_f = nets.gp_critic.features(x_fake, adj_fake, cond)  # (K, B, F)
             with torch.no_grad():
                 real_f = nets.gp_critic.features(real.x, real.adj, cond)
+        elif cfg.energy_space == "random":
+            embed = random_embedding(x_fake.shape[-1], adj_fake.shape[-1], nets.device)
+            fake_f = embed.features(x_fake, adj_fake)  # (K, B, 128)
+            with torch.no_grad():
+                real_f = embed.features(real.x, real.adj)
         else:
             fake_f = losses.graph_features(x_fake, adj_fake)
             real_f = losses.graph_features(real.x, real.adj)

@@ -134,3 +134,27 @@ def test_gen_norm_normalises_g_hidden_layers_without_adding_weights():
     torch.testing.assert_close(seen[0].var(-1, unbiased=False), torch.ones(16), atol=1e-3, rtol=0)
     population = Population([model, plain.__class__.from_config(cfg)])
     assert population.member(0).sample(8, seed=1) == model.sample(8, seed=1)
+
+
+def test_random_embedding_is_fixed_frozen_order_free_and_leaves_the_random_stream_alone():
+    from molgan import models
+
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    embed = models.random_embedding(5, 4)
+    assert torch.equal(torch.get_rng_state(), state)  # building it drew nothing from the stream
+    assert not any(p.requires_grad for p in embed.parameters())
+    models.random_embedding.cache_clear()
+    again = models.random_embedding(5, 4)  # rebuilt from its own seed: the same map
+    assert again is not embed
+    x = torch.softmax(torch.randn(2, 3, 6, 5), -1)  # (K, B, N, T)
+    adj = torch.softmax(torch.randn(2, 3, 6, 6, 4), -1)
+    adj = (adj + adj.transpose(2, 3)) / 2
+    out = embed.features(x, adj)
+    assert out.shape == (2, 3, 128) and torch.equal(out, again.features(x, adj))
+    perm = torch.randperm(6)
+    permuted = embed.features(x[:, :, perm], adj[:, :, perm][:, :, :, perm])
+    assert torch.allclose(out, permuted, atol=1e-5)
+    x.requires_grad_(True)  # gradients reach the graphs (G), not the map
+    embed.features(x, adj).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
