@@ -165,6 +165,11 @@ class Config:
     """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
     flattened) | critic (D's features before its last layer) | random (a fixed, frozen random
     R-GCN's graph features: permutation invariant, molgan.models.random_embedding)."""
+    energy_samples: int = 1
+    """Batches of G's samples the energy distance compares with the real batch: above 1, G
+    draws (n - 1) more batches of z (with the real batch's classes) for that term alone, so
+    its repulsion between G's samples sees more of them (near-duplicates meet in one batch
+    more often). 1 = the training batch, as before."""
     gen_norm: bool = False
     """Normalise each hidden layer of G before its tanh (LayerNorm without parameters): keeps
     G's hidden units out of tanh's flat ends, so different z stay apart (issue 25, G's shape)."""
@@ -319,6 +324,8 @@ class Config:
             )
         if self.adversarial not in ("wgan", "rpgan"):
             raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")
+        if not 1 <= self.energy_samples <= 64:
+            raise ValueError(f"energy_samples must be in 1..64, got {self.energy_samples}")
         if self.energy_space not in ("graph", "critic", "random"):
             raise ValueError(
                 f"energy_space must be graph, critic or random, got {self.energy_space!r}"

@@ -115,7 +115,7 @@ def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
 
 
 def energy_distance(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Energy distance between two samples, (..., B, F) each (Székely & Rizzo 2013):
+    """Energy distance between two samples, (..., B, F) and (..., B', F) (Székely & Rizzo 2013):
     2·E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ over all pairs (the same-sample terms without the diagonal).
 
     Zero when the two samples have the same distribution and positive otherwise; as a loss of G

@@ -221,17 +221,26 @@ def g_step(
         loss = loss + weights["mode_seeking"] * losses.mode_seeking(x_fake, adj_fake, z)
     energy = None
     if "energy" in weights.active:
+        x_e, adj_e, cond_e = x_fake, adj_fake, cond  # the graphs the term compares
+        if cfg.energy_samples > 1:  # more of G's samples, for this term alone
+            more = cfg.energy_samples - 1
+            z_more = torch.randn(K, more * cfg.batch_size, cfg.z_dim, device=nets.device)
+            cond_more = None if cond is None else cond.repeat(1, more, 1)  # (K, more·B, C)
+            x_more, adj_more = _fake_inputs(nets.generator(z_more, cond_more), cfg)
+            x_e = torch.cat([x_fake, x_more], dim=1)  # (K, n·B, N, T)
+            adj_e = torch.cat([adj_fake, adj_more], dim=1)  # (K, n·B, N, N, R)
+            cond_e = None if cond is None else torch.cat([cond, cond_more], dim=1)
         if cfg.energy_space == "critic":
-            fake_f = nets.gp_critic.features(x_fake, adj_fake, cond)  # (K, B, F)
+            fake_f = nets.gp_critic.features(x_e, adj_e, cond_e)  # (K, n·B, F)
             with torch.no_grad():
-                real_f = nets.gp_critic.features(real.x, real.adj, cond)
+                real_f = nets.gp_critic.features(real.x, real.adj, cond)  # (K, B, F)
         elif cfg.energy_space == "random":
-            embed = random_embedding(x_fake.shape[-1], adj_fake.shape[-1], nets.device)
-            fake_f = embed.features(x_fake, adj_fake)  # (K, B, 128)
+            embed = random_embedding(x_e.shape[-1], adj_e.shape[-1], nets.device)
+            fake_f = embed.features(x_e, adj_e)  # (K, n·B, 128)
             with torch.no_grad():
-                real_f = embed.features(real.x, real.adj)
+                real_f = embed.features(real.x, real.adj)  # (K, B, 128)
         else:
-            fake_f = losses.graph_features(x_fake, adj_fake)
+            fake_f = losses.graph_features(x_e, adj_e)  # (K, n·B, N·T + N·N·R)
             real_f = losses.graph_features(real.x, real.adj)
         energy = losses.energy_distance(fake_f, real_f)  # (K,)
         loss = loss + weights["energy"] * energy

@@ -59,7 +59,7 @@ class _Replay:
         dict(lam=0.5, mode_seeking=1.0, condition=True, valence=5.0, minibatch_std=True),
         dict(lam=0.3, pac=2, batch_discriminator=True, feature_matching=True, mode="hard_gumbel"),
         dict(lam=0.5, energy=2.0, energy_space="critic", condition=True),
-        dict(lam=0.5, energy=2.0, energy_space="random"),
+        dict(lam=0.5, energy=2.0, energy_space="random", energy_samples=2, condition=True),
         dict(lam=0.5, adversarial="rpgan", mode_seeking=1.0),
         dict(lam=0.5, spectral_norm=True, node_noise=3, readout_stats=True, gen_residual=True),
     ],

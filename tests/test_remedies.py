@@ -631,3 +631,34 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
     blob = checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")
     assert "generator_ema" in blob
     assert model.class_prior.counts.sum() > 0  # the conditional model learnt its classes
+
+
+def test_energy_samples_compare_more_of_gs_graphs_with_the_real_batch(tiny_path, monkeypatch):
+    """energy_samples n: the energy term compares n batches of G's graphs (n - 1 drawn for it
+    alone, with the real batch's classes) with the one real batch; D and every other term still
+    see one batch, and n = 1 draws nothing more."""
+    data = load_dataset(tiny_path, verbose=False)
+    real = one_hot(data.atoms[None, :6], data.bonds[None, :6])
+    seen = []
+    energy = losses.energy_distance
+    monkeypatch.setattr(
+        losses, "energy_distance", lambda f, r: seen.append((f.shape, r.shape)) or energy(f, r)
+    )
+    for n in (1, 3):
+        cfg = make_config("debug", energy=1.0, energy_samples=n, condition=True, lam=1.0)
+        torch.manual_seed(0)
+        population, nets, weights = one_member(MolGAN.from_config(cfg), cfg)
+        calls = []
+        g = population.generator
+        monkeypatch.setattr(
+            population.generator,
+            "forward",
+            lambda z, c=None, **k: calls.append(z.shape) or type(g).forward(g, z, c, **k),
+        )
+        opt = torch.optim.Adam(population.generator.parameters(), lr=1e-3)
+        _, fake = steps.g_step(nets, opt, cfg, torch.ones(1), False, real, weights)
+        assert fake[0].shape[1] == 6  # what D saw and the reward targets: one batch
+        assert calls == [(1, 6, cfg.z_dim)] + [(1, 6 * (n - 1), cfg.z_dim)] * (n > 1)
+        assert seen[-1][0][1] == 6 * n and seen[-1][1][1] == 6
+    with pytest.raises(ValueError, match="energy_samples"):
+        make_config("debug", energy_samples=0)
