@@ -114,19 +114,27 @@ def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor
     return (f_real.detach().mean(dim=-2) - f_fake.mean(dim=-2)).pow(2).sum(dim=-1)
 
 
-def energy_distance(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+def energy_distance(fake: torch.Tensor, real: torch.Tensor, gram: bool = False) -> torch.Tensor:
     """Energy distance between two samples, (..., B, F) and (..., B', F) (Székely & Rizzo 2013):
     2·E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ over all pairs (the same-sample terms without the diagonal).
 
     Zero when the two samples have the same distribution and positive otherwise; as a loss of G
     (on ``fake``) its −E‖X−X'‖ term pushes G's samples apart, so it matches the data's spread as
     well as its location (EGO's objective, here beside the adversarial loss). Gradients reach
-    ``fake`` only. Returns (...).
+    ``fake`` only. ``gram``: squared distances from inner products, ‖a‖² + ‖b‖² − 2a·b, in
+    float64 (memory O(B·B') instead of O(B·B'·F), equal up to rounding; for large batches —
+    the default keeps the published runs' arithmetic). Returns (...).
     """
     real = real.detach()
 
     def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> torch.Tensor:
-        d2 = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # (..., B, B)
+        if gram:  # in float64: ‖a‖² + ‖b‖² − 2a·b cancels for close pairs, the ones that matter
+            a64, b64 = a.double(), b.double()
+            inner = a64 @ b64.transpose(-1, -2)  # (..., B, B')
+            norms = a64.pow(2).sum(-1).unsqueeze(-1) + b64.pow(2).sum(-1).unsqueeze(-2)
+            d2 = (norms - 2 * inner).clamp_min(0.0).to(a.dtype)  # (..., B, B')
+        else:
+            d2 = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # (..., B, B')
         d = torch.sqrt(d2 + 1e-8)  # smooth at 0 (the diagonal of a same-sample matrix)
         if not same:
             return d.mean(dim=(-2, -1))

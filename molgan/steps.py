@@ -242,7 +242,7 @@ def g_step(
         else:
             fake_f = losses.graph_features(x_e, adj_e)  # (K, n·B, N·T + N·N·R)
             real_f = losses.graph_features(real.x, real.adj)
-        energy = losses.energy_distance(fake_f, real_f)  # (K,)
+        energy = losses.energy_distance(fake_f, real_f, gram=cfg.energy_samples > 1)  # (K,)
         loss = loss + weights["energy"] * energy
     penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
     with torch.no_grad():

@@ -150,3 +150,18 @@ def test_zero_centered_penalty_is_the_squared_gradient_norm_at_the_samples():
     torch.testing.assert_close(
         losses.zero_centered_penalty(linear, x, adj), expected.expand(3), rtol=1e-5, atol=1e-5
     )
+
+
+def test_energy_distance_from_inner_products_equals_the_pairwise_form_with_its_gradient():
+    torch.manual_seed(0)
+    fake = torch.rand(2, 12, 30)
+    fake[:, 1] = fake[:, 0] + 1e-3 * torch.randn(2, 30)  # a near-duplicate pair: no cancellation
+    fake.requires_grad_(True)
+    real = torch.rand(2, 5, 30)
+    fake_gram = fake.detach().clone().requires_grad_(True)
+    plain = losses.energy_distance(fake, real)
+    gram = losses.energy_distance(fake_gram, real, gram=True)
+    assert torch.allclose(plain, gram, atol=1e-5)
+    plain.sum().backward()
+    gram.sum().backward()
+    assert torch.allclose(fake.grad, fake_gram.grad, atol=1e-5)

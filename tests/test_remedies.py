@@ -642,7 +642,9 @@ def test_energy_samples_compare_more_of_gs_graphs_with_the_real_batch(tiny_path,
     seen = []
     energy = losses.energy_distance
     monkeypatch.setattr(
-        losses, "energy_distance", lambda f, r: seen.append((f.shape, r.shape)) or energy(f, r)
+        losses,
+        "energy_distance",
+        lambda f, r, **k: seen.append((f.shape, r.shape, k)) or energy(f, r, **k),
     )
     for n in (1, 3):
         cfg = make_config("debug", energy=1.0, energy_samples=n, condition=True, lam=1.0)
@@ -653,12 +655,15 @@ def test_energy_samples_compare_more_of_gs_graphs_with_the_real_batch(tiny_path,
         monkeypatch.setattr(
             population.generator,
             "forward",
-            lambda z, c=None, **k: calls.append(z.shape) or type(g).forward(g, z, c, **k),
+            lambda z, c=None, calls=calls, g=g, **k: (
+                calls.append(z.shape) or type(g).forward(g, z, c, **k)
+            ),
         )
         opt = torch.optim.Adam(population.generator.parameters(), lr=1e-3)
         _, fake = steps.g_step(nets, opt, cfg, torch.ones(1), False, real, weights)
         assert fake[0].shape[1] == 6  # what D saw and the reward targets: one batch
         assert calls == [(1, 6, cfg.z_dim)] + [(1, 6 * (n - 1), cfg.z_dim)] * (n > 1)
         assert seen[-1][0][1] == 6 * n and seen[-1][1][1] == 6
+        assert seen[-1][2] == {"gram": n > 1}  # the published runs (n = 1) keep their arithmetic
     with pytest.raises(ValueError, match="energy_samples"):
         make_config("debug", energy_samples=0)
