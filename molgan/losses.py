@@ -129,7 +129,8 @@ def energy_distance(fake: torch.Tensor, real: torch.Tensor, gram: bool = False) 
 
     def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> torch.Tensor:
         if gram:  # in float64: ‖a‖² + ‖b‖² − 2a·b cancels for close pairs, the ones that matter
-            a64, b64 = a.double(), b.double()
+            wide = torch.float32 if a.device.type == "mps" else torch.float64  # MPS: no float64
+            a64, b64 = a.to(wide), b.to(wide)
             inner = a64 @ b64.transpose(-1, -2)  # (..., B, B')
             norms = a64.pow(2).sum(-1).unsqueeze(-1) + b64.pow(2).sum(-1).unsqueeze(-2)
             d2 = (norms - 2 * inner).clamp_min(0.0).to(a.dtype)  # (..., B, B')
