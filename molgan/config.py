@@ -189,6 +189,10 @@ class Config:
     readout_stats: bool = False
     """D's graph embedding also holds the mean, std and max of its node features over the
     atoms (a PNA-style readout beside the gated sum; issue 25, what D can see)."""
+    readout_attention: int = 0
+    """Heads of a global attention readout beside D's gated sum: per head, a softmax over each
+    graph's atoms of a learnt score weights their (tanh) values; agg_dim wide, so agg_dim must
+    be a multiple of it (issue 25, what D can see). 0 = off."""
     gen_residual: bool = False
     """Each hidden layer of G after the first also adds a linear map (no bias) of its input to
     its output (residual connections; issue 25, G's shape)."""
@@ -275,6 +279,7 @@ class Config:
             "rarity_window",
             "atoms_min_count",
             "node_noise",
+            "readout_attention",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -321,6 +326,11 @@ class Config:
             raise ValueError(
                 f"atoms must be qm9, auto or a list of atom types such as C,N,O,N+,O-,Cl; "
                 f"got {self.atoms!r}"
+            )
+        if self.readout_attention and self.agg_dim % self.readout_attention:
+            raise ValueError(
+                f"readout_attention ({self.readout_attention} heads) must divide agg_dim "
+                f"{self.agg_dim}"
             )
         if self.adversarial not in ("wgan", "rpgan"):
             raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")

@@ -167,6 +167,34 @@ def node_statistics(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, (var + 1e-6).sqrt(), top], dim=-1)
 
 
+class AttentionReadout(nn.Module):
+    """Global attention pooling over each graph's atoms with H heads:
+    r_h = Σ_i softmax_i(s_h(a_i) + log w_i) · tanh(V_h a_i), w_i = 1 − P(pad_i), so a padded
+    node gets no weight (the soft attention readout of Li et al. 2016, PyG's
+    ``AttentionalAggregation``, one score per head).
+
+    Args:
+        in_dim: F of the node features a_i.
+        out_dim: size of the readout, H heads of out_dim / H values each.
+        heads: H.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, heads: int) -> None:
+        super().__init__()
+        if out_dim % heads:
+            raise ValueError(f"{heads} heads must divide the readout size {out_dim}")
+        self.heads = heads
+        self.score = nn.Linear(in_dim, heads)
+        self.value = nn.Linear(in_dim, out_dim)
+
+    def forward(self, a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """a (..., B, N, F), ``weight`` (..., B, N) in [0, 1] -> (..., B, out_dim)."""
+        logits = self.score(a) + weight.clamp(min=1e-6).log().unsqueeze(-1)  # (..., B, N, H)
+        alpha = torch.softmax(logits, dim=-2).unsqueeze(-1)  # over the nodes: (..., B, N, H, 1)
+        values = torch.tanh(self.value(a)).unflatten(-1, (self.heads, -1))  # (..., B, N, H, d)
+        return (alpha * values).sum(dim=-3).flatten(-2)  # (..., B, H·d)
+
+
 class BatchDiversity(nn.Module):
     """Batch-level features a mode-collapsed fake batch cannot hide from the critic.
 

@@ -20,6 +20,7 @@ from torch import nn
 from molgan import conditioning
 from molgan.generator import Generator
 from molgan.layers import (
+    AttentionReadout,
     BatchDiversity,
     GraphAggregation,
     RelationalGraphConv,
@@ -56,6 +57,8 @@ class GraphEncoder(nn.Module):
             (``layers.SpectralLinear``; SN-GAN).
         readout_stats: append the mean, std and max of the node features over the atoms to
             the gated sum (``layers.node_statistics``; a PNA-style readout).
+        readout_attention: heads of a global attention readout (``layers.AttentionReadout``,
+            agg_dim wide) appended to the gated sum; 0 = none.
     """
 
     def __init__(
@@ -73,6 +76,7 @@ class GraphEncoder(nn.Module):
         cond_dim: int = 0,
         spectral_norm: bool = False,
         readout_stats: bool = False,
+        readout_attention: int = 0,
     ) -> None:
         super().__init__()
         self.cond_dim, self.readout_stats = cond_dim, readout_stats
@@ -83,6 +87,11 @@ class GraphEncoder(nn.Module):
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
         stats_dim = 3 * (conv_dims[-1] + num_atom_types) if readout_stats else 0
+        self.attention = None
+        if readout_attention:
+            node_dim = conv_dims[-1] + num_atom_types
+            self.attention = AttentionReadout(node_dim, agg_dim, readout_attention)
+            stats_dim += agg_dim
         self.batch = BatchDiversity(agg_dim + stats_dim + cond_dim, minibatch_std, pac)
         self.head = mlp((self.batch.out_dim, *head_dims), dropout)
         width = head_dims[-1] if head_dims else self.batch.out_dim
@@ -109,6 +118,8 @@ class GraphEncoder(nn.Module):
         gc = g
         if self.readout_stats:  # + mean, std, max over the atoms: (B, agg_dim + 3(F + T))
             gc = torch.cat([g, node_statistics(hx, 1.0 - x[..., 0])], dim=-1)
+        if self.attention is not None:  # + attention-pooled node values: (B, ... + agg_dim)
+            gc = torch.cat([gc, self.attention(hx, 1.0 - x[..., 0])], dim=-1)
         gc = gc if cond is None else torch.cat([gc, cond], dim=-1)  # (B, ... [+ C])
         f = self.head(self.batch(gc))  # (B / pac, F): batch() is identity in the paper's setting
         if self.batch_mean is not None:
@@ -241,6 +252,7 @@ class MolGAN(nn.Module):
             cond_dim=cond_dim,
             spectral_norm=c.get("spectral_norm", False),
             readout_stats=c.get("readout_stats", False),
+            readout_attention=c.get("readout_attention", 0),
         )
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates
@@ -313,7 +325,7 @@ class MolGAN(nn.Module):
         heavy_atoms: int | None = None,
         elements: str | Sequence[str] | None = None,
         progress: bool | None = None,
-        temperature: float = 1.0,
+        temperature: float | tuple[float, float] = 1.0,
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
@@ -329,7 +341,7 @@ class MolGAN(nn.Module):
                 stderr is a terminal (as ``scripts/sample.py`` shows).
             temperature: sample each atom and bond from softmax(logits / temperature): above 1
                 more distinct molecules and fewer valid ones (docs/remedies.md); 1 = G's own
-                distribution.
+                distribution; a pair ``(atoms, bonds)`` scales the two separately.
 
         Returns:
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so

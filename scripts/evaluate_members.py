@@ -27,16 +27,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--temperatures",
         default="1",
-        help="sampling temperatures (molgan.sample), comma-separated: every member at each",
+        help="sampling temperatures (molgan.sample), comma-separated: every member at each; "
+        "ATOMS:BONDS (e.g. 3:1) scales atom and bond logits separately (the row's "
+        "temperature is then the atoms', with a bond_temperature beside it)",
     )
     parser.add_argument("--members", help="only these members, e.g. 0,1,2 (default: all)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     args = parser.parse_args(argv)
     from molgan import checkpoint, metrics, rundir
     from molgan.data import dataset_of
+    from molgan.sample import parse_temperature
 
     try:
-        temperatures = [float(t) for t in args.temperatures.split(",")]
+        temperatures = [parse_temperature(t) for t in args.temperatures.split(",")]
         blob = checkpoint.read(args.checkpoint)
         count = checkpoint.members_of(blob)
         chosen = [int(k) for k in args.members.split(",")] if args.members else range(count)
@@ -56,24 +59,39 @@ def main(argv: list[str] | None = None) -> int:
         for t in temperatures:
             smiles = model.sample(args.samples, seed=args.seed_offset + seed, temperature=t)
             result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=test)
-            rows.append(
-                {"member": k, "seed": seed, "step": blob["step"], "temperature": t} | result
-            )
+            rows.append({"member": k, "seed": seed, "step": blob["step"]} | _keys(t) | result)
             shown = {c: result[c] for c in COLUMNS if c in result}
             print(
-                f"member {k} (seed {seed}), T {t:g}: "
+                f"member {k} (seed {seed}), T {_label(t)}: "
                 + ", ".join(f"{c} {v:.4g}" for c, v in shown.items())
             )
     for t in temperatures:
         for c in COLUMNS:
-            values = [float(r[c]) for r in rows if r["temperature"] == t and c in r]
+            values = [float(r[c]) for r in rows if _same(r, t) and c in r]
             values = [v for v in values if math.isfinite(v)]
             if len(values) > 1:
                 mean, std = statistics.mean(values), statistics.stdev(values)
-                print(f"T {t:g}, {c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
+                print(f"T {_label(t)}, {c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
     if args.json:
         return rundir.save_json(args.json, rows, default=float)
     return 0
+
+
+def _keys(t) -> dict:
+    """A row's temperature fields: ``temperature`` (atoms'), and ``bond_temperature`` when the
+    bonds had their own."""
+    if isinstance(t, tuple):
+        return {"temperature": t[0], "bond_temperature": t[1]}
+    return {"temperature": t}
+
+
+def _same(row: dict, t) -> bool:
+    keys = _keys(t)
+    return all(row.get(k) == keys.get(k) for k in ("temperature", "bond_temperature"))
+
+
+def _label(t) -> str:
+    return f"{t[0]:g}:{t[1]:g}" if isinstance(t, tuple) else f"{t:g}"
 
 
 if __name__ == "__main__":

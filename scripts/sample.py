@@ -23,7 +23,7 @@ from molgan import chem, metrics
 from molgan.config import HelpFormatter
 from molgan.models import resolve_device
 from molgan.rundir import output_path, write_error
-from molgan.sample import iter_samples
+from molgan.sample import iter_samples, parse_temperature
 
 FORMATS = (".csv", ".smi", ".sdf")
 GRID_SIZE = 48
@@ -96,10 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--temperature",
-        type=float,
-        default=1.0,
+        default="1",
         help="sample atoms and bonds from softmax(logits / T): above 1 more distinct, fewer "
-        "valid molecules (docs/remedies.md)",
+        "valid molecules (docs/remedies.md); ATOMS:BONDS (e.g. 3:1) scales them separately",
     )
     parser.add_argument("--chunk", type=int, default=10_000, help="graphs per written chunk")
     parser.add_argument(
@@ -132,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             batch_size=args.chunk,
             heavy_atoms=args.heavy_atoms,
             elements=args.elements,
-            temperature=args.temperature,
+            temperature=parse_temperature(args.temperature),
         )
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -62,6 +62,7 @@ class _Replay:
         dict(lam=0.5, energy=2.0, energy_space="random", energy_samples=2, condition=True),
         dict(lam=0.5, adversarial="rpgan", mode_seeking=1.0),
         dict(lam=0.5, spectral_norm=True, node_noise=3, readout_stats=True, gen_residual=True),
+        dict(lam=0.5, readout_attention=2, agg_dim=16, spectral_norm=True),
     ],
     ids=[
         "plain",
@@ -71,6 +72,7 @@ class _Replay:
         "energy-random",
         "rpgan",
         "shapes",
+        "attention",
     ],
 )
 def test_population_steps_equal_each_member_stepped_alone(tiny_path, monkeypatch, preset_overrides):

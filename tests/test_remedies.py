@@ -14,7 +14,7 @@ from molgan import batches, checkpoint, losses, steps
 from molgan.config import Config, make_config
 from molgan.data import load_dataset, one_hot
 from molgan.generator import Generator, noisy_one_hot
-from molgan.layers import SpectralLinear, node_statistics
+from molgan.layers import AttentionReadout, SpectralLinear, node_statistics
 from molgan.models import Discriminator, MolGAN
 
 train_module = importlib.import_module("molgan.train")
@@ -44,6 +44,7 @@ REMEDIES = {
     "node_noise": 2,
     "spectral_norm": True,
     "readout_stats": True,
+    "readout_attention": 1,
     "gen_residual": True,
 }
 
@@ -293,6 +294,34 @@ def test_readout_stats_widen_ds_graph_embedding_and_keep_the_penalty_finite():
     gp.backward()
     grads = [p.grad for p in critic.parameters() if p.grad is not None]
     assert torch.isfinite(gp) and grads and all(torch.isfinite(g).all() for g in grads)
+
+
+def test_attention_readout_is_permutation_invariant_and_ignores_padded_nodes():
+    """D with ``readout_attention``: the score does not depend on the order of the atoms, and a
+    padded node (P(pad) = 1) gets no attention, whatever its other features say."""
+    x, adj = _batch(T=4)
+    x[:, -1] = torch.nn.functional.one_hot(torch.tensor(0), 4).float()  # last node: a pad
+    adj[:, -1, :], adj[:, :, -1] = 0.0, 0.0
+    adj[:, -1, :, 0], adj[:, :, -1, 0] = 1.0, 1.0  # no bonds to it
+    critic = _encoder(readout_attention=1)
+    assert critic.features(x, adj).shape == (6, 13)
+    assert critic.head[0].in_features == 11 + 11  # gated sum + attention readout, agg_dim each
+    perm = torch.tensor([3, 0, 4, 1, 2])
+    permuted = critic(x[:, perm], adj[:, perm][:, :, perm])
+    torch.testing.assert_close(permuted, critic(x, adj))
+    readout = AttentionReadout(9 + 4, 12, heads=3)
+    hx = torch.randn(6, 5, 9 + 4)
+    weight = torch.ones(6, 5)
+    weight[:, -1] = 0.0
+    changed = hx.clone()
+    changed[:, -1] = 5.0  # the pad's features
+    torch.testing.assert_close(readout(changed, weight), readout(hx, weight))
+    assert not torch.allclose(readout(changed, torch.ones(6, 5)), readout(hx, torch.ones(6, 5)))
+    soft_x, soft_adj = torch.softmax(0.3 * x, -1), torch.softmax(0.3 * adj, -1)
+    gp = losses.gradient_penalty(critic, x, adj, soft_x, soft_adj)
+    gp.backward()
+    grads = [p.grad for p in critic.attention.parameters()]
+    assert torch.isfinite(gp) and all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 def test_residual_generator_adds_a_linear_map_of_each_hidden_layers_input():

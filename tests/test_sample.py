@@ -5,7 +5,7 @@ import molgan
 from molgan import checkpoint
 from molgan.config import make_config
 from molgan.models import MolGAN
-from molgan.sample import iter_samples
+from molgan.sample import graph_batches, iter_samples, parse_temperature
 
 
 @pytest.fixture
@@ -76,6 +76,8 @@ def test_cpu_and_gpu_models_give_the_same_samples(ckpt):
         (dict(n=3, temperature=float("nan")), "temperature must be a positive number"),
         (dict(n=3, temperature=float("inf")), "temperature must be a positive number"),
         (dict(n=3, temperature="2"), "temperature must be a positive number"),
+        (dict(n=3, temperature=(2, 0)), "temperature must be a positive number or a pair"),
+        (dict(n=3, temperature=(1, 2, 3)), "temperature must be a positive number or a pair"),
     ],
 )
 def test_bad_sample_arguments_are_one_line_errors(ckpt, kwargs, message):
@@ -129,3 +131,33 @@ def test_sampling_temperature_trades_valid_for_distinct_molecules():
     hot = molgan.sample(2000, seed=3, temperature=3.0)
     assert len({s for s in hot if s}) > len({s for s in plain if s})
     assert sum(s is not None for s in hot) < sum(s is not None for s in plain)
+
+
+def test_a_temperature_pair_heats_atoms_and_bonds_separately():
+    """``temperature=(atoms, bonds)``: each divides only its own logits (same z and Gumbel
+    noise), so heating the atoms leaves every bond as at T 1 and the reverse."""
+    model = checkpoint.load()
+
+    def graphs(t):
+        gen = torch.Generator().manual_seed(7)
+        (atoms, bonds), *_ = graph_batches(model, 500, generator=gen, temperature=t)
+        return atoms, bonds
+
+    atoms, bonds = graphs(1.0)
+    hot_atoms, same_bonds = graphs((3.0, 1.0))
+    same_atoms, hot_bonds = graphs((1.0, 3.0))
+    assert (same_bonds == bonds).all() and (hot_atoms != atoms).any()
+    assert (same_atoms == atoms).all() and (hot_bonds != bonds).any()
+    both = graphs((3.0, 3.0))
+    assert all((a == b).all() for a, b in zip(both, graphs(3.0), strict=True))
+
+
+@pytest.mark.parametrize("text, value", [("2", 2.0), ("3:1", (3.0, 1.0)), ("0.5:2", (0.5, 2.0))])
+def test_command_line_temperature_is_a_number_or_atoms_colon_bonds(text, value):
+    assert parse_temperature(text) == value
+
+
+@pytest.mark.parametrize("text", ["x", "3:", "0:1", "1:2:3", "nan", "-1"])
+def test_a_bad_command_line_temperature_is_a_one_line_error(text):
+    with pytest.raises(ValueError, match="positive number T or a pair ATOMS:BONDS"):
+        parse_temperature(text)

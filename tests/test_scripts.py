@@ -74,6 +74,18 @@ def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path)
     )
 
 
+def test_sample_script_takes_atoms_colon_bonds_temperatures_and_refuses_bad_ones(tmp_path):
+    out = tmp_path / "t.smi"
+    done = run("scripts/sample.py", "-n", "20", "--out", out, "--temperature", "3:1")
+    assert "20 sampled" in done.stdout and len(out.read_text().splitlines()) == 20
+    bad = run("scripts/sample.py", "-n", "5", "--out", tmp_path / "u.smi",
+              "--temperature", "3:x", check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr == (
+        "error: temperature must be a positive number T or a pair ATOMS:BONDS, got '3:x'\n"
+    )
+    assert not (tmp_path / "u.smi").exists()
+
+
 def _can_draw() -> bool:
     try:
         from rdkit.Chem import Draw  # noqa: F401
@@ -494,3 +506,7 @@ def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity
     assert "| b | 1–2 | 1 | 82.0 ± 0.0 | 42.0 ± 0.0 |" in one  # member 1 alone
     bad = run("scripts/frontier.py", "no-equals-sign", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
+    mixed = tmp_path / "mixed.json"  # atoms-only and uniform heating are two curves, not one
+    mixed.write_text(json.dumps(rows + [rows[0] | {"bond_temperature": 1.0}]))
+    bad = run("scripts/frontier.py", f"c={mixed}", check=False)
+    assert bad.returncode == 2 and "several bond temperatures" in bad.stderr
