@@ -6,7 +6,7 @@
 Each input is the ``--json`` of ``scripts/evaluate_members.py ... --temperatures ...`` (one row
 per member and temperature), several joined by commas; ``@0,1,2`` after them keeps only those
 members (a population holding several models); rows sampled at ``ATOMS:BONDS``
-temperatures form a curve over the atom temperature at one bond temperature. Per model and
+temperatures form a curve over whichever of the two varies (not both). Per model and
 temperature the rows are averaged over members; the table gives the temperature of the
 highest mean V.U.N. with its validity, uniqueness and V.U.N. (± std over members), and the
 uniqueness at each ``--at-valid`` validity, read off the piecewise-linear curve through the
@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows = [r for r in rows if r["member"] in keep]
             if not rows:
                 raise ValueError(f"{item}: no rows")
-            if len({r.get("bond_temperature") for r in rows}) > 1:  # one curve per model
-                raise ValueError(f"{item}: rows of several bond temperatures; one per NAME=")
+            if len({r.get("bond_temperature") for r in rows}) > 1:  # heated bonds alone
+                if len({r["temperature"] for r in rows}) > 1:
+                    raise ValueError(f"{item}: rows vary in both temperatures; one per NAME=")
+                rows = [r | {"temperature": r["bond_temperature"]} for r in rows]
             models[name] = curve(rows)
     except (OSError, ValueError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)

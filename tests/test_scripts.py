@@ -506,7 +506,15 @@ def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity
     assert "| b | 1–2 | 1 | 82.0 ± 0.0 | 42.0 ± 0.0 |" in one  # member 1 alone
     bad = run("scripts/frontier.py", "no-equals-sign", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
+    bonds = tmp_path / "bonds.json"  # atoms at 1, bonds heated: a curve over the bonds' T
+    bonds.write_text(json.dumps([r | {"temperature": 1, "bond_temperature": r["temperature"]}
+                                 for r in rows]))  # fmt: skip
+    assert (
+        run("scripts/frontier.py", f"d={bonds}")
+        .stdout.splitlines()[2]
+        .startswith("| d | 1–2 | 1 | 80.0 ± 2.8 |")
+    )
     mixed = tmp_path / "mixed.json"  # atoms-only and uniform heating are two curves, not one
-    mixed.write_text(json.dumps(rows + [rows[0] | {"bond_temperature": 1.0}]))
+    mixed.write_text(json.dumps(rows + [rows[2] | {"bond_temperature": 1.0}]))
     bad = run("scripts/frontier.py", f"c={mixed}", check=False)
-    assert bad.returncode == 2 and "several bond temperatures" in bad.stderr
+    assert bad.returncode == 2 and "vary in both temperatures" in bad.stderr
