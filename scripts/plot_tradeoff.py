@@ -39,6 +39,7 @@ CONFIGS = [
     ("latent, z 256", "latent-zdim", "zdim256", False),
     ("latent, 5 seeds (issue 25)", "uniqueness-finalists", "latent", False),
     ("energy (latent + energy distance 5)", "uniqueness-finalists", "energy5", False),
+    ("energy (latent + energy distance 5)", "energy-rl", None, True),
     ("valence, 50 epochs", "longer", "no_rl_50ep", False),
     ("valence, λ 0.8", "rl-diversity", "lam08", True),
     ("valence, λ 0.7", "rl-diversity", "lam07", True),
