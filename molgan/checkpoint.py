@@ -11,12 +11,16 @@ import dataclasses
 import pickle
 import zipfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from molgan.config import Config
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
+
+if TYPE_CHECKING:
+    from molgan.mixture import Mixture
 
 FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights
 NETS = ("generator", "discriminator", "reward_net")
@@ -44,7 +48,7 @@ RUN_CONTROL = (
 )
 
 
-def _versions() -> dict[str, str]:
+def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"torch": str(torch.__version__)}
@@ -83,10 +87,10 @@ def save(
         "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
         "step": int(step),
         "metrics": dict(metrics or {}),
-        "versions": _versions(),
+        "versions": versions(),
         **(extra or {}),
     }
-    return _write(blob, path)
+    return write(blob, path)
 
 
 def _parts(model: MolGAN) -> dict:
@@ -133,13 +137,13 @@ def save_population(
         "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
         "step": int(step),
         "metrics": dict(metrics or {}),
-        "versions": _versions(),
+        "versions": versions(),
         **(extra or {}),
     }
-    return _write(blob, path)
+    return write(blob, path)
 
 
-def _write(blob: dict, path: str | Path) -> Path:
+def write(blob: dict, path: str | Path) -> Path:
     """Save ``blob`` atomically: a failed write (disk full, size limit) is a one-line
     ``rundir.WriteError``, leaves no temporary file and the previous checkpoint intact."""
     from molgan.rundir import atomic_path
@@ -161,7 +165,7 @@ def export(path: str | Path, out: str | Path, member: int | None = None) -> Path
     if member is not None or members_of(blob) > 1:
         blob = member_blob(blob, member or 0, path)
     blob = {k: v for k, v in blob.items() if k not in ("optimizers", "rng")}
-    return _write(blob, out)
+    return write(blob, out)
 
 
 def read(path: str | Path) -> dict:
@@ -292,7 +296,8 @@ def load_weights(model: MolGAN, blob: dict) -> None:
     Raises:
         KeyError / RuntimeError: a part is missing or its tensors do not fit.
     """
-    for net in ("generator", "discriminator", "reward_net"):
+    sampler_only = blob.get("sampler_only", False)  # a sampling file: G's sampler alone
+    for net in ("generator",) if sampler_only else NETS:
         getattr(model, net).load_state_dict(blob[net])
     if model.generator_ema is not None:  # checkpoints from before the EMA: start from G
         model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
@@ -340,7 +345,8 @@ def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dic
         raise ValueError(f"{path} holds invalid settings: {err}") from None
     config |= {"members": 1, "member_settings": "", "seed": config.get("seed", 0) + member}
     config |= {name: values[member] for name, values in own.items()}  # incl. its own seed
-    parts = blob["members"][member] if "members" in blob else {}
+    parts = dict(blob["members"][member]) if "members" in blob else {}
+    config = parts.pop("config", None) or config  # a mixture file keeps each member's own
     keep = {k: v for k, v in blob.items() if k not in ("members", "optimizers", "rng")}
     return keep | parts | {"config": config}
 
@@ -362,19 +368,40 @@ def _stacked_adam_state(state: dict) -> dict:
 
 def load(
     path: str | Path | None = None, device: str | torch.device = "cpu", member: int | None = None
-) -> MolGAN:
-    """Rebuild a trained ``MolGAN`` from a checkpoint (default: the shipped pretrained model);
-    from a population's checkpoint, member ``member`` (default 0).
+) -> MolGAN | Mixture:
+    """Rebuild a trained model from a checkpoint (default: the shipped pretrained model): a
+    ``MolGAN``; from a population's checkpoint, member ``member`` (default 0); from a mixture
+    file (``molgan.mixture.export``, the shipped model) all its members as one ``Mixture``
+    unless a ``member`` is asked for.
 
     Raises:
         ValueError: missing, corrupt, foreign or future-format checkpoint, or no such member.
     """
-    if path is None:
-        if not PRETRAINED.is_file():
-            raise ValueError("this install ships no pretrained model; pass a checkpoint path")
-        path = PRETRAINED
+    from molgan.mixture import Mixture, is_mixture
+
+    path = path if path is not None else pretrained()
+    blob = read(path)
+    if member is None and is_mixture(blob):
+        count = members_of(blob)
+        return Mixture([model_of(member_blob(blob, k, path), path, device) for k in range(count)])
+    return model_of(member_blob(blob, member or 0, path), path, device)
+
+
+def pretrained() -> Path:
+    """The shipped model's file. Raises ValueError (one line) when the install has none."""
+    if not PRETRAINED.is_file():
+        raise ValueError("this install ships no pretrained model; pass a checkpoint path")
+    return PRETRAINED
+
+
+def model_of(blob: dict, path: str | Path, device: str | torch.device = "cpu") -> MolGAN:
+    """The ``MolGAN`` of a single model's checkpoint dict (``member_blob``), in eval mode.
+    From a sampling file (``sampler_only``) D and the reward network are untrained.
+
+    Raises:
+        ValueError: settings or weights that do not fit.
+    """
     device = resolve_device(str(device))
-    blob = member_blob(read(path), member or 0, path)
     cfg = config_from(blob, path)
     vocab = blob.get("vocab", {})
     try:

@@ -14,12 +14,13 @@ from molgan.generator import NOISE_BLOCK, gumbel_noise
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
+    from molgan.mixture import Mixture
     from molgan.models import MolGAN
 
 
 def sample(
     n: int,
-    checkpoint: str | Path | MolGAN | None = None,
+    checkpoint: str | Path | MolGAN | Mixture | None = None,
     *,
     seed: int | None = None,
     device: str | None = None,
@@ -30,6 +31,7 @@ def sample(
     member: int | None = None,
     progress: bool | None = None,
     temperature: float | tuple[float, float] = 1.0,
+    mixture: bool | None = None,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -43,7 +45,11 @@ def sample(
         batch_size: graphs per forward pass.
         heavy_atoms, elements: ask a conditional model (trained with ``--condition``) for this
             heavy-atom count and/or exactly this element set, e.g. ``elements="C,N,F"``.
-        member: from a population's checkpoint (``--members K``), member k (default 0).
+        member: from a population's checkpoint (``--members K``) or a mixture file, member k
+            alone (default: 0, or a mixture file's every member).
+        mixture: ``True``: every member of the checkpoint as one mixture (``molgan.mixture``;
+            sample i from member i mod K); ``None``: so for a mixture file (the shipped model
+            is one), else member ``member``.
         progress: a progress bar on stderr; default: for ``PROGRESS_FROM`` (100,000) molecules
             or more when stderr is a terminal.
         temperature: draw each atom and bond from softmax(logits / temperature) (Gumbel-argmax
@@ -61,6 +67,8 @@ def sample(
             asked of a model that is not conditional, or that no training molecule is of.
     """
     from molgan import checkpoint as ckpt
+    from molgan.mixture import Mixture
+    from molgan.mixture import load as load_mixture
     from molgan.models import MolGAN, resolve_device
 
     check_count("n", n, 0)
@@ -68,7 +76,14 @@ def sample(
     if seed is not None:
         check_count("seed", seed, 0, 2**64)
     target = resolve_device(device) if device is not None else None
-    model = checkpoint if isinstance(checkpoint, MolGAN) else ckpt.load(checkpoint, member=member)
+    if isinstance(checkpoint, (MolGAN, Mixture)):
+        model = checkpoint
+    elif mixture:
+        if member is not None:
+            raise ValueError("give member (one member) or mixture=True (all of them), not both")
+        model = load_mixture(checkpoint)
+    else:
+        model = ckpt.load(checkpoint, member=0 if mixture is False and member is None else member)
     if target is not None:
         model = model.to(target)
     return model.sample(
@@ -159,7 +174,7 @@ def graph_batches(
 
 
 def iter_samples(
-    model: MolGAN,
+    model: MolGAN | Mixture,
     n: int,
     seed: int | None = None,
     *,
@@ -176,6 +191,18 @@ def iter_samples(
             that is not a positive finite number, or a class a conditional model cannot be
             asked for (``class_request``).
     """
+    from molgan.mixture import Mixture
+
+    if isinstance(model, Mixture):
+        return model.iter_samples(
+            n,
+            seed,
+            strict=strict,
+            batch_size=batch_size,
+            heavy_atoms=heavy_atoms,
+            elements=elements,
+            temperature=temperature,
+        )
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
     check_temperature(temperature)

@@ -64,11 +64,13 @@ def training_cycles(
     RDKit rewards) of a population of ``members`` (1 = a single run), and the number of steps
     it runs.
 
-    Starts every member from the shipped pretrained model, with its settings (the default
-    preset), so that generated molecules are mostly valid and diverse (an untrained generator's
-    garbage costs RDKit nothing); members differ by their noise and real batches."""
+    Starts every member from the shipped pretrained model's first member, with its settings
+    (the default preset), so that generated molecules are mostly valid and diverse (an
+    untrained generator's garbage costs RDKit nothing; the shipped file holds no trained D or
+    reward network, which costs the same untrained); members differ by their noise and real
+    batches."""
     if checkpoint.PRETRAINED.is_file():
-        model = checkpoint.load()
+        model = checkpoint.load(member=0)
         cfg = checkpoint.config_from({"config": model.config})
     else:
         cfg = make_config("latent")

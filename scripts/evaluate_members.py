@@ -1,11 +1,16 @@
 """Evaluate every member of a population's checkpoint under the studies' protocol.
 
     python scripts/evaluate_members.py runs/pop3/ckpt.pt --fcd --json pop3.json
+    python scripts/evaluate_members.py runs/a/ckpt.pt runs/b/ckpt.pt --mixture 3 --fcd
+    python scripts/evaluate_members.py runs/a/ckpt.pt:0,1 runs/a/ckpt.pt:1,2 --mixture 2
 
 Member k (the run of seed s + k) samples ``--samples`` molecules (10,000) with sampling seed
 ``--seed-offset`` (10,000) + its seed, as ``scripts/sweep.py``'s final evaluation does; metrics
 against the QM9 train split (novelty) and, with ``--fcd``, FCD against the test split. Prints
-one row per member (and ``--temperatures``) and the mean ± std over members.
+one row per member (and ``--temperatures``) and the mean ± std over members. With ``--mixture
+K`` the members of every checkpoint given, in order, form consecutive groups of K, and each
+group is evaluated as one model (``molgan.mixture``: ``--samples`` molecules in all, sampling
+seed offset + its first member's seed); the mean ± std is then over groups.
 """
 
 from __future__ import annotations
@@ -20,7 +25,18 @@ COLUMNS = ("valid", "unique", "novel", "vun", "fcd", "distinct", "top100_share",
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a population's ckpt.pt (or its run directory)")
+    parser.add_argument(
+        "checkpoint",
+        nargs="+",
+        help="a population's ckpt.pt (or its run directory); several with --mixture",
+    )
+    parser.add_argument(
+        "--mixture",
+        type=int,
+        default=0,
+        metavar="K",
+        help="evaluate consecutive groups of K members as mixtures (one model each)",
+    )
     parser.add_argument("--samples", type=int, default=10_000, help="molecules per member")
     parser.add_argument("--seed-offset", type=int, default=10_000, help="sampling seed - seed")
     parser.add_argument("--fcd", action="store_true", help="add FCD vs the test split")
@@ -36,45 +52,76 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from molgan import checkpoint, metrics, rundir
     from molgan.data import dataset_of
+    from molgan.mixture import Mixture
     from molgan.sample import parse_temperature
 
     try:
         temperatures = [parse_temperature(t) for t in args.temperatures.split(",")]
-        blob = checkpoint.read(args.checkpoint)
-        count = checkpoint.members_of(blob)
-        chosen = [int(k) for k in args.members.split(",")] if args.members else range(count)
-        if any(not 0 <= k < count for k in chosen):
-            raise ValueError(f"--members: the checkpoint has members 0..{count - 1}")
-        first = checkpoint.load(args.checkpoint, member=0)
+        sources = _members(args, checkpoint)
+        first = checkpoint.load(sources[0][0], member=sources[0][1])
         cfg = checkpoint.config_from({"config": first.config})
         data = dataset_of(cfg, first.atom_types, verbose=False)
+        K = args.mixture
+        if K < 0 or (K and len(sources) % K):
+            raise ValueError(f"--mixture {K}: {len(sources)} members are not groups of {K}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     train, test = data.smiles_of("train"), data.smiles_of("test") if args.fcd else None
+    groups = [sources[i : i + K] for i in range(0, len(sources), K)] if K else []
+    units = groups or [[source] for source in sources]
     rows = []
-    for k in chosen:
-        model = first if k == 0 else checkpoint.load(args.checkpoint, member=k)
-        seed = model.config["seed"]
+    for unit in units:
+        models = [checkpoint.load(path, member=k) for path, k in unit]
+        model = Mixture(models) if K else models[0]
+        seed, step = models[0].config["seed"], checkpoint.read(unit[0][0])["step"]
         for t in temperatures:
             smiles = model.sample(args.samples, seed=args.seed_offset + seed, temperature=t)
             result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=test)
-            rows.append({"member": k, "seed": seed, "step": blob["step"]} | _keys(t) | result)
+            who = {"member": unit[0][1], "seed": seed}
+            if K:
+                who = {"members": [f"{p}:{k}" for p, k in unit], "seed": seed}
+                who["seeds"] = [m.config["seed"] for m in models]
+            rows.append(who | {"step": step} | _keys(t) | result)
             shown = {c: result[c] for c in COLUMNS if c in result}
-            print(
-                f"member {k} (seed {seed}), T {_label(t)}: "
-                + ", ".join(f"{c} {v:.4g}" for c, v in shown.items())
-            )
+            name = f"mixture of seeds {who['seeds']}" if K else f"member {unit[0][1]} (seed {seed})"
+            print(f"{name}, T {_label(t)}: " + ", ".join(f"{c} {v:.4g}" for c, v in shown.items()))
     for t in temperatures:
         for c in COLUMNS:
             values = [float(r[c]) for r in rows if _same(r, t) and c in r]
             values = [v for v in values if math.isfinite(v)]
             if len(values) > 1:
                 mean, std = statistics.mean(values), statistics.stdev(values)
-                print(f"T {_label(t)}, {c}: {mean:.4g} ± {std:.2g} over {len(values)} members")
+                unit = "mixtures" if args.mixture else "members"
+                print(f"T {_label(t)}, {c}: {mean:.4g} ± {std:.2g} over {len(values)} {unit}")
     if args.json:
         return rundir.save_json(args.json, rows, default=float)
     return 0
+
+
+def _members(args, checkpoint) -> list[tuple[str, int]]:
+    """The ``(checkpoint, member)`` pairs to evaluate, in order: every member of each file,
+    the members a ``PATH:k,k`` argument names, or ``--members`` of the one file given."""
+    if args.members and len(args.checkpoint) > 1:
+        raise ValueError("--members picks members of one checkpoint; several were given")
+    out = []
+    for arg in args.checkpoint:
+        path, named = _split(arg)
+        count = checkpoint.members_of(checkpoint.read(path))
+        picked = named or args.members
+        chosen = [int(k) for k in picked.split(",")] if picked else range(count)
+        if any(not 0 <= k < count for k in chosen):
+            raise ValueError(f"members of {path}: it has members 0..{count - 1}")
+        out += [(path, k) for k in chosen]
+    return out
+
+
+def _split(arg: str) -> tuple[str, str | None]:
+    """``PATH:0,2`` -> (PATH, "0,2"); a plain path -> (path, None)."""
+    head, sep, tail = arg.rpartition(":")
+    if sep and tail and all(p.isdigit() for p in tail.split(",")):
+        return head, tail
+    return arg, None
 
 
 def _keys(t) -> dict:

@@ -3,6 +3,7 @@
 python scripts/sample.py --checkpoint runs/paper-seed0/ckpt.pt -n 1000 --out runs/samples.csv
 python scripts/sample.py -n 100 --out runs/samples.sdf --grid runs/grid.png   # the shipped model
 python scripts/sample.py --checkpoint runs/pop/ckpt.pt --member 2 -n 1000 --out m2.csv
+python scripts/sample.py --checkpoint runs/pop/ckpt.pt --mixture -n 1000 --out mix.csv
 
 Every output keeps one entry per generated graph, so validity reads the same from each: in .csv
 an empty ``smiles`` cell (multi-fragment graphs keep their dotted SMILES with valid=False), in
@@ -21,6 +22,7 @@ from pathlib import Path
 import molgan
 from molgan import chem, metrics
 from molgan.config import HelpFormatter
+from molgan.mixture import load as load_mixture
 from molgan.models import resolve_device
 from molgan.rundir import output_path, write_error
 from molgan.sample import iter_samples, parse_temperature
@@ -80,6 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--member", type=int, help="a population's checkpoint (--members K): sample member k"
     )
+    parser.add_argument(
+        "--mixture",
+        action="store_true",
+        help="a population's checkpoint: its members as one mixture (sample i from member i "
+        "mod K; a mixture file, as the shipped model, is sampled so without it)",
+    )
     parser.add_argument("-n", type=int, default=1000, help="number of molecules")
     parser.add_argument("--out", help="samples file: .csv, .smi or .sdf, optionally .gz")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed")
@@ -122,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads or os.cpu_count() or 1)
-        model = molgan.load(args.checkpoint, resolve_device(args.device), args.member)
+        if args.mixture and args.member is not None:
+            raise ValueError("give --member (one member) or --mixture (all of them), not both")
+        if args.mixture:
+            model = load_mixture(args.checkpoint, resolve_device(args.device))
+        else:
+            model = molgan.load(args.checkpoint, resolve_device(args.device), args.member)
         batches = iter_samples(
             model,
             args.n,

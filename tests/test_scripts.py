@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import script_module as _script
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -345,16 +346,6 @@ def test_pool_workers_die_when_the_main_process_is_killed(tmp_path):
         return status.is_file() and "\nState:\tZ" in status.read_text()
 
     assert _wait_for(lambda: all(gone(pid) for pid in pids), timeout=10)
-
-
-def _script(name: str):
-    """A script imported as a module, to call its ``main`` in this process (faster)."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_every_sample_format_gives_the_same_evaluation(tmp_path, capsys):
