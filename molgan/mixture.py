@@ -223,6 +223,28 @@ def load(
     return Mixture([checkpoint.model_of(b, path, device) for b in own])
 
 
+def sources(specs: Sequence[str | Path]) -> list[tuple[str, int]]:
+    """``(checkpoint, member)`` pairs named on a command line, in order: ``PATH`` is every
+    member of the file, ``PATH:0,2`` those members.
+
+    Raises:
+        ValueError: an unreadable checkpoint or a member it does not hold (one line).
+    """
+    from molgan import checkpoint
+
+    out = []
+    for spec in map(str, specs):
+        head, sep, tail = spec.rpartition(":")
+        named = sep and tail and all(p.isdigit() for p in tail.split(","))
+        path = head if named else spec
+        count = checkpoint.members_of(checkpoint.read(path))
+        chosen = [int(k) for k in tail.split(",")] if named else range(count)
+        if any(not 0 <= k < count for k in chosen):
+            raise ValueError(f"{spec}: {path} has members 0..{count - 1}")
+        out += [(path, k) for k in chosen]
+    return out
+
+
 def is_mixture(blob: dict) -> bool:
     """Whether a checkpoint dict is a mixture file (sampled as one model by default)."""
     return bool(blob.get("mixture", False))

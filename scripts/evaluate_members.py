@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         temperatures = [parse_temperature(t) for t in args.temperatures.split(",")]
-        sources = _members(args, checkpoint)
+        sources = _members(args)
         first = checkpoint.load(sources[0][0], member=sources[0][1])
         cfg = checkpoint.config_from({"config": first.config})
         data = dataset_of(cfg, first.atom_types, verbose=False)
@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             if K:
                 who = {"members": [f"{p}:{k}" for p, k in unit], "seed": seed}
                 who["seeds"] = [m.config["seed"] for m in models]
+                # each member's own distinct valid molecules in its share of the sample: their
+                # sum less the mixture's distinct count is what the members have in common
+                who["distinct_by_member"] = [len(set(smiles[k::K]) - {None}) for k in range(K)]
             rows.append(who | {"step": step} | _keys(t) | result)
             shown = {c: result[c] for c in COLUMNS if c in result}
             name = f"mixture of seeds {who['seeds']}" if K else f"member {unit[0][1]} (seed {seed})"
@@ -99,29 +102,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _members(args, checkpoint) -> list[tuple[str, int]]:
+def _members(args) -> list[tuple[str, int]]:
     """The ``(checkpoint, member)`` pairs to evaluate, in order: every member of each file,
     the members a ``PATH:k,k`` argument names, or ``--members`` of the one file given."""
+    from molgan.mixture import sources
+
     if args.members and len(args.checkpoint) > 1:
         raise ValueError("--members picks members of one checkpoint; several were given")
-    out = []
-    for arg in args.checkpoint:
-        path, named = _split(arg)
-        count = checkpoint.members_of(checkpoint.read(path))
-        picked = named or args.members
-        chosen = [int(k) for k in picked.split(",")] if picked else range(count)
-        if any(not 0 <= k < count for k in chosen):
-            raise ValueError(f"members of {path}: it has members 0..{count - 1}")
-        out += [(path, k) for k in chosen]
-    return out
-
-
-def _split(arg: str) -> tuple[str, str | None]:
-    """``PATH:0,2`` -> (PATH, "0,2"); a plain path -> (path, None)."""
-    head, sep, tail = arg.rpartition(":")
-    if sep and tail and all(p.isdigit() for p in tail.split(",")):
-        return head, tail
-    return arg, None
+    if args.members:
+        return sources([f"{args.checkpoint[0]}:{args.members}"])
+    return sources(args.checkpoint)
 
 
 def _keys(t) -> dict:

@@ -164,6 +164,7 @@ def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
     assert script.main(args) == 0
     (row,) = json.loads(out.read_text())
     assert row["seeds"] == [0, 1, 2] and len(row["members"]) == 3
+    assert len(row["distinct_by_member"]) == 3 and sum(row["distinct_by_member"]) >= row["distinct"]
     pairs = [f"{population_ckpt}:0,2", f"{population_ckpt}:1,2"]  # chosen members, in order
     assert script.main([*pairs, "--samples", "10", "--mixture", "2", "--json", str(out)]) == 0
     assert [r["seeds"] for r in json.loads(out.read_text())] == [[0, 2], [1, 2]]
@@ -181,3 +182,19 @@ def test_sample_graphs_interleave_the_members_graphs(members):
         a, b = member.sample_graphs(len(range(k, 10, 3)), generator=own)
         assert (atoms[k::3] == a).all() and (bonds[k::3] == b).all()
     assert mixture.Mixture(members).class_prior is members[0].class_prior
+
+
+def test_make_mixture_writes_a_file_once_and_refuses_to_overwrite_it(
+    tmp_path, population_ckpt, members, capsys
+):
+    script = script_module("make_mixture")
+    out = tmp_path / "mix.pt"
+    assert script.main([f"{population_ckpt}:2,0", "--out", str(out)]) == 0
+    assert "a mixture of 2 members" in capsys.readouterr().out
+    expected = mixture.Mixture([members[2], members[0]]).sample(10, seed=0)
+    assert molgan.sample(10, out, seed=0) == expected
+    before = out.read_bytes()
+    assert script.main([str(population_ckpt), "--out", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == before
+    assert script.main([f"{population_ckpt}:5", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "has members 0..2" in capsys.readouterr().err
