@@ -107,21 +107,15 @@ class Mixture:
         return self
 
     def sample(
-        self,
-        n: int,
-        seed: int | None = None,
-        *,
-        strict: bool = True,
-        batch_size: int = 4096,
-        heavy_atoms: int | None = None,
-        elements: str | Sequence[str] | None = None,
-        progress: bool | None = None,
-        temperature: float | tuple[float, float] = 1.0,
+        self, n: int, seed: int | None = None, *, progress: bool | None = None, **options
     ) -> Samples:
         """``n`` canonical SMILES (``None`` where invalid): sample i from member i mod K.
 
-        Arguments as ``MolGAN.sample``; ``seed`` fixes every member's stream, and the result
-        does not depend on ``batch_size``.
+        Args:
+            n, seed, progress: as ``MolGAN.sample``; ``seed`` fixes every member's stream.
+            options: ``strict``, ``batch_size``, ``heavy_atoms``, ``elements``,
+                ``temperature``, as ``MolGAN.sample``; the result does not depend on
+                ``batch_size``.
 
         Raises:
             ValueError: as ``MolGAN.sample``.
@@ -129,15 +123,8 @@ class Mixture:
         from molgan import chem
         from molgan.sample import with_progress
 
-        parts = self.iter_samples(
-            n,
-            seed,
-            strict=strict,
-            batch_size=batch_size,
-            heavy_atoms=heavy_atoms,
-            elements=elements,
-            temperature=temperature,
-        )
+        parts = self.iter_samples(n, seed, **options)
+        strict = options.get("strict", True)
         return chem.Samples.concat(list(with_progress(parts, n, progress)), strict=strict)
 
     def iter_samples(
@@ -147,12 +134,11 @@ class Mixture:
         *,
         strict: bool = True,
         batch_size: int = 4096,
-        heavy_atoms: int | None = None,
-        elements: str | Sequence[str] | None = None,
-        temperature: float | tuple[float, float] = 1.0,
+        **options,
     ) -> Iterator[Samples]:
         """``sample`` in consecutive pieces of about ``batch_size`` molecules (each member draws
-        its share of a piece; memory stays bounded; the same molecules as ``sample``)."""
+        its share of a piece; memory stays bounded; the same molecules as ``sample``);
+        ``options``: ``heavy_atoms``, ``elements``, ``temperature``."""
         from molgan import chem
         from molgan.sample import check_count, iter_samples
 
@@ -165,16 +151,14 @@ class Mixture:
         share = -(-batch_size // K)  # each member's graphs per piece
         streams = [
             iter_samples(
-                member,
+                m,
                 len(range(k, n, K)),
                 member_seed(seed, k),
                 strict=False,
                 batch_size=share,
-                heavy_atoms=heavy_atoms,
-                elements=elements,
-                temperature=temperature,
+                **options,
             )
-            for k, member in enumerate(self.members)
+            for k, m in enumerate(self.members)
         ]
         return _interleaved(streams, strict, chem.Samples)
 

@@ -194,15 +194,8 @@ def iter_samples(
     from molgan.mixture import Mixture
 
     if isinstance(model, Mixture):
-        return model.iter_samples(
-            n,
-            seed,
-            strict=strict,
-            batch_size=batch_size,
-            heavy_atoms=heavy_atoms,
-            elements=elements,
-            temperature=temperature,
-        )
+        asked = dict(heavy_atoms=heavy_atoms, elements=elements, temperature=temperature)
+        return model.iter_samples(n, seed, strict=strict, batch_size=batch_size, **asked)
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
     check_temperature(temperature)
