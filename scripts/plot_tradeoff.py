@@ -4,8 +4,9 @@ over seeds, 10,000 samples each), without RL and with RL on QED, with the goals 
 python scripts/plot_tradeoff.py --out docs/tradeoff.png      (needs matplotlib)
 
 Reads the committed study tables (sweeps/<study>/results.csv), the paper preset's
-results/results.json and the default's re-run, docs/latent_rerun.json; a configuration whose
-table is missing is skipped with a notice.
+results/results.json, the default's re-run, docs/latent_rerun.json, and the mixtures' rows
+(sweeps/mixtures/*.json, scripts/evaluate_members.py --mixture; one point per mixture, at T 1);
+a configuration whose table is missing is skipped with a notice.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (label, study folder under sweeps/ or a JSON file of runs, variant or objective, RL?)
+# (label, study folder under sweeps/ or a JSON file of runs, variant or objective, RL?); a
+# mixture's "seeds" are its independent mixtures (one mixture: no error bar)
 CONFIGS = [
     ("paper", "results/results.json", "none", False),
     ("paper", "results/results.json", "qed", True),
@@ -48,13 +50,15 @@ CONFIGS = [
     ("ema, tilt 20", "reward-tilt", "tilt20", True),
     ("ema, tilt 30", "reward-tilt", "tilt30", True),
     ("ema, tilt 25, λ 0.85", "reward-tilt3", "tilt25_lam085", True),
+    ("mixture of 5 latent runs", "sweeps/mixtures/latent-30ep-k5.json", None, False),
+    ("mixture of 5 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k5.json", None, False),
 ]
 GOALS = {False: (90.0, 50.0), True: (95.0, 30.0)}  # issue 10: (valid ≥, unique ≥) in %
 TARGETS = {False: (90.0, 60.0), True: (95.0, 40.0)}  # issue 25's targets, likewise
 
 
-def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list[float], list[float]]]:
-    """(label, rl, valid %, unique %) per configuration, one value per seed: from a study's
+def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list, list, str]]:
+    """(label, rl, valid %, unique %, count) per configuration, one value per seed: from a study's
     results.csv (its ``variant`` rows, or all its rows for ``None``) or a JSON file of runs
     (those with that ``objective``, or all)."""
     import pandas as pd
@@ -66,18 +70,26 @@ def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list[float]
             print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
             continue
         if path.suffix == ".json":
-            runs = [
-                r for r in json.loads(path.read_text())["runs"] if key in (None, r.get("objective"))
-            ]
+            blob = json.loads(path.read_text())
+            if isinstance(blob, list):  # scripts/evaluate_members.py rows: those at T 1
+                runs = [r for r in blob if r["temperature"] == 1 and "bond_temperature" not in r]
+            else:
+                runs = [r for r in blob["runs"] if key in (None, r.get("objective"))]
             valid, unique = [r["valid"] for r in runs], [r["unique"] for r in runs]
+            sizes = {len(r["seeds"]) for r in runs if "seeds" in r}
         else:
             frame = pd.read_csv(path)
             frame = frame[frame["state"] == "complete"]
             if key is not None:
                 frame = frame[frame["variant"] == key]
             valid, unique = list(frame["final_valid"]), list(frame["final_unique"])
+            sizes = set()
+        n = len(valid)
+        count = f"{n} seed{'s' * (n > 1)}"
+        if sizes:  # mixtures: each point's K members are seeds of their own
+            count = f"{n} mixture{'s' * (n > 1)} of {'/'.join(map(str, sorted(sizes)))} seeds"
         if valid:
-            out.append((label, rl, [100 * v for v in valid], [100 * u for u in unique]))
+            out.append((label, rl, [100 * v for v in valid], [100 * u for u in unique], count))
     return out
 
 
@@ -109,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         target_valid, target_unique = TARGETS[rl]
         ax.fill_between([target_valid, 100], target_unique, 100, color="blue", alpha=0.08, lw=0)
         top = max(goal_unique, target_unique) + 5
-        for label, _, valid, unique in (d for d in data if d[1] == rl):
+        for label, _, valid, unique, count in (d for d in data if d[1] == rl):
             i = order.index(label)
             top = max(top, max(unique) + 3)
             sd = (statistics.stdev(valid), statistics.stdev(unique)) if len(valid) > 1 else (0, 0)
@@ -121,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 fmt="osD^vP*X<>"[i % 10],
                 color=colours[i % len(colours)],
                 capsize=2,
-                label=f"{label} ({len(valid)} seed{'s' * (len(valid) > 1)})",
+                label=f"{label} ({count})",
             )
         ax.set(
             xlabel="valid (%, strict)",

@@ -210,7 +210,7 @@ def test_tradeoff_plot_finds_every_configuration_in_the_committed_studies(tmp_pa
     spec.loader.exec_module(mod)
     data = mod.points(ROOT / "sweeps")
     assert [(label, rl) for label, rl, *_ in data] == [(c[0], c[3]) for c in mod.CONFIGS]
-    default = {rl: (v, u) for label, rl, v, u in data if label == "latent (default)"}
+    default = {rl: (v, u) for label, rl, v, u, _ in data if label == "latent (default)"}
     assert len(default[False][1]) == 3 and round(statistics.fmean(default[False][1]), 1) == 44.2
     assert round(statistics.fmean(default[True][0]), 1) == 95.0
     run("scripts/plot_tradeoff.py", "--out", tmp_path / "t.png")
