@@ -52,6 +52,13 @@ CONFIGS = [
     ("ema, tilt 25, λ 0.85", "reward-tilt3", "tilt25_lam085", True),
     ("mixture of 5 latent runs", "sweeps/mixtures/latent-30ep-k5.json", None, False),
     ("mixture of 5 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k5.json", None, False),
+    ("mixture of 3 latent runs (shipped)", "sweeps/mixtures/rl-k3.json", None, True),
+    (
+        "latent runs alone, seeds 3–8 (populations of 3)",
+        "sweeps/mixtures/rl-singles-s3-s8.json",
+        None,
+        True,
+    ),
 ]
 GOALS = {False: (90.0, 50.0), True: (95.0, 30.0)}  # issue 10: (valid ≥, unique ≥) in %
 TARGETS = {False: (90.0, 60.0), True: (95.0, 40.0)}  # issue 25's targets, likewise
@@ -125,15 +132,18 @@ def main(argv: list[str] | None = None) -> int:
             i = order.index(label)
             top = max(top, max(unique) + 3)
             sd = (statistics.stdev(valid), statistics.stdev(unique)) if len(valid) > 1 else (0, 0)
+            style = {"fmt": "osD^vP*X<>"[i % 10], "color": colours[i % len(colours)]}
+            if "mixture" in count:  # mixtures stand apart: large stars in dark colours
+                m = [d[0] for d in data if "mixture" in d[4]].index(label)
+                style = {"fmt": "*", "ms": 14, "color": ("black", "purple", "darkred")[m % 3]}
             ax.errorbar(
                 statistics.fmean(valid),
                 statistics.fmean(unique),
                 xerr=sd[0],
                 yerr=sd[1],
-                fmt="osD^vP*X<>"[i % 10],
-                color=colours[i % len(colours)],
                 capsize=2,
                 label=f"{label} ({count})",
+                **style,
             )
         ax.set(
             xlabel="valid (%, strict)",
