@@ -4,6 +4,7 @@ from molgan.checkpoint import load
 from molgan.config import Config
 from molgan.estimator import MolGANGenerator, guacamol_generator
 from molgan.metrics import evaluate
+from molgan.mixture import Mixture
 from molgan.models import MolGAN
 from molgan.pyg import to_pyg
 from molgan.sample import sample
@@ -12,6 +13,7 @@ from molgan.train import train
 __version__ = "0.1.0"
 __all__ = [
     "Config",
+    "Mixture",
     "MolGAN",
     "MolGANGenerator",
     "evaluate",

@@ -99,14 +99,15 @@ class GuacaMolGenerator:
 
 
 def guacamol_generator(model=None, seed: int = 0):
-    """``model`` (a ``MolGAN``, a checkpoint path, or ``None`` for the shipped model) as a
-    GuacaMol ``DistributionMatchingGenerator`` — a subclass of GuacaMol's own class when
+    """``model`` (a ``MolGAN`` or ``Mixture``, a checkpoint path, or ``None`` for the shipped
+    model) as a GuacaMol ``DistributionMatchingGenerator`` — a subclass of GuacaMol's own class when
     ``guacamol`` is installed (``pip install --no-deps guacamol``: its old pins need not come
     along), else the same object without that base class."""
     from molgan.checkpoint import load
+    from molgan.mixture import Mixture
     from molgan.models import MolGAN
 
-    model = model if isinstance(model, MolGAN) else load(model)
+    model = model if isinstance(model, (MolGAN, Mixture)) else load(model)
     try:
         from guacamol.distribution_matching_generator import DistributionMatchingGenerator
     except ImportError:

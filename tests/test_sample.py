@@ -125,11 +125,17 @@ def test_shipped_model_reproduces_its_published_evaluation():
 
 def test_sampling_temperature_trades_valid_for_distinct_molecules():
     """Logits / T before the Gumbel-argmax: T = 1 is G's own distribution (the published
-    samples); a hotter T gives more distinct molecules and fewer valid ones (shipped model)."""
+    samples); a hotter T gives a larger share of distinct molecules among the valid ones, and
+    fewer valid ones (shipped model)."""
+
+    def unique(smiles):
+        valid = [s for s in smiles if s]
+        return len(set(valid)) / len(valid)
+
     plain = molgan.sample(2000, seed=3)
     assert molgan.sample(2000, seed=3, temperature=1.0) == plain
     hot = molgan.sample(2000, seed=3, temperature=3.0)
-    assert len({s for s in hot if s}) > len({s for s in plain if s})
+    assert unique(hot) > unique(plain) + 0.05
     assert sum(s is not None for s in hot) < sum(s is not None for s in plain)
 
 
