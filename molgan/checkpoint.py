@@ -377,13 +377,12 @@ def load(
     Raises:
         ValueError: missing, corrupt, foreign or future-format checkpoint, or no such member.
     """
-    from molgan.mixture import Mixture, is_mixture
+    from molgan import mixture
 
     path = path if path is not None else pretrained()
     blob = read(path)
-    if member is None and is_mixture(blob):
-        count = members_of(blob)
-        return Mixture([model_of(member_blob(blob, k, path), path, device) for k in range(count)])
+    if member is None and mixture.is_mixture(blob):
+        return mixture.of_blob(blob, path, device)
     return model_of(member_blob(blob, member or 0, path), path, device)
 
 

@@ -1,12 +1,12 @@
 """A mixture of independently trained generators, sampled as one model.
 
 Each GAN run collapses onto its own set of favourite molecules, and runs of different seeds
-share few of them (docs/ablation.md §4: three members of 3,333 samples each, 5,375 distinct
-molecules alone, 5,334 together). Sampling from K members in turn spreads a sample over K
-such sets: more distinct molecules and a lower FCD at the members' own validity. It is still a
-one-step generator (one member's forward pass per molecule), with K times the weights; multiple
-generators are a known remedy for mode collapse (MAD-GAN, Ghosh et al. 2018; MGAN, Hoang et al.
-2018), here without a term coupling the members.
+share few of them (docs/ablation.md §4: three RL runs of 3,333 samples each, 1,813 + 1,918 +
+1,552 distinct molecules alone, 5,240 together). Sampling from K members in turn spreads a
+sample over K such sets: more distinct molecules and a lower FCD at the members' own validity.
+It is still a one-step generator (one member's forward pass per molecule), with K times the
+weights; multiple generators are a known remedy for mode collapse (MAD-GAN, Ghosh et al. 2018;
+MGAN, Hoang et al. 2018), here without a term coupling the members.
 
 Sample i comes from member i mod K, so every prefix of a sample is split evenly; member k
 draws its molecules from its own stream, seeded by (seed, k).
@@ -139,7 +139,6 @@ class Mixture:
         """``sample`` in consecutive pieces of about ``batch_size`` molecules (each member draws
         its share of a piece; memory stays bounded; the same molecules as ``sample``);
         ``options``: ``heavy_atoms``, ``elements``, ``temperature``."""
-        from molgan import chem
         from molgan.sample import check_count, iter_samples
 
         check_count("n", n, 0)
@@ -160,13 +159,15 @@ class Mixture:
             )
             for k, m in enumerate(self.members)
         ]
-        return _interleaved(streams, strict, chem.Samples)
+        return _interleaved(streams, strict)
 
 
-def _interleaved(streams: list[Iterator], strict: bool, samples_type) -> Iterator[Samples]:
+def _interleaved(streams: list[Iterator], strict: bool) -> Iterator[Samples]:
     """Piece j of every member's stream woven together (member k's i-th molecule at position
     k + K·i of the piece): pieces of equal length per member make the global positions
     contiguous."""
+    from molgan import chem
+
     K = len(streams)
     while True:
         pieces = [next(s, None) for s in streams]
@@ -176,7 +177,7 @@ def _interleaved(streams: list[Iterator], strict: bool, samples_type) -> Iterato
         woven: list[str | None] = [None] * sum(len(p) for p in pieces)
         for k, p in enumerate(pieces):
             woven[k::K] = p.lenient
-        yield samples_type(woven, strict=strict)
+        yield chem.Samples(woven, strict=strict)
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -201,7 +202,13 @@ def load(
     from molgan import checkpoint
 
     path = path if path is not None else checkpoint.pretrained()
-    blob = checkpoint.read(path)
+    return of_blob(checkpoint.read(path), path, device, members)
+
+
+def of_blob(blob: dict, path, device="cpu", members: Sequence[int] | None = None) -> Mixture:
+    """The ``Mixture`` of a checkpoint dict's members (all, or ``members``)."""
+    from molgan import checkpoint
+
     chosen = range(checkpoint.members_of(blob)) if members is None else list(members)
     own = [checkpoint.member_blob(blob, k, path) for k in chosen]
     return Mixture([checkpoint.model_of(b, path, device) for b in own])
