@@ -146,6 +146,7 @@ def test_train_help_lists_every_setting():
         assert flag in out
 
 
+@pytest.mark.slow  # 17 s: a study run end to end; the sweep tests pin the same machinery
 def test_reproduce_runs_and_aggregates_on_the_debug_preset(tmp_path):
     out = run(
         "scripts/reproduce.py",
