@@ -23,6 +23,7 @@ import torch
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
+    from molgan.conditioning import ClassPrior
     from molgan.models import MolGAN
 
 
@@ -75,11 +76,13 @@ class Mixture:
         return self.members[0].device
 
     @property
-    def class_prior(self):
+    def class_prior(self) -> ClassPrior | None:
         """A conditional model's class frequencies (member 0's: the members share their data)."""
         return self.members[0].class_prior
 
-    def class_request(self, heavy_atoms=None, elements=None) -> dict:
+    def class_request(
+        self, heavy_atoms: int | None = None, elements: str | Sequence[str] | None = None
+    ) -> dict:
         """Member 0's ``MolGAN.class_request`` (each member checks its own when sampling)."""
         return self.members[0].class_request(heavy_atoms, elements)
 
@@ -205,7 +208,12 @@ def load(
     return of_blob(checkpoint.read(path), path, device, members)
 
 
-def of_blob(blob: dict, path, device="cpu", members: Sequence[int] | None = None) -> Mixture:
+def of_blob(
+    blob: dict,
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    members: Sequence[int] | None = None,
+) -> Mixture:
     """The ``Mixture`` of a checkpoint dict's members (all, or ``members``)."""
     from molgan import checkpoint
 

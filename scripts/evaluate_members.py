@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "checkpoint",
         nargs="+",
-        help="a population's ckpt.pt (or its run directory); several with --mixture",
+        help="a population's ckpt.pt (or its run directory), or PATH:k,k for some of its "
+        "members; several with --mixture",
     )
     parser.add_argument(
         "--mixture",
@@ -110,6 +111,8 @@ def _members(args) -> list[tuple[str, int]]:
     if args.members and len(args.checkpoint) > 1:
         raise ValueError("--members picks members of one checkpoint; several were given")
     if args.members:
+        if not all(k.isdigit() for k in args.members.split(",")):
+            raise ValueError(f"--members must be member numbers like 0,2, got {args.members!r}")
         return sources([f"{args.checkpoint[0]}:{args.members}"])
     return sources(args.checkpoint)
 

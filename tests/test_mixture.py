@@ -159,6 +159,8 @@ def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
     assert script.main([str(population_ckpt), "--samples", "20", "--mixture", "2"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "3 members are not groups of 2" in err
+    assert script.main([str(population_ckpt), "--members", "0,x"]) == 2
+    assert "--members must be member numbers like 0,2, got '0,x'" in capsys.readouterr().err
     out = tmp_path / "rows.json"
     args = [str(population_ckpt), "--samples", "20", "--mixture", "3", "--json", str(out)]
     assert script.main(args) == 0
