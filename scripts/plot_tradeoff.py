@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
             style = {"fmt": "osD^vP*X<>"[i % 10], "color": colours[i % len(colours)]}
             if "mixture" in count:  # mixtures stand apart: large stars in dark colours
                 m = [d[0] for d in data if "mixture" in d[4]].index(label)
-                style = {"fmt": "*", "ms": 14, "color": ("black", "purple", "darkred")[m % 3]}
+                dark = ("black", "purple", "darkred", "darkgreen", "saddlebrown")
+                style = {"fmt": "*", "ms": 14, "color": dark[m % len(dark)]}
             ax.errorbar(
                 statistics.fmean(valid),
                 statistics.fmean(unique),
