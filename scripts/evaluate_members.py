@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     train, test = data.smiles_of("train"), data.smiles_of("test") if args.fcd else None
     groups = [sources[i : i + K] for i in range(0, len(sources), K)] if K else []
     units = groups or [[source] for source in sources]
-    rows = []
+    rows, blobs = [], {}  # each file read once, however many of its members are evaluated
     for unit in units:
-        models = [checkpoint.load(path, member=k) for path, k in unit]
+        own = [
+            checkpoint.member_blob(blobs.setdefault(p, checkpoint.read(p)), k, p) for p, k in unit
+        ]
+        models = [checkpoint.model_of(b, p) for b, (p, _) in zip(own, unit)]
         model = Mixture(models) if K else models[0]
-        seed, step = models[0].config["seed"], checkpoint.read(unit[0][0])["step"]
+        seed, step = models[0].config["seed"], own[0].get("step", 0)
         for t in temperatures:
             smiles = model.sample(args.samples, seed=args.seed_offset + seed, temperature=t)
             result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=test)

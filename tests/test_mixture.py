@@ -172,6 +172,12 @@ def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
     assert [r["seeds"] for r in json.loads(out.read_text())] == [[0, 2], [1, 2]]
     sampled = molgan.sample(20, population_ckpt, seed=10_000, mixture=True)
     assert row["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
+    args = [str(population_ckpt), "--members", "2", "--samples", "20", "--json", str(out)]
+    assert script.main(args) == 0  # one member alone: its own seed, sampled at 10,000 + it
+    (alone,) = json.loads(out.read_text())
+    sampled = molgan.sample(20, population_ckpt, seed=10_002, member=2)
+    assert alone["member"] == 2 and alone["seed"] == 2 and "step" in alone
+    assert alone["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
 
 
 def test_sample_graphs_interleave_the_members_graphs(members):
