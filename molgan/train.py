@@ -27,10 +27,11 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import batches, checkpoint, conditioning, metrics, repeats, rewards, rundir
+from molgan import batches, checkpoint, conditioning, metrics, monitor, repeats, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_of, dataset_rewards, one_hot
 from molgan.models import MolGAN, resolve_device
+from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Freezer, Population
 from molgan.steps import (
     decay_lrs,
@@ -44,10 +45,6 @@ from molgan.steps import (
 # After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
 Callback = Callable[[int, dict], "str | bool | None"]
 SMALL_DATA = 1000  # training molecules below which a notice is printed
-
-
-class TrainingError(RuntimeError):
-    """Training stopped on a non-finite loss; the last good checkpoint is kept."""
 
 
 class Interrupted(RuntimeError):
@@ -301,7 +298,11 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             total=total, initial=start, desc=cfg.run_name, dynamic_ncols=True, file=sys.stderr
         )
     emit = bar.write if bar is not None else (lambda s: print(s, file=sys.stderr, flush=True))
-    rl_text = f"from step {rl_from}, λ={_values(lams)}, reward {cfg.reward}" if use_rl else "off"
+    rl_text = (
+        f"from step {rl_from}, λ={monitor.values_text(lams)}, reward {cfg.reward}"
+        if use_rl
+        else "off"
+    )
     seeds = [cfg.member_seed(k) for k in range(K)]
     named = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(cfg.seed, cfg.seed + K)) else seeds
     who = f"{K} members (seeds {named}), " if K > 1 else ""
@@ -378,15 +379,17 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 bar.update(1)
             reason = ""
             if reports:
-                values = _member_values(latest, K)
-                for k in _diverged(values, state["stopped"]):
+                values = monitor.per_member(latest, K)
+                for k in monitor.diverged(values, state["stopped"]):
                     if K == 1:
-                        _finite(values[0], done, saved["step"], ckpt_path)  # raises
-                    stop_member(k, f"stopped: {_nonfinite(values[k])} at step {done}", done)
+                        monitor.finite(values[0], done, saved["step"], ckpt_path)  # raises
+                    stop_member(k, f"stopped: {monitor.nonfinite(values[k])} at step {done}", done)
                 if len(state["stopped"]) == K and all(
                     "non-finite" in r for r in state["stopped"].values()
                 ):
-                    _finite(values[0], done, saved["step"], ckpt_path)  # every member diverged
+                    monitor.finite(
+                        values[0], done, saved["step"], ckpt_path
+                    )  # every member diverged
                 common = {
                     "step": done,
                     "epoch": done / steps_per_epoch,
@@ -428,14 +431,14 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                         asked = callback(done, dict(last_metrics[0]))
                         if asked:
                             reason = asked if isinstance(asked, str) else "stopped by callback"
-                line = _format(rows, K)
+                line = monitor.progress_line(rows, K)
                 if bar is not None:
                     bar.set_postfix_str(line.split(" | ", 1)[1][:80])
                 if done % cfg.log_every == 0 or evaluated:
                     emit(line)
                 for row in rows:
                     k = row.get("member", 0)
-                    why = _stop_reason(cfg, row, last_metrics[k], False, done, rl_from)
+                    why = monitor.stop_reason(cfg, row, last_metrics[k], False, done, rl_from)
                     if why and K > 1 and k not in state["stopped"]:
                         stop_member(k, why, done)
                     elif why:
@@ -449,10 +452,10 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                     emit(reason)
                     break
             elif cfg.ckpt_minutes and now - saved["time"] >= 60 * cfg.ckpt_minutes:
-                _check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
+                monitor.check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
                 save(done)
             if signals.received:
-                _check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
+                monitor.check_finite(latest, K, done, saved["step"], ckpt_path, state["stopped"])
                 if saved["step"] != done:
                     save(done)
                 if bar is not None:
@@ -514,101 +517,3 @@ def _tolist(value) -> float | list[float]:
     """A statistic for the checkpoint: a float for one member, else one per member."""
     values = torch.as_tensor(value).detach().float().cpu().flatten().tolist()
     return values[0] if len(values) == 1 else values
-
-
-def _member_values(stats: dict, K: int) -> list[dict[str, float]]:
-    """Statistics of shape (K,) (or scalars) -> one dict of floats per member (one sync)."""
-    if not stats:
-        return [{} for _ in range(K)]
-    names = list(stats)
-    table = torch.stack([torch.as_tensor(stats[n]).detach().float().cpu().expand(K) for n in names])
-    rows = table.t().tolist()  # (K, S)
-    return [dict(zip(names, row, strict=True)) for row in rows]
-
-
-def _nonfinite(values: dict) -> str:
-    return "non-finite " + ", ".join(k for k, v in values.items() if not math.isfinite(v))
-
-
-def _diverged(values: list[dict], stopped: dict) -> list[int]:
-    """Members with a NaN/inf statistic that are not stopped yet."""
-    return [
-        k
-        for k, row in enumerate(values)
-        if k not in stopped and not all(math.isfinite(v) for v in row.values())
-    ]
-
-
-def _check_finite(stats: dict, K: int, done: int, saved_step, ckpt_path: Path, stopped) -> None:
-    """Before an unscheduled checkpoint: a single run stops on a NaN/inf (``TrainingError``);
-    a population's diverged members are frozen at the next log step."""
-    if K == 1:
-        _finite(_member_values(stats, 1)[0], done, saved_step, ckpt_path)
-
-
-def _values(values) -> str:
-    distinct = sorted(set(values))
-    return str(distinct[0]) if len(distinct) == 1 else "/".join(f"{v:g}" for v in values)
-
-
-def _finite(values: dict, done: int, saved_step: int | None, ckpt_path: Path) -> dict[str, float]:
-    """``values`` (floats) unchanged; raises ``TrainingError`` naming any NaN/inf entry."""
-    bad = [k for k, v in values.items() if not math.isfinite(v)]
-    if bad:
-        kept = (
-            f"last good checkpoint (step {saved_step}) kept at {ckpt_path}"
-            if saved_step is not None
-            else "no checkpoint was written"
-        )
-        raise TrainingError(f"non-finite {', '.join(bad)} at step {done}; {kept}")
-    return values
-
-
-def _stop_reason(
-    cfg: Config, values: dict, metrics: dict, timed_out, done: int, rl_from: int
-) -> str:
-    """Why training stops after this log step ("" = it goes on). The uniqueness stop watches
-    for the collapse RL causes, so it acts only after the warm-up (``rl_from``): a WGAN-only
-    generator starts below 2% unique and climbs (it stopped runs at epoch 1 otherwise)."""
-    unique = metrics.get("score/unique")
-    watching = cfg.early_stop_unique and done > rl_from and "score/valid" in values
-    if watching and "score/unique" in metrics:
-        if unique is None or not math.isfinite(unique):
-            unique = 0.0  # no valid molecule: nothing unique either
-        if unique < cfg.early_stop_unique:
-            return f"early stop: uniqueness {unique:.3f} < {cfg.early_stop_unique}"
-    if timed_out:
-        return f"time limit of {cfg.time_limit} min reached at step {done}"
-    return ""
-
-
-def _format(rows: list[dict], K: int) -> str:
-    """One progress line: a single run's losses and scores; a population's means over its
-    running members, with the range of the scores."""
-    if not rows:
-        return "every member stopped"
-    names = {
-        "loss/d": "d",
-        "loss/g": "g",
-        "loss/v": "v",
-        "loss/gp": "gp",
-        "score/valid": "valid",
-        "score/unique": "unique",
-        "score/novel": "novel",
-        "score/qed": "qed",
-    }
-    first = rows[0]
-    parts = [f"step {first['step']}"] + ([f"{len(rows)}/{K} members"] if K > 1 else [])
-    for key, short in names.items():
-        values = [r[key] for r in rows if isinstance(r.get(key), float)]
-        values = [v for v in values if math.isfinite(v)]
-        if not values:
-            continue
-        text = f"{short} {sum(values) / len(values):.3f}"
-        if len(values) > 1 and key.startswith("score/"):
-            text += f" ({min(values):.2f}-{max(values):.2f})"
-        parts.append(text)
-    speed = first["time/it_per_s"]
-    rate = f"{speed:.0f} it/s" + (f" ({speed * len(rows):.0f} member-it/s)" if K > 1 else "")
-    parts.append(f"{rate} | eta {first['time/eta_s'] / 60:.0f} min")
-    return " | ".join(parts)

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         own = [
             checkpoint.member_blob(blobs.setdefault(p, checkpoint.read(p)), k, p) for p, k in unit
         ]
-        models = [checkpoint.model_of(b, p) for b, (p, _) in zip(own, unit)]
+        models = [checkpoint.model_of(b, p) for b, (p, _) in zip(own, unit, strict=True)]
         model = Mixture(models) if K else models[0]
         seed, step = models[0].config["seed"], own[0].get("step", 0)
         for t in temperatures:
