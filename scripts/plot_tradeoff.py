@@ -54,7 +54,7 @@ CONFIGS = [
     ("mixture of 5 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k5.json", None, False),
     ("mixture of 8 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k8.json", None, False),
     ("mixture of 3 latent runs (shipped)", "sweeps/mixtures/rl-k3.json", None, True),
-    ("mixture of 3 ema runs, tilt 25, λ 0.85", "sweeps/mixtures/ema-tilt25-k3.json", None, True),
+    ("mixtures of 3 ema runs, tilt 25, λ 0.85", "sweeps/mixtures/ema-tilt25-k3x3.json", None, True),
     (
         "latent runs alone, seeds 3–8 (populations of 3)",
         "sweeps/mixtures/rl-singles-s3-s8.json",
