@@ -160,15 +160,16 @@ def test_resume_refuses_another_preset_and_a_step_count_it_has_passed(tmp_path, 
 
 def test_early_stop_unique_is_a_share_and_no_valid_molecule_counts_as_below_it():
     from molgan.config import make_config
+    from molgan.monitor import stop_reason
 
     with pytest.raises(ValueError, match=r"early_stop_unique is a share .* got 2"):
         make_config("debug", early_stop_unique=2.0)
     cfg = make_config("debug", early_stop_unique=0.02)
     nothing_valid = {"score/valid": 0.0, "score/unique": float("nan")}
-    why = train_module._stop_reason(cfg, {"score/valid": 0.0}, nothing_valid, False, 10, 5)
+    why = stop_reason(cfg, {"score/valid": 0.0}, nothing_valid, False, 10, 5)
     assert why == "early stop: uniqueness 0.000 < 0.02"
     fine = {"score/valid": 0.5, "score/unique": 0.5}
-    assert train_module._stop_reason(cfg, {"score/valid": 0.5}, fine, False, 10, 5) == ""
+    assert stop_reason(cfg, {"score/valid": 0.5}, fine, False, 10, 5) == ""
 
 
 def test_sample_script_refuses_to_overwrite_without_force(tmp_path, capsys):
