@@ -326,3 +326,14 @@ def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: i
     with atomic_path(path) as tmp:  # a failed write is one line and leaves no partial PNG
         image.save(str(tmp), format="PNG")
     return len(mols)
+
+
+def sdf_smiles(text: str) -> list[tuple[int, str]]:
+    """``(record number, SMILES)`` of every record of an SD file's text; ``""`` for a record
+    RDKit cannot read."""
+    entries = []
+    with quiet_rdkit():
+        supplier = Chem.ForwardSDMolSupplier(io.BytesIO(text.encode()))
+        for number, mol in enumerate(supplier, start=1):
+            entries.append((number, Chem.MolToSmiles(mol) if mol is not None else ""))
+    return entries

@@ -19,7 +19,8 @@ import sys
 
 from molgan import chem, metrics, rundir
 from molgan.config import HelpFormatter
-from molgan.data import DEFAULT_DATA, load_dataset, read_samples, read_smiles
+from molgan.data import DEFAULT_DATA, load_dataset
+from molgan.molfiles import read_samples, read_smiles
 from molgan.rundir import output_path
 
 COLUMNS = ("valid", "valid_lenient", "unique", "novel", *metrics.PROPERTIES)

@@ -22,7 +22,8 @@ from pathlib import Path
 from rdkit import Chem
 
 from molgan import chem
-from molgan.data import DEFAULT_DATA, read_smiles
+from molgan.data import DEFAULT_DATA
+from molgan.molfiles import read_smiles
 from molgan.rundir import output_path
 
 

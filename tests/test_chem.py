@@ -3,7 +3,7 @@ import pytest
 from rdkit import Chem
 
 from molgan import chem
-from molgan.data import read_smiles
+from molgan.molfiles import read_smiles
 
 
 def test_vocabulary_is_pad_cnof_and_kekulised_bonds():

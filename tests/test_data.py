@@ -3,7 +3,8 @@ import gzip
 import pytest
 import torch
 
-from molgan.data import load_dataset, one_hot, read_samples, read_smiles, split_indices
+from molgan.data import load_dataset, one_hot, split_indices
+from molgan.molfiles import read_samples, read_smiles
 
 
 def test_filter_counts_each_drop_reason(tiny_path, tmp_path, capsys):

@@ -106,6 +106,7 @@ def test_the_shipped_qm9_keeps_c_n_o_f_and_a_file_of_ones_own_gets_its_own(monke
 
 def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
     from molgan import data as data_module
+    from molgan.molfiles import read_smiles
 
     with pytest.raises(ValueError, match="add --max-atoms 27"):
         data_module.dataset_of(make_config("latent", data="moses"))
@@ -115,7 +116,7 @@ def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
         assert "pip install --no-deps molsets" in str(err)
         return
     assert path.name == "train.csv.gz" and path.parent.name == "data"
-    entries = data_module.read_smiles(data_module.resolve_path("moses-test"))
+    entries = read_smiles(data_module.resolve_path("moses-test"))
     assert len(entries) == 176_074 and entries[0][1].startswith("CC1C2CCC(C2)C1CN(CCO)")
 
 
@@ -138,7 +139,7 @@ def test_a_zinc250k_format_csv_is_read_as_it_is(tmp_path):
     text = "smiles,logP,qed,SAS\n" + "".join(f'"{s}\n",1.0,0.5,2.0\n' for s in rows)
     path = tmp_path / "250k_rndm_zinc_drugs_clean_3.csv"
     path.write_text(text)
-    from molgan.data import read_smiles
+    from molgan.molfiles import read_smiles
 
     assert [s for _, s in read_smiles(path)] == rows
     data = load_dataset(path, max_atoms=38, atoms="auto", min_count=1, use_cache=False)
