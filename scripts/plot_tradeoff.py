@@ -19,8 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# (label, study folder under sweeps/ or a JSON file of runs, variant or objective, RL?); a
-# mixture's "seeds" are its independent mixtures (one mixture: no error bar)
+# (label, study folder under sweeps/ or a JSON file of runs (a tuple: several, their rows
+# together), variant or objective, RL?); a mixture's "seeds" are its independent mixtures (one
+# mixture: no error bar)
 CONFIGS = [
     ("paper", "results/results.json", "none", False),
     ("paper", "results/results.json", "qed", True),
@@ -51,7 +52,12 @@ CONFIGS = [
     ("ema, tilt 30", "reward-tilt", "tilt30", True),
     ("ema, tilt 25, λ 0.85", "reward-tilt3", "tilt25_lam085", True),
     ("mixture of 5 latent runs", "sweeps/mixtures/latent-30ep-k5.json", None, False),
-    ("mixture of 5 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k5.json", None, False),
+    (
+        "mixtures of 5 energy runs, 45 epochs",
+        ("sweeps/mixtures/energy5-45ep-k5.json", "sweeps/mixtures/energy5-45ep-k5-s5-9.json"),
+        None,
+        False,
+    ),
     ("mixture of 8 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k8.json", None, False),
     ("mixture of 3 latent runs (shipped)", "sweeps/mixtures/rl-k3.json", None, True),
     ("mixtures of 3 ema runs, tilt 25, λ 0.85", "sweeps/mixtures/ema-tilt25-k3x3.json", None, True),
@@ -74,16 +80,21 @@ def points(sweeps: Path, root: Path = ROOT) -> list[tuple[str, bool, list, list,
 
     out = []
     for label, source, key, rl in CONFIGS:
-        path = root / source if source.endswith(".json") else sweeps / source / "results.csv"
+        files = [root / f for f in source] if isinstance(source, tuple) else None
+        if files is None and source.endswith(".json"):
+            files = [root / source]
+        path = sweeps / source / "results.csv" if files is None else files[0]
+        path = next((f for f in files or [] if not f.is_file()), path)
         if not path.is_file():
             print(f"notice: {path} missing, {label} skipped", file=sys.stderr)
             continue
-        if path.suffix == ".json":
-            blob = json.loads(path.read_text())
-            if isinstance(blob, list):  # scripts/evaluate_members.py rows: those at T 1
-                runs = [r for r in blob if r["temperature"] == 1 and "bond_temperature" not in r]
+        if files is not None:
+            blobs = [json.loads(f.read_text()) for f in files]
+            if isinstance(blobs[0], list):  # scripts/evaluate_members.py rows: those at T 1
+                runs = [r for b in blobs for r in b if r["temperature"] == 1]
+                runs = [r for r in runs if "bond_temperature" not in r]
             else:
-                runs = [r for r in blob["runs"] if key in (None, r.get("objective"))]
+                runs = [r for b in blobs for r in b["runs"] if key in (None, r.get("objective"))]
             valid, unique = [r["valid"] for r in runs], [r["unique"] for r in runs]
             sizes = {len(r["seeds"]) for r in runs if "seeds" in r}
         else:
