@@ -387,9 +387,8 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                 if len(state["stopped"]) == K and all(
                     "non-finite" in r for r in state["stopped"].values()
                 ):
-                    monitor.finite(
-                        values[0], done, saved["step"], ckpt_path
-                    )  # every member diverged
+                    # every member diverged
+                    monitor.finite(values[0], done, saved["step"], ckpt_path)
                 common = {
                     "step": done,
                     "epoch": done / steps_per_epoch,
