@@ -454,8 +454,28 @@ def test_members_pack_trials_into_one_population_each_with_its_own_run_folder(tm
         rows = [r for r in rundir.read_log(run) if "event" not in r]
         assert rows == [{key: v for key, v in r.items() if key != "member"} for r in own]
         assert checkpoint.read(run / "best.pt")["config"]["seed"] == row.seed
+    pack_dirs = {t.user_attrs["pack_dir"] for t in _study(tmp_path, spec).get_trials()}
+    assert pack_dirs == {f"packs/{packs[0].name}"}  # where `status` reads their progress
     again = sweep.launch(spec, tmp_path, executor="debug", members=4, **QUIET)
     assert len(again) == 4 and len(_study(tmp_path, spec).get_trials()) == 4  # reused
+
+
+def test_status_shows_a_packed_trials_step_from_its_population_log(tmp_path):
+    import optuna
+
+    study = optuna.create_study()
+    trial = study.ask()
+    trial.set_user_attr("run_dir", "runs/member-0")  # written only when the population ends
+    trial.set_user_attr("pack_dir", "packs/pack-a")
+    (tmp_path / "packs" / "pack-a").mkdir(parents=True)
+    rows = [{"step": 20, "member": 0}, {"step": 20, "member": 1}, {"step": 40, "member": 0}]
+    log = tmp_path / "packs" / "pack-a" / rundir.LOG
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    spec = sweep.load_spec(_spec("progress"))
+    last = sweep.status(study, spec, tmp_path).splitlines()[-1]
+    assert last == "  trial 0 running {}, step 40 of its population packs/pack-a"
+    log.unlink()  # before the population's first log row: no step to show
+    assert sweep.status(study, spec, tmp_path).splitlines()[-1] == "  trial 0 running {}"
 
 
 def test_trials_that_differ_in_shared_settings_are_not_packed(tmp_path):

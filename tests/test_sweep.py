@@ -89,6 +89,9 @@ def test_killed_worker_trial_resumes_from_its_checkpoint_and_runs_once(tmp_path)
     assert len(frame) == 1 and frame["state"][0] == "complete"
     states = sorted(t.state.name for t in _trials(tmp_path, spec))
     assert states == ["COMPLETE", "FAIL"]  # the dead worker's trial, re-queued once
+    study = sweep.open_study(sweep.load_spec(spec), sweep.default_storage(tmp_path))
+    status = sweep.status(study, sweep.load_spec(spec), tmp_path)
+    assert "1 fail (1 interrupted and queued again)" in status  # not an error
     output = (run_dir / rundir.OUTPUT).read_text()  # the trial's own output, both segments
     resumed = [int(w.split("/")[0]) for w in output.split("at step ")[1:] if "/600" in w[:12]]
     assert resumed and 0 < resumed[0] and killed_at <= resumed[0] < 600

@@ -295,11 +295,15 @@ def status(study, spec: StudySpec, root: Path) -> str:
 
     trials = study.get_trials(deepcopy=False)
     by_state = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
+    shown = {k: f"{n} {k}" for k, n in by_state.items() if n}
+    reaped = sum(f"orphan-{t.number}" in study.user_attrs for t in trials)
+    if reaped and "fail" in shown:  # not errors: a stopped worker's trials, queued again
+        shown["fail"] += f" ({reaped} interrupted and queued again)"
     c = counts(study)
     lines = [
         f"study {spec.name}: {spec.budget} trials, {count_done(trials, spec)} done, "
         f"{trials_left(study, spec)} left; "
-        + ", ".join(f"{n} {k}" for k, n in by_state.items() if n)
+        + ", ".join(shown.values())
         + (f"; {c['repeats']} repeated settings (not counted)" if c["repeats"] else "")
         + ("; draining: workers stop after their trial" if (root / DRAIN).exists() else "")
     ]
@@ -307,10 +311,19 @@ def status(study, spec: StudySpec, root: Path) -> str:
         lines.append(f"  study failed: {study.user_attrs[FAILED]}")
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
-            run = t.user_attrs.get("run_dir")
-            step = [r for r in rundir.read_log(root / run) if "step" in r][-1:] if run else []
-            where = f", step {step[0].get('step')}" if step else ""
+            where = _progress(root, t)
             lines.append(f"  trial {t.number} {t.state.name.lower()} {trial_params(t)}{where}")
         elif "error" in t.user_attrs:
             lines.append(f"  trial {t.number} error: {t.user_attrs['error']}")
     return "\n".join(lines)
+
+
+def _progress(root: Path, trial) -> str:
+    """ ", step S" of a trial's run, or of the population it trains in (a member writes its own
+    run folder only when the population ends); "" before the first log row."""
+    run, pack = trial.user_attrs.get("run_dir"), trial.user_attrs.get("pack_dir")
+    for folder, note in ((run, ""), (pack, f" of its population {pack}")):
+        rows = [r for r in rundir.read_log(root / folder) if "step" in r] if folder else []
+        if rows:
+            return f", step {rows[-1]['step']}{note}"
+    return ""
