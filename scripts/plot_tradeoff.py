@@ -54,11 +54,23 @@ CONFIGS = [
     ("mixture of 5 latent runs", "sweeps/mixtures/latent-30ep-k5.json", None, False),
     (
         "mixtures of 5 energy runs, 45 epochs",
-        ("sweeps/mixtures/energy5-45ep-k5.json", "sweeps/mixtures/energy5-45ep-k5-s5-9.json"),
+        (
+            "sweeps/mixtures/energy5-45ep-k5.json",
+            "sweeps/mixtures/energy5-45ep-k5-s5-9.json",
+            "sweeps/mixtures/energy5-45ep-k5-s10-14-s20-24.json",
+        ),
         None,
         False,
     ),
-    ("mixture of 8 energy runs, 45 epochs", "sweeps/mixtures/energy5-45ep-k8.json", None, False),
+    (
+        "mixtures of 8 energy runs, 45 epochs",
+        (
+            "sweeps/mixtures/energy5-45ep-k8.json",
+            "sweeps/mixtures/energy5-45ep-k8-s10-14-s20-22.json",
+        ),
+        None,
+        False,
+    ),
     ("mixture of 3 latent runs (shipped)", "sweeps/mixtures/rl-k3.json", None, True),
     ("mixtures of 3 ema runs, tilt 25, λ 0.85", "sweeps/mixtures/ema-tilt25-k3x3.json", None, True),
     (
