@@ -319,8 +319,9 @@ def status(study, spec: StudySpec, root: Path) -> str:
 
 
 def _progress(root: Path, trial) -> str:
-    """ ", step S" of a trial's run, or of the population it trains in (a member writes its own
-    run folder only when the population ends); "" before the first log row."""
+    """Where a trial is, as ``", step S"``: its run's last logged step, or that of the population
+    it trains in (a member writes its own run folder only when the population ends); "" before
+    the first log row."""
     run, pack = trial.user_attrs.get("run_dir"), trial.user_attrs.get("pack_dir")
     for folder, note in ((run, ""), (pack, f" of its population {pack}")):
         rows = [r for r in rundir.read_log(root / folder) if "step" in r] if folder else []
