@@ -58,6 +58,7 @@ CONFIGS = [
             "sweeps/mixtures/energy5-45ep-k5.json",
             "sweeps/mixtures/energy5-45ep-k5-s5-9.json",
             "sweeps/mixtures/energy5-45ep-k5-s10-14-s20-24.json",
+            "sweeps/mixtures/energy5-45ep-k5-s15-19.json",
         ),
         None,
         False,

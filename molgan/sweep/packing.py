@@ -57,15 +57,20 @@ def pack_config(cfgs: list[Config], packs: Path) -> Config:
         values = [getattr(c, name) for c in cfgs]
         if len(set(values)) > 1:
             parts.append(f"{name}={','.join(repr(float(v)) for v in values)}")
-    digest = hashlib.sha256(" ".join(c.name for c in cfgs).encode()).hexdigest()[:12]
     return dataclasses.replace(
         base,
         members=len(cfgs),
         member_settings=";".join(parts),
         out_dir=str(packs),
-        name=f"pack-{digest}",
+        name=pack_name(cfgs),
         resume=False,
     )
+
+
+def pack_name(cfgs: list[Config]) -> str:
+    """The folder name of the population of ``cfgs``: the hash of its members' run names."""
+    digest = hashlib.sha256(" ".join(c.name for c in cfgs).encode()).hexdigest()[:12]
+    return f"pack-{digest}"
 
 
 def _finished(pack_dir: Path) -> bool:

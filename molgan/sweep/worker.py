@@ -248,7 +248,7 @@ def _told_twin(study, trial, params: dict, state: dict) -> bool:
 
 def _run(study, spec: StudySpec, root: Path, batch: list[tuple]) -> None:
     """Train a batch of trials (one run, or one population of them) and tell their results."""
-    from molgan.sweep.packing import pack_config, run_pack
+    from molgan.sweep.packing import pack_name, run_pack
     from molgan.train import Interrupted
 
     study.pruner = make_pruner(spec, total_steps(batch[0][2]))
@@ -258,7 +258,7 @@ def _run(study, spec: StudySpec, root: Path, batch: list[tuple]) -> None:
             results = [run_trial(batch[0][2], spec, reports[0])]
         else:
             cfgs = [cfg for _, _, cfg in batch]
-            pack = Path("packs") / pack_config(cfgs, root / "packs").name
+            pack = Path("packs") / pack_name(cfgs)
             for trial, _, _ in batch:  # where `status` finds its progress while it trains
                 trial.set_user_attr("pack_dir", str(pack))
             results = run_pack(cfgs, spec, root, reports)
