@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from molgan.config import Config
+from molgan.config import Config, check_removed
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
 
@@ -218,6 +218,7 @@ def config_from(blob: dict, path: str | Path = "checkpoint") -> Config:
         ValueError: the stored settings are not valid settings.
     """
     known = {f.name for f in dataclasses.fields(Config)}
+    check_removed(blob.get("config", {}), str(path))
     try:
         return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
     except (TypeError, ValueError) as err:

@@ -6,11 +6,6 @@ non-pad atom type). G and D both see the class as a vector, count one-hot (N) th
 class looks like and G cannot drop a class: every class is asked for as often as the data holds
 it. Sampling draws classes from the training split's own frequencies (``ClassPrior``).
 
-With ``formula`` (the ``condition_formula`` setting) the class is finer: the heavy-atom formula,
-the count (0..N) of each element, as T - 1 count one-hots; it determines the coarse class, so
-requests by heavy-atom count and element set work the same (QM9's training split holds 198
-formulas against 46 coarse classes).
-
 Torch only: classes are read off atom-type indices (index 0 = no atom).
 """
 
@@ -25,39 +20,23 @@ from torch import nn
 MAX_CLASSES = 10_000_000  # the prior's count table; larger vocabularies need coarser classes
 
 
-def class_dim(num_nodes: int, num_atom_types: int, formula: bool = False) -> int:
-    """Length C of a class vector: N count slots + (T - 1) element bits, or with ``formula``
-    (T - 1) one-hots of N + 1 counts."""
-    if formula:
-        return (num_atom_types - 1) * (num_nodes + 1)
+def class_dim(num_nodes: int, num_atom_types: int) -> int:
+    """Length C of a class vector: N count slots + (T - 1) element bits."""
     return num_nodes + num_atom_types - 1
 
 
-def num_classes(num_nodes: int, num_atom_types: int, formula: bool = False) -> int:
-    """K, the number of class indices: N · 2^(T-1), or (N + 1)^(T-1) with ``formula``."""
-    if formula:
-        return (num_nodes + 1) ** (num_atom_types - 1)
+def num_classes(num_nodes: int, num_atom_types: int) -> int:
+    """K, the number of class indices: N · 2^(T-1)."""
     return num_nodes * 2 ** (num_atom_types - 1)
 
 
-def _digits(index: torch.Tensor, num_nodes: int, num_atom_types: int) -> torch.Tensor:
-    """Formula class indices (B,) -> element counts (B, T-1), base N + 1, type 1 first."""
-    powers = (num_nodes + 1) ** torch.arange(num_atom_types - 1, device=index.device)  # (T-1,)
-    return torch.div(index[:, None], powers, rounding_mode="floor") % (num_nodes + 1)
-
-
-def class_index(atoms: torch.Tensor, num_atom_types: int, formula: bool = False) -> torch.Tensor:
-    """Atom-type indices (B, N) -> class indices (B,) in [0, K).
-
-    Coarse: index = (count - 1) · 2^(T-1) + Σ_t 2^(t-1) [type t present]; an empty graph
-    counts as 1 atom (it never occurs in the data: every molecule has one). Formula: index =
-    Σ_t (N + 1)^(t-1) · (count of type t).
-    """
+def class_index(atoms: torch.Tensor, num_atom_types: int) -> torch.Tensor:
+    """Atom-type indices (B, N) -> class indices (B,) in [0, K): (count - 1) · 2^(T-1) +
+    Σ_t 2^(t-1) [type t present]; an empty graph counts as 1 atom (it never occurs in the
+    data: every molecule has one)."""
     atoms = atoms.long()
     types = torch.arange(1, num_atom_types, device=atoms.device)  # (T-1,)
     per_type = (atoms[:, :, None] == types).sum(dim=1)  # (B, T-1)
-    if formula:
-        return (per_type * (atoms.shape[1] + 1) ** (types - 1)).sum(dim=1)
     count = per_type.sum(dim=1).clamp(min=1)  # (B,)
     return (count - 1) * 2 ** (num_atom_types - 1) + _element_bits(per_type)
 
@@ -69,24 +48,15 @@ def _element_bits(per_type: torch.Tensor) -> torch.Tensor:
 
 
 def count_and_elements(
-    index: torch.Tensor, num_nodes: int, num_atom_types: int, formula: bool = False
+    index: torch.Tensor, num_nodes: int, num_atom_types: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Class indices (B,) -> (heavy-atom counts (B,), element bits (B,): 2^(t-1) per type t)."""
-    if formula:
-        per_type = _digits(index, num_nodes, num_atom_types)  # (B, T-1)
-        return per_type.sum(dim=1), _element_bits(per_type)
     per_count = 2 ** (num_atom_types - 1)
     return torch.div(index, per_count, rounding_mode="floor") + 1, index % per_count
 
 
-def class_vectors(
-    index: torch.Tensor, num_nodes: int, num_atom_types: int, formula: bool = False
-) -> torch.Tensor:
-    """Class indices (B,) -> float class vectors (B, C): count one-hot, then element bits; or
-    with ``formula`` one count one-hot per element."""
-    if formula:
-        per_type = _digits(index, num_nodes, num_atom_types)  # (B, T-1)
-        return nn.functional.one_hot(per_type, num_nodes + 1).flatten(1).float()  # (B, C)
+def class_vectors(index: torch.Tensor, num_nodes: int, num_atom_types: int) -> torch.Tensor:
+    """Class indices (B,) -> float class vectors (B, C): count one-hot, then element bits."""
     count, bits = count_and_elements(index, num_nodes, num_atom_types)  # (B,), (B,)
     shifts = torch.arange(num_atom_types - 1, device=index.device)  # (T-1,)
     present = (bits[:, None] >> shifts) & 1  # (B, T-1)
@@ -94,20 +64,18 @@ def class_vectors(
     return torch.cat([counts, present], dim=1).float()  # (B, C)
 
 
-def one_hot_classes(x: torch.Tensor, formula: bool = False) -> torch.Tensor:
+def one_hot_classes(x: torch.Tensor) -> torch.Tensor:
     """Class vectors (..., B, C) of a batch of node one-hots (..., B, N, T)."""
     N, T = x.shape[-2:]
     atoms = x.argmax(dim=-1).reshape(-1, N)  # (∏..., N)
-    vectors = class_vectors(class_index(atoms, T, formula), N, T, formula)  # (∏..., C)
+    vectors = class_vectors(class_index(atoms, T), N, T)  # (∏..., C)
     return vectors.reshape(*x.shape[:-2], -1)  # (..., B, C)
 
 
-def balance_weights(
-    atoms: torch.Tensor, num_atom_types: int, power: float, formula: bool = False
-) -> torch.Tensor:
+def balance_weights(atoms: torch.Tensor, num_atom_types: int, power: float) -> torch.Tensor:
     """Sampling weights (M,) of graphs' atom indices (M, N): freq(class)^-power, so that with
     power 1 every class is drawn equally often and with 0 every graph."""
-    index = class_index(atoms, num_atom_types, formula)  # (M,)
+    index = class_index(atoms, num_atom_types)  # (M,)
     _, inverse, freq = torch.unique(index, return_inverse=True, return_counts=True)
     return freq[inverse].double().pow(-power)  # (M,)
 
@@ -118,16 +86,14 @@ class ClassPrior(nn.Module):
     Its counts are a buffer, so they travel in the model's state dict and checkpoint.
     """
 
-    def __init__(self, num_nodes: int, num_atom_types: int, formula: bool = False) -> None:
+    def __init__(self, num_nodes: int, num_atom_types: int) -> None:
         super().__init__()
-        self.N, self.T, self.formula = num_nodes, num_atom_types, formula
-        count = num_classes(num_nodes, num_atom_types, formula)
+        self.N, self.T = num_nodes, num_atom_types
+        count = num_classes(num_nodes, num_atom_types)
         if count > MAX_CLASSES:
-            kind = "formula classes" if formula else "classes"
             raise ValueError(
                 f"{num_nodes} atoms and {num_atom_types - 1} atom types make {count:.3g} "
-                f"{kind} (at most {MAX_CLASSES:,})"
-                + ("; drop --condition-formula (count and element set instead)" if formula else "")
+                f"classes (at most {MAX_CLASSES:,})"
             )
         self.register_buffer("counts", torch.zeros(count))
 
@@ -135,7 +101,7 @@ class ClassPrior(nn.Module):
     def fit(self, atoms: torch.Tensor, weights: torch.Tensor | None = None) -> ClassPrior:
         """Count the classes of training graphs' atom indices (M, N), each graph with its
         sampling weight (M,) when given (1 each otherwise)."""
-        index = class_index(atoms, self.T, self.formula).to(self.counts.device)
+        index = class_index(atoms, self.T).to(self.counts.device)
         if weights is None:
             weights = torch.ones_like(index, dtype=torch.float)
         self.counts.zero_().index_add_(0, index, weights.to(self.counts))
@@ -164,14 +130,14 @@ class ClassPrior(nn.Module):
         if not counts.sum() > 0:
             raise ValueError("no training molecule is of the class asked for")
         index = torch.multinomial(counts, n, replacement=True, generator=generator)  # (n,)
-        return class_vectors(index, self.N, self.T, self.formula)
+        return class_vectors(index, self.N, self.T)
 
     def mask(
         self, heavy_atoms: int | None = None, elements: tuple[int, ...] | None = None
     ) -> torch.Tensor:
         """(K,) 1/0: the classes with ``heavy_atoms`` heavy atoms and exactly ``elements``."""
         index = torch.arange(len(self.counts))
-        count, bits = count_and_elements(index, self.N, self.T, self.formula)  # (K,), (K,)
+        count, bits = count_and_elements(index, self.N, self.T)  # (K,), (K,)
         keep = torch.ones_like(index, dtype=torch.bool)
         if heavy_atoms is not None:
             keep &= count == heavy_atoms

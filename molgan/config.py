@@ -19,16 +19,7 @@ from dataclasses import dataclass, field
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = (
-    "lam",
-    "mode_seeking",
-    "valence",
-    "gp_weight",
-    "connectivity",
-    "diversity",
-    "energy",
-    "repeat_penalty",
-)
+MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy")
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -71,8 +62,6 @@ class Config:
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
     """Softmax / Gumbel-softmax temperature."""
-    tau_end: float = 0.0
-    """Anneal tau linearly to this by the last step (0 = constant tau)."""
     # --- optimisation ---
     lr: float = 1e-3
     """Adam learning rate of all three nets."""
@@ -101,114 +90,42 @@ class Config:
     """Draw training molecules with weight exp(β · their reward) (the ``reward`` spec), so the
     data D sees leans toward high reward and G learns a spread of high-reward molecules, not one
     (weighted retraining, Tripp et al. 2020); with or without RL. 0 = off."""
-    rarity_window: int = 0
-    """Multiply each generated molecule's RL reward by its rarity: 1 / its count among G's
-    last rarity_window valid molecules (molgan.rewards.RarityMemory); 0 = off, ignored
-    without RL."""
     # --- mode-collapse remedies: all off in the paper's setting (docs/ablation.md) ---
-    minibatch_std: bool = False
-    """D sees the batch std of its graph embeddings (minibatch standard deviation)."""
-    pac: int = 1
-    """D scores packs of this many samples (PacGAN); batch_size must be a multiple."""
     gp_per_sample: bool = False
     """Gradient-penalty norm over each whole sample (standard WGAN-GP), not per node and edge."""
     ema: float = 0.0
     """Sample and evaluate with an EMA of G's weights of this decay (e.g. 0.995); 0 = off."""
-    real_noise: float = 0.0
-    """Mix this share of uniform noise into the real one-hots D sees (0 = exact one-hots)."""
     lr_d: float = 0.0
     """Adam learning rate of D (0 = lr)."""
-    lr_decay: float = 0.0
-    """Decay all learning rates linearly to lr·(1 - lr_decay) by the last step (0 = constant,
-    1 = to zero)."""
     beta1: float = 0.9
     """Adam β1 of all nets (WGAN-GP setups often use 0.5 or 0)."""
     beta2: float = 0.999
     """Adam β2 of all nets (WGAN-GP setups often use 0.9)."""
-    diversity: float = 0.0
-    """Weight of a bonus on the variance of D's scores over the fake batch (ALMGIG)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term on G: 1 / (output distance / latent distance) (MSGAN)."""
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
-    connectivity: float = 0.0
-    """Weight of a penalty on the expected number of atom pairs of G's soft graph with no path
-    between them (fragments; molgan.losses.disconnection)."""
-    connectivity_sampled: bool = False
-    """Count the connectivity penalty on a straight-through Gumbel-argmax sample of G's graph
-    (exactly the fragments of what G samples; gradient through the Gumbel-softmax, on bonds and
-    on atoms without a bond: it joins pieces and deletes lone atoms), not on the soft graph,
-    whose independent-path estimate sees fewer fragments than G samples."""
-    batch_discriminator: bool = False
-    """D appends a batch-mean feature to each sample's (official code's batch_discriminator)."""
-    feature_matching: bool = False
-    """G matches the batch mean of D's features on real data instead of maximising D (official)."""
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
-    condition_formula: bool = False
-    """With condition: the class is the heavy-atom formula (how many of each element; 198
-    classes in QM9's training split) instead of the count and element set (46)."""
     condition_balance: float = 0.0
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
     equally often); sampling still draws classes with the data's own frequencies."""
-    adversarial: str = "wgan"
-    """The adversarial objective: wgan (WGAN-GP, the paper's) | rpgan (the relativistic pairing
-    loss with zero-centred R1 + R2 penalties of weight gp_weight / 2; Huang et al. 2024)."""
     energy: float = 0.0
     """Weight of an energy-distance term on G between its batch and the real batch
     (molgan.losses.energy_distance; EGO's objective beside the adversarial loss): matches the
     data's spread, not only its location. 0 = off."""
-    energy_space: str = "graph"
-    """Where the energy distance is measured: graph (G's soft graphs against the real one-hots,
-    flattened) | critic (D's features before its last layer) | random (a fixed, frozen random
-    R-GCN's graph features: permutation invariant, molgan.models.random_embedding)."""
-    energy_samples: int = 1
-    """Batches of G's samples the energy distance compares with the real batch: above 1, G
-    draws (n - 1) more batches of z (with the real batch's classes) for that term alone, so
-    its repulsion between G's samples sees more of them (near-duplicates meet in one batch
-    more often). 1 = the training batch, as before."""
-    gen_norm: bool = False
-    """Normalise each hidden layer of G before its tanh (LayerNorm without parameters): keeps
-    G's hidden units out of tanh's flat ends, so different z stay apart (issue 25, G's shape)."""
-    repeat_penalty: float = 0.0
-    """Weight of the unlikelihood penalty on graphs G keeps repeating (molgan.repeats: each
-    sampled graph's share of G's last repeat_window graphs × −log(1 − its probability)); a
-    rarity signal without RL. 0 = off."""
-    repeat_window: int = 4096
-    """With repeat_penalty: how many of G's last sampled graphs each member remembers."""
-    gen_noise: float = 0.0
-    """Std of Gaussian noise added to each hidden layer of G, in training and sampling (noise
-    injection, SPECTRE); 0 = off."""
-    node_noise: int = 0
-    """Per-node latent noise: every node of every graph draws its own standard normal vector of
-    this size, which G maps (learnt, linear) onto its atom logits and, through the product of
-    two nodes' vectors, onto their bond logits; 0 = off (issue 25, G's shape)."""
-    readout_stats: bool = False
-    """D's graph embedding also holds the mean, std and max of its node features over the
-    atoms (a PNA-style readout beside the gated sum; issue 25, what D can see)."""
-    readout_attention: int = 0
-    """Heads of a global attention readout beside D's gated sum: per head, a softmax over each
-    graph's atoms of a learnt score weights their (tanh) values; agg_dim wide, so agg_dim must
-    be a multiple of it (issue 25, what D can see). 0 = off."""
-    gen_residual: bool = False
-    """Each hidden layer of G after the first also adds a linear map (no bias) of its input to
-    its output (residual connections; issue 25, G's shape)."""
-    spectral_norm: bool = False
-    """Spectrally normalise D (every Linear map divided by its largest singular value; SN-GAN,
-    Miyato et al. 2018). With gp_weight 0 for every member the gradient penalty and its double
-    backward are skipped."""
     # --- population ---
     members: int = 1
     """Train this many MolGANs in lockstep in one process (a population; member k has seed
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight, connectivity, diversity,
-    energy or repeat_penalty, one per member: 'lam=0.9,0.8;valence=5,0' (others take the
-    shared value); 'seed=0,7' gives each member its own seed instead of seed + k."""
+    """Per-member values of lam, mode_seeking, valence, gp_weight or energy, one per member:
+    'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7' gives each member its
+    own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -218,7 +135,7 @@ class Config:
     """torch CPU threads of this run; 0 = all cores (1 is as fast as 2 here, and robust to load)."""
     cuda_graphs: bool = True
     """On CUDA, record each training step in a CUDA graph and replay it (a step is launch-bound:
-    several times faster); ignored on the CPU and with compile, tau_end or lr_decay."""
+    several times faster); ignored on the CPU and with compile."""
     compile: bool = False
     """torch.compile G, D and V for training (~30 s of compiling up front; the GP stays eager)."""
     out_dir: str = "runs"
@@ -263,7 +180,6 @@ class Config:
             "batch_size",
             "n_critic",
             "eval_samples",
-            "repeat_window",
         )
         for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
@@ -276,10 +192,7 @@ class Config:
             "threads",
             "seed",
             "split_seed",
-            "rarity_window",
             "atoms_min_count",
-            "node_noise",
-            "readout_attention",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -301,22 +214,15 @@ class Config:
         for name in ("lr", "tau", "epochs", "alpha_eps"):
             if not 0 < getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be positive and finite, got {getattr(self, name)}")
-        for name in ("ema", "real_noise", "beta1", "beta2"):
+        for name in ("ema", "beta1", "beta2"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.pac < 1 or self.batch_size % self.pac:
-            raise ValueError(f"pac must be ≥ 1 and divide batch_size {self.batch_size}")
         for name in (
             "lr_d",
-            "diversity",
             "mode_seeking",
             "valence",
-            "connectivity",
-            "tau_end",
-            "gen_noise",
             "reward_tilt",
             "energy",
-            "repeat_penalty",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
@@ -327,32 +233,10 @@ class Config:
                 f"atoms must be qm9, auto or a list of atom types such as C,N,O,N+,O-,Cl; "
                 f"got {self.atoms!r}"
             )
-        if self.readout_attention and self.agg_dim % self.readout_attention:
-            raise ValueError(
-                f"readout_attention ({self.readout_attention} heads) must divide agg_dim "
-                f"{self.agg_dim}"
-            )
-        if self.adversarial not in ("wgan", "rpgan"):
-            raise ValueError(f"adversarial must be wgan or rpgan, got {self.adversarial!r}")
-        if not 1 <= self.energy_samples <= 64:
-            raise ValueError(f"energy_samples must be in 1..64, got {self.energy_samples}")
-        if self.energy_space not in ("graph", "critic", "random"):
-            raise ValueError(
-                f"energy_space must be graph, critic or random, got {self.energy_space!r}"
-            )
-        if not 0.0 <= self.lr_decay <= 1.0:
-            raise ValueError(f"lr_decay must be in [0, 1], got {self.lr_decay}")
         if not 0.0 <= self.condition_balance <= 1.0:
             raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
-        weights = (self.connectivity,)
-        if self.member_settings:
-            weights = self.member_values().get("connectivity", weights)
-        if self.connectivity_sampled and not any(weights):
-            raise ValueError("connectivity_sampled needs a connectivity weight (--connectivity W)")
         if self.condition_balance and not self.condition:
             raise ValueError("condition_balance needs condition (--condition)")
-        if self.condition_formula and not self.condition:
-            raise ValueError("condition_formula needs condition (--condition)")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not _DEVICE.fullmatch(self.device):
@@ -363,8 +247,6 @@ class Config:
             raise ValueError("seed + members must be ≤ 2**32")
         for k in range(self.members) if self.member_settings else ():
             own = {name: values[k] for name, values in self.member_values().items()}
-            sampled = self.connectivity_sampled and own.get("connectivity", self.connectivity) > 0
-            own["connectivity_sampled"] = sampled  # a member without the penalty ignores it
             dataclasses.replace(self, member_settings="", members=1, **own)  # checks them
         if self.name and (not _NAME.fullmatch(self.name)):
             raise ValueError(
@@ -408,6 +290,8 @@ def parse_member_settings(spec: str, members: int) -> dict[str, tuple[float, ...
     for part in filter(None, (p.strip() for p in spec.split(";"))):
         name, _, values = part.partition("=")
         name = name.strip().replace("-", "_")
+        if name in REMOVED:
+            raise ValueError(f"member_settings: {removed_message(name)}")
         if name not in (*MEMBER_SETTINGS, MEMBER_SEED):
             raise ValueError(
                 f"member_settings: {name!r} cannot differ between members; "
@@ -428,6 +312,59 @@ def parse_member_settings(spec: str, members: int) -> dict[str, tuple[float, ...
             )
         out[name] = numbers
     return out
+
+
+REMOVED_IN = "a3dc0e9"
+"""The last commit with the settings in ``REMOVED`` (issue 39 removed them)."""
+REMOVED: dict[str, object] = {
+    # Remedies that lost every screen (docs/ablation.md, its first table), with the value
+    # that meant "off": a checkpoint or study file holding that value still loads.
+    "tau_end": 0.0,
+    "rarity_window": 0,
+    "minibatch_std": False,
+    "pac": 1,
+    "real_noise": 0.0,
+    "lr_decay": 0.0,
+    "diversity": 0.0,
+    "connectivity": 0.0,
+    "connectivity_sampled": False,
+    "batch_discriminator": False,
+    "feature_matching": False,
+    "condition_formula": False,
+    "adversarial": "wgan",
+    "energy_space": "graph",
+    "energy_samples": 1,
+    "gen_norm": False,
+    "repeat_penalty": 0.0,
+    "repeat_window": 4096,
+    "gen_noise": 0.0,
+    "node_noise": 0,
+    "readout_stats": False,
+    "readout_attention": 0,
+    "gen_residual": False,
+    "spectral_norm": False,
+}
+
+
+def removed_message(name: str, value: object = None) -> str:
+    """The one-line refusal of a removed setting (``REMOVED``)."""
+    shown = "" if value is None else f" = {value!r}"
+    return (
+        f"setting {name}{shown} was removed (it lost: docs/ablation.md); "
+        f"the last commit that has it is {REMOVED_IN}"
+    )
+
+
+def check_removed(settings: dict, where: str) -> None:
+    """Refuse ``settings`` (a stored config or a study's settings) that use a removed setting
+    with another value than its "off" one.
+
+    Raises:
+        ValueError: one line naming ``where``, the setting and the commit that had it.
+    """
+    for name, value in settings.items():
+        if name in REMOVED and value != REMOVED[name]:
+            raise ValueError(f"{where}: {removed_message(name, value)}")
 
 
 DEFAULT_PRESET = "latent"
@@ -470,6 +407,17 @@ PRESETS: dict[str, dict] = {
         ema=0.995,
         z_dim=128,
         energy=5.0,
+    ),
+    # ``ema`` trained on reward-tilted data (molecules drawn with weight exp(25 · QED)) with
+    # λ 0.85: the RL answer of issue 25 as 3 runs sampled as one mixture (docs/results.md).
+    "tilted": dict(
+        mode_seeking=1.0,
+        condition=True,
+        condition_balance=0.5,
+        valence=5.0,
+        ema=0.995,
+        reward_tilt=25.0,
+        lam=0.85,
     ),
     # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
     "debug": dict(
@@ -557,6 +505,10 @@ def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
             parser.add_argument(flag, type=int, nargs="+", default=None, help=text)
         else:
             parser.add_argument(flag, type=kind, default=None, help=text)
+    for arg in argv if argv is not None else sys.argv[1:]:
+        name = arg.split("=", 1)[0].removeprefix("--no-").removeprefix("--").replace("-", "_")
+        if arg.startswith("--") and name in REMOVED:
+            parser.exit(2, f"error: --{arg.split('=', 1)[0][2:]}: {removed_message(name)}\n")
     args = vars(parser.parse_args(argv))
     args.pop("preset")
     overrides = {k: v for k, v in args.items() if v is not None}

@@ -13,44 +13,11 @@ import torch
 from torch import nn
 
 
-class SpectralLinear(nn.Linear):
-    """``nn.Linear`` whose weight is divided by its largest singular value at every call
-    (spectral normalisation, Miyato et al. 2018: the map is 1-Lipschitz). σ is computed
-    exactly (an SVD of the small weight), not by power iteration, so the layer keeps no state
-    and a population's stacked copy (``molgan.population``) computes the same values."""
-
-    def normalized_weight(self) -> torch.Tensor:
-        return self.weight / torch.linalg.matrix_norm(self.weight, ord=2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.linear(x, self.normalized_weight(), self.bias)
-
-
-def spectral(module: nn.Module) -> nn.Module:
-    """Make every ``nn.Linear`` of ``module`` a ``SpectralLinear`` (same parameters, in place)."""
-    for child in list(module.modules()):
-        if type(child) is nn.Linear:
-            child.__class__ = SpectralLinear
-    return module
-
-
-def linear_weight(linear: nn.Module) -> torch.Tensor:
-    """The weight a Linear-like layer multiplies by: spectrally normalised where it is."""
-    normalized = getattr(linear, "normalized_weight", None)
-    return linear.weight if normalized is None else normalized()
-
-
-def mlp(
-    dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh, norm: bool = False
-) -> nn.Sequential:
-    """Linear -> act -> dropout for each consecutive pair in ``dims`` (every layer activated);
-    ``norm``: a LayerNorm without parameters before each activation (so that a population's
-    stacked copy, which stacks only Linear weights, stays exact)."""
+def mlp(dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh) -> nn.Sequential:
+    """Linear -> act -> dropout for each consecutive pair in ``dims`` (every layer activated)."""
     layers: list[nn.Module] = []
     for d_in, d_out in zip(dims[:-1], dims[1:], strict=False):
         layers.append(nn.Linear(d_in, d_out))
-        if norm:
-            layers.append(nn.LayerNorm(d_out, elementwise_affine=False))
         layers.append(act())
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
@@ -112,7 +79,7 @@ class RelationalGraphConv(nn.Module):
         a = edges.movedim(-1, -2).flatten(-3, -2)  # (..., B, N·(R-1), N): row i·(R-1) + r
         summed = (a @ h).unflatten(-2, (n, r1)).flatten(-2)  # (..., B, N, (R-1)·F_in)
         parts = [summed]
-        weight = linear_weight(self.relations)
+        weight = self.relations.weight
         if weight.dim() == 2:  # nn.Linear: ((R-1)·F_out, F_in) -> ((R-1)·F_in, F_out)
             w = weight.view(r1, self.out_dim, self.in_dim).transpose(1, 2)
             w = w.reshape(r1 * self.in_dim, self.out_dim)
@@ -151,86 +118,3 @@ class GraphAggregation(nn.Module):
         """a (..., B, N, F) -> (..., B, out_dim)."""
         gated = torch.sigmoid(self.gate(a)) * torch.tanh(self.feature(a))  # (..., B, N, out_dim)
         return torch.tanh(gated.sum(dim=-2))
-
-
-def node_statistics(a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Mean, standard deviation and maximum of node features over each graph's atoms (a PNA-style
-    readout beside the gated sum; Corso et al. 2020): a (..., B, N, F) with values in [-1, 1],
-    ``weight`` (..., B, N) in [0, 1], how much node i is an atom (1 − P(pad)) -> (..., B, 3F).
-    A pad counts as -1 in the maximum; the std is sqrt(var + 1e-6), finite under the double
-    backward of the gradient penalty."""
-    w = weight.unsqueeze(-1)  # (..., B, N, 1)
-    total = w.sum(dim=-2).clamp(min=1e-6)  # (..., B, 1)
-    mean = (w * a).sum(dim=-2) / total  # (..., B, F)
-    var = (w * (a - mean.unsqueeze(-2)).square()).sum(dim=-2) / total
-    top = (w * a - (1.0 - w)).amax(dim=-2)  # (..., B, F)
-    return torch.cat([mean, (var + 1e-6).sqrt(), top], dim=-1)
-
-
-class AttentionReadout(nn.Module):
-    """Global attention pooling over each graph's atoms with H heads:
-    r_h = Σ_i softmax_i(s_h(a_i) + log w_i) · tanh(V_h a_i), w_i = 1 − P(pad_i), so a padded
-    node gets no weight (the soft attention readout of Li et al. 2016, PyG's
-    ``AttentionalAggregation``, one score per head).
-
-    Args:
-        in_dim: F of the node features a_i.
-        out_dim: size of the readout, H heads of out_dim / H values each.
-        heads: H.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int, heads: int) -> None:
-        super().__init__()
-        if out_dim % heads:
-            raise ValueError(f"{heads} heads must divide the readout size {out_dim}")
-        self.heads = heads
-        self.score = nn.Linear(in_dim, heads)
-        self.value = nn.Linear(in_dim, out_dim)
-
-    def forward(self, a: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """a (..., B, N, F), ``weight`` (..., B, N) in [0, 1] -> (..., B, out_dim)."""
-        logits = self.score(a) + weight.clamp(min=1e-6).log().unsqueeze(-1)  # (..., B, N, H)
-        alpha = torch.softmax(logits, dim=-2).unsqueeze(-1)  # over the nodes: (..., B, N, H, 1)
-        values = torch.tanh(self.value(a)).unflatten(-1, (self.heads, -1))  # (..., B, N, H, d)
-        return (alpha * values).sum(dim=-3).flatten(-2)  # (..., B, H·d)
-
-
-class BatchDiversity(nn.Module):
-    """Batch-level features a mode-collapsed fake batch cannot hide from the critic.
-
-    ``minibatch_std`` (Karras et al. 2018) appends to every graph embedding the mean over
-    features of their standard deviation across the batch. ``pac`` > 1 (PacGAN, Lin et al.
-    2018) concatenates the embeddings of ``pac`` consecutive graphs, so the critic scores packs
-    of samples. Both are off in the paper's setting.
-
-    Args:
-        dim: F of the graph embeddings.
-        minibatch_std: append the batch-std feature.
-        pac: graphs per pack (the batch size must be a multiple).
-    """
-
-    def __init__(self, dim: int, minibatch_std: bool = False, pac: int = 1) -> None:
-        super().__init__()
-        self.minibatch_std, self.pac = minibatch_std, pac
-        self.out_dim = (dim + int(minibatch_std)) * pac
-
-    def forward(self, g: torch.Tensor) -> torch.Tensor:
-        """g (..., B, F) -> (..., B / pac, (F + minibatch_std) · pac); statistics over B."""
-        B = g.shape[-2]
-        if self.minibatch_std:
-            # sqrt(var + 1e-8) as Karras et al.: a batch of equal features (a collapsed G,
-            # a constant class column) has a finite gradient, where std() gives NaN
-            if B > 1:
-                var = g.var(dim=-2, unbiased=False, keepdim=True)  # (..., 1, F)
-                std = (var + 1e-8).sqrt().mean(dim=-1, keepdim=True)  # (..., 1, 1)
-            else:
-                std = g.new_zeros((*g.shape[:-2], 1, 1))
-            g = torch.cat([g, std.expand(*g.shape[:-1], 1)], dim=-1)  # (..., B, F + 1)
-        if self.pac > 1:
-            if B % self.pac:
-                raise ValueError(f"batch of {B} graphs is not a multiple of pac={self.pac}")
-            g = g.reshape(*g.shape[:-2], B // self.pac, -1)  # (..., B / pac, pac · F')
-        return g
-
-    def extra_repr(self) -> str:
-        return f"minibatch_std={self.minibatch_std}, pac={self.pac}"

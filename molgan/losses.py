@@ -38,31 +38,6 @@ def wasserstein_g(d_fake: torch.Tensor) -> torch.Tensor:
     return -d_fake.mean(dim=(-2, -1))
 
 
-def relativistic_d(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
-    """Discriminator's relativistic pairing loss (RpGAN; Huang et al. 2024, "The GAN is dead;
-    long live the GAN!"): mean_b softplus(D(fake_b) - D(real_b)), the b-th fake paired with the
-    b-th real sample; inputs (..., B, 1)."""
-    return torch.nn.functional.softplus(d_fake - d_real).mean(dim=(-2, -1))
-
-
-def relativistic_g(d_fake: torch.Tensor, d_real: torch.Tensor) -> torch.Tensor:
-    """Generator's relativistic pairing loss mean_b softplus(D(real_b) - D(fake_b)) (D's real
-    scores detached: only G learns here); inputs (..., B, 1)."""
-    return torch.nn.functional.softplus(d_real.detach() - d_fake).mean(dim=(-2, -1))
-
-
-def zero_centered_penalty(critic: Critic, x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    """mean_b ‖∂D/∂(x_b, adj_b)‖² at the given samples: R1 on real data, R2 on generated data
-    (zero-centred, unlike WGAN-GP's one-centred penalty at interpolates). Inputs (..., B, N, T)
-    and (..., B, N, N, R), detached here; returns one value per member, (...)."""
-    x = x.detach().requires_grad_(True)
-    adj = adj.detach().requires_grad_(True)
-    out = critic(x, adj)  # (..., B, 1)
-    grad_x, grad_adj = torch.autograd.grad(out.sum(), (x, adj), create_graph=True)
-    squares = grad_x.pow(2).sum(dim=(-2, -1)) + grad_adj.pow(2).sum(dim=(-3, -2, -1))  # (..., B)
-    return squares.mean(dim=-1)
-
-
 def gradient_penalty(
     critic: Critic,
     x_real: torch.Tensor,
@@ -108,34 +83,19 @@ def gradient_penalty(
     return (penalty_adj + penalty_x).mean(dim=-1)
 
 
-def feature_matching(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:
-    """Σ_k (mean_b f_real - mean_b f_fake)²: the official code's feature-matching loss of G over
-    D's features before its final Linear, (..., B, F) each (first moments only)."""
-    return (f_real.detach().mean(dim=-2) - f_fake.mean(dim=-2)).pow(2).sum(dim=-1)
-
-
-def energy_distance(fake: torch.Tensor, real: torch.Tensor, gram: bool = False) -> torch.Tensor:
+def energy_distance(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
     """Energy distance between two samples, (..., B, F) and (..., B', F) (Székely & Rizzo 2013):
     2·E‖X−Y‖ − E‖X−X'‖ − E‖Y−Y'‖ over all pairs (the same-sample terms without the diagonal).
 
     Zero when the two samples have the same distribution and positive otherwise; as a loss of G
     (on ``fake``) its −E‖X−X'‖ term pushes G's samples apart, so it matches the data's spread as
     well as its location (EGO's objective, here beside the adversarial loss). Gradients reach
-    ``fake`` only. ``gram``: squared distances from inner products, ‖a‖² + ‖b‖² − 2a·b, in
-    float64 (memory O(B·B') instead of O(B·B'·F), equal up to rounding; for large batches —
-    the default keeps the published runs' arithmetic). Returns (...).
+    ``fake`` only. Returns (...).
     """
     real = real.detach()
 
     def mean_distance(a: torch.Tensor, b: torch.Tensor, same: bool) -> torch.Tensor:
-        if gram:  # in float64: ‖a‖² + ‖b‖² − 2a·b cancels for close pairs, the ones that matter
-            wide = torch.float32 if a.device.type == "mps" else torch.float64  # MPS: no float64
-            a64, b64 = a.to(wide), b.to(wide)
-            inner = a64 @ b64.transpose(-1, -2)  # (..., B, B')
-            norms = a64.pow(2).sum(-1).unsqueeze(-1) + b64.pow(2).sum(-1).unsqueeze(-2)
-            d2 = (norms - 2 * inner).clamp_min(0.0).to(a.dtype)  # (..., B, B')
-        else:
-            d2 = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # (..., B, B')
+        d2 = (a.unsqueeze(-2) - b.unsqueeze(-3)).pow(2).sum(-1)  # (..., B, B')
         d = torch.sqrt(d2 + 1e-8)  # smooth at 0 (the diagonal of a same-sample matrix)
         if not same:
             return d.mean(dim=(-2, -1))
@@ -202,41 +162,6 @@ def valence_excess(
     return torch.relu(bonds - capacity).sum(dim=-1).mean(dim=-1)
 
 
-def disconnection(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    """Expected number of atom pairs with no path between them, per graph, mean over graphs.
-
-    A connectivity signal that needs neither RDKit nor a reward net: zero on every molecule of
-    the data, the number of unreachable pairs of real atoms on a one-hot graph (two fragments
-    of a and b atoms: a·b), and differentiable in G's soft output. Index 0 of the node types is
-    the pad atom and index 0 of the bond types is "no bond". With p_ij the probability of a bond
-    between real atoms i and j, reachability r starts at r = I + p and is composed with itself,
-    r_ij <- 1 - Π_k (1 - r_ik r_kj), until paths of N - 1 bonds are covered; a pair counts by
-    exists_i · exists_j · (1 - r_ij). On one-hot graphs this is exact (breadth-first search); on
-    soft ones it treats paths as independent, so it rewards raising every bond of a path.
-
-    Args:
-        x: node type probabilities (..., B, N, T); adj: bond type probabilities
-            (..., B, N, N, R).
-
-    Returns:
-        Scalar, (...) with leading axes.
-    """
-    n = x.shape[-2]
-    exists = 1.0 - x[..., 0]  # (..., B, N)
-    pair = exists[..., :, None] * exists[..., None, :]  # (..., B, N, N)
-    eye = torch.eye(n, dtype=x.dtype, device=x.device)
-    reach = torch.maximum((1.0 - adj[..., 0]) * pair, eye)  # (..., B, N, N)
-    hops = 1
-    while hops < n - 1:
-        # P(no path i -> k -> j) over every k, as a sum of logs for a stable gradient
-        miss = reach[..., :, :, None] * reach[..., None, :, :]  # (..., B, N, N, N): i, k, j
-        log_miss = torch.log1p(-miss.clamp(max=1.0 - 1e-6)).sum(dim=-2)  # (..., B, N, N)
-        reach = 1.0 - torch.exp(log_miss)
-        hops *= 2
-    unreached = pair * (1.0 - reach) * (1.0 - eye)  # (..., B, N, N), each pair twice
-    return unreached.sum(dim=(-2, -1)).mean(dim=-1) / 2
-
-
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:
@@ -251,9 +176,6 @@ def generator_loss(
     *,
     scale_rl: bool = True,
     alpha_eps: float = 1e-2,
-    diversity: float | torch.Tensor = 0.0,
-    feature_gap: torch.Tensor | None = None,
-    d_real: torch.Tensor | None = None,
 ) -> GeneratorLoss:
     """λ·L_WGAN + (1-λ)·α·L_RL, with L_WGAN = -mean(D(fake)) and L_RL = -mean(V(fake)).
 
@@ -267,24 +189,8 @@ def generator_loss(
         lam: λ in [0, 1]; 1 = pure WGAN, 0 = pure RL; or one λ per member, (K,).
         scale_rl: apply α (else α = 1).
         alpha_eps: lower clamp of |L_RL| in α.
-        diversity: weight w of a bonus on the spread of critic scores over the fake batch:
-            L_WGAN - w·Var(D(fake)) (ALMGIG's variance penalty with a negative weight); or one
-            weight per member, (K,).
-        feature_gap: replaces L_WGAN when given (the official feature matching; see
-            ``feature_matching``).
-        d_real: D(real), (..., B, 1): the adversarial term is then the relativistic pairing
-            loss (``relativistic_g``) instead of WGAN's.
     """
-    if feature_gap is not None:
-        wgan = feature_gap
-    elif d_real is not None:
-        wgan = relativistic_g(d_fake, d_real)
-    else:
-        wgan = wasserstein_g(d_fake)
-    # (no test of a tensor's values here: it would make the host wait for the device)
-    weighted = isinstance(diversity, torch.Tensor) or diversity > 0
-    if weighted and d_fake.shape[-2] > 1:
-        wgan = wgan - diversity * d_fake.var(dim=(-2, -1))
+    wgan = wasserstein_g(d_fake)
     if v_fake is None or (not isinstance(lam, torch.Tensor) and lam >= 1.0):
         zero = torch.zeros_like(wgan)
         return GeneratorLoss(wgan, wgan, zero, zero)

@@ -9,7 +9,6 @@ its output are in ``molgan.generator``; ``MolGAN`` holds all three nets and samp
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -19,15 +18,7 @@ from torch import nn
 
 from molgan import conditioning
 from molgan.generator import Generator
-from molgan.layers import (
-    AttentionReadout,
-    BatchDiversity,
-    GraphAggregation,
-    RelationalGraphConv,
-    mlp,
-    node_statistics,
-    spectral,
-)
+from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
@@ -47,18 +38,7 @@ class GraphEncoder(nn.Module):
         head_dims: MLP sizes after aggregation, e.g. (128,).
         dropout: dropout after each layer.
         normalize: degree normalisation in the R-GCN layers.
-        minibatch_std: append the batch-std feature to the graph embedding (``BatchDiversity``).
-        pac: score packs of this many graphs (PacGAN); the output is then (B / pac, 1).
-        batch_features: the official code's ``batch_discriminator``: a tanh projection of the
-            graph embeddings to agg_dim // 8, averaged over the batch, projected again and
-            appended to every sample's head features before the final Linear (mean only).
         cond_dim: length C of a class vector appended to the graph embedding (0 = none).
-        spectral_norm: divide every Linear map's weight by its largest singular value
-            (``layers.SpectralLinear``; SN-GAN).
-        readout_stats: append the mean, std and max of the node features over the atoms to
-            the gated sum (``layers.node_statistics``; a PNA-style readout).
-        readout_attention: heads of a global attention readout (``layers.AttentionReadout``,
-            agg_dim wide) appended to the gated sum; 0 = none.
     """
 
     def __init__(
@@ -70,97 +50,38 @@ class GraphEncoder(nn.Module):
         head_dims: tuple[int, ...],
         dropout: float = 0.0,
         normalize: bool = False,
-        minibatch_std: bool = False,
-        pac: int = 1,
-        batch_features: bool = False,
         cond_dim: int = 0,
-        spectral_norm: bool = False,
-        readout_stats: bool = False,
-        readout_attention: int = 0,
     ) -> None:
         super().__init__()
-        self.cond_dim, self.readout_stats = cond_dim, readout_stats
+        self.cond_dim = cond_dim
         dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
         self.convs = nn.ModuleList(
             RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
             for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
         self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
-        stats_dim = 3 * (conv_dims[-1] + num_atom_types) if readout_stats else 0
-        self.attention = None
-        if readout_attention:
-            node_dim = conv_dims[-1] + num_atom_types
-            self.attention = AttentionReadout(node_dim, agg_dim, readout_attention)
-            stats_dim += agg_dim
-        self.batch = BatchDiversity(agg_dim + stats_dim + cond_dim, minibatch_std, pac)
-        self.head = mlp((self.batch.out_dim, *head_dims), dropout)
-        width = head_dims[-1] if head_dims else self.batch.out_dim
-        self.batch_mean = None
-        if batch_features:
-            k = max(agg_dim // 8, 1)
-            self.batch_mean = nn.ModuleList([nn.Linear(agg_dim, k), nn.Linear(k, k)])
-            width += k
-        self.out = nn.Linear(width, 1)
+        self.head = mlp((agg_dim + cond_dim, *head_dims), dropout)
+        self.out = nn.Linear(head_dims[-1] if head_dims else agg_dim + cond_dim, 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        if spectral_norm:
-            spectral(self)
 
     def features(
         self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) [, class vectors cond (B, C)] -> (B / pac, F)
-        features before the final Linear."""
+        """x (B, N, T), adj (B, N, N, R) [, class vectors cond (B, C)] -> (B, F) features
+        before the final Linear."""
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
         hx = torch.cat([h, x], dim=-1)  # (B, N, F + T)
         g = self.dropout(self.aggregate(hx))  # (B, agg_dim)
-        gc = g
-        if self.readout_stats:  # + mean, std, max over the atoms: (B, agg_dim + 3(F + T))
-            gc = torch.cat([g, node_statistics(hx, 1.0 - x[..., 0])], dim=-1)
-        if self.attention is not None:  # + attention-pooled node values: (B, ... + agg_dim)
-            gc = torch.cat([gc, self.attention(hx, 1.0 - x[..., 0])], dim=-1)
-        gc = gc if cond is None else torch.cat([gc, cond], dim=-1)  # (B, ... [+ C])
-        f = self.head(self.batch(gc))  # (B / pac, F): batch() is identity in the paper's setting
-        if self.batch_mean is not None:
-            inner, outer = self.batch_mean
-            m = torch.tanh(outer(torch.tanh(inner(g)).mean(dim=-2, keepdim=True)))  # (..., 1, k)
-            f = torch.cat([f, m.expand(*f.shape[:-1], -1)], dim=-1)  # (..., B / pac, F + k)
-        return f
+        g = g if cond is None else torch.cat([g, cond], dim=-1)  # (B, agg_dim [+ C])
+        return self.head(g)  # (B, F)
 
     def forward(
         self, x: torch.Tensor, adj: torch.Tensor, cond: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """x (B, N, T), adj (B, N, N, R) [, cond (B, C)] -> (B, 1) unbounded score ((B / pac, 1)
-        with packs)."""
-        return self.out(self.features(x, adj, cond))  # (B / pac, 1)
-
-
-RANDOM_EMBEDDING_SEED = 20220425
-"""Seed of the frozen random R-GCN of ``random_embedding`` (any fixed value: every run, member
-and resume must see the same map)."""
-
-
-@functools.cache
-def random_embedding(
-    num_atom_types: int, num_bond_types: int, device: torch.device | str = "cpu"
-) -> GraphEncoder:
-    """A fixed, randomly initialised and frozen R-GCN whose graph features (before the final
-    Linear; permutation invariant) serve as a feature map for the energy distance
-    (``Config.energy_space = "random"``). Untrained random graph networks separate graph
-    distributions well (Thompson et al., ICLR 2022, "On evaluation metrics for graph generative
-    models"); unlike D's features the map does not move during training, and unlike the
-    flattened graphs it does not depend on the order of the atoms.
-
-    Built once per (T, R, device) on first use, from ``RANDOM_EMBEDDING_SEED`` without touching
-    the global random streams; its weights are not parameters of any model and not saved.
-    x (..., B, N, T), adj (..., B, N, N, R) -> ``.features``: (..., B, 128).
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_EMBEDDING_SEED)
-        net = GraphEncoder(num_atom_types, num_bond_types, (64, 64), 128, ())
-    net.requires_grad_(False)
-    return net.eval().to(device)
+        """x (B, N, T), adj (B, N, N, R) [, cond (B, C)] -> (B, 1) unbounded score."""
+        return self.out(self.features(x, adj, cond))  # (B, 1)
 
 
 class Discriminator(GraphEncoder):
@@ -228,9 +149,8 @@ class MolGAN(nn.Module):
         self.class_prior = None
         cond_dim = 0
         if c.get("condition", False):
-            formula = c.get("condition_formula", False)
-            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T, formula)
-            cond_dim = conditioning.class_dim(c["max_atoms"], T, formula)
+            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T)
+            cond_dim = conditioning.class_dim(c["max_atoms"], T)
         self.generator = Generator(
             c["z_dim"],
             tuple(c["gen_dims"]),
@@ -239,21 +159,8 @@ class MolGAN(nn.Module):
             R,
             c["dropout"],
             cond_dim,
-            noise=c.get("gen_noise", 0.0),
-            norm=c.get("gen_norm", False),
-            node_noise=c.get("node_noise", 0),
-            residual=c.get("gen_residual", False),
         )
-        self.discriminator = Discriminator(
-            **encoder,
-            minibatch_std=c.get("minibatch_std", False),
-            pac=c.get("pac", 1),
-            batch_features=c.get("batch_discriminator", False),
-            cond_dim=cond_dim,
-            spectral_norm=c.get("spectral_norm", False),
-            readout_stats=c.get("readout_stats", False),
-            readout_attention=c.get("readout_attention", 0),
-        )
+        self.discriminator = Discriminator(**encoder, cond_dim=cond_dim)
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates
         # when ``ema`` > 0; training updates G itself. Off in the paper's setting.

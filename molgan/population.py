@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from molgan.config import MEMBER_SETTINGS
-from molgan.layers import SpectralLinear
 from molgan.models import MolGAN
 
 __all__ = ["MEMBER_SETTINGS", "Population", "StackedLinear", "stack", "unstack"]
@@ -36,7 +35,6 @@ class StackedLinear(nn.Module):
         super().__init__()
         first = linears[0]
         self.in_features, self.out_features = first.in_features, first.out_features
-        self.spectral = isinstance(first, SpectralLinear)  # each member's weight divided by its σ
         weight = torch.stack([lin.weight.detach().t() for lin in linears])  # (K, in, out)
         self.weight = nn.Parameter(weight.contiguous())
         self.bias = None
@@ -44,25 +42,17 @@ class StackedLinear(nn.Module):
             bias = torch.stack([lin.bias.detach() for lin in linears])[:, None, :]  # (K, 1, out)
             self.bias = nn.Parameter(bias.contiguous())
 
-    def normalized_weight(self) -> torch.Tensor:
-        """(K, in, out): the weights the members multiply by (``SpectralLinear``'s per member)."""
-        if not self.spectral:
-            return self.weight
-        return self.weight / torch.linalg.matrix_norm(self.weight, ord=2, keepdim=True)
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         K = x.shape[0]
         flat = x.reshape(K, -1, x.shape[-1])  # (K, M, in)
-        weight = self.normalized_weight()
         if self.bias is None:
-            out = torch.bmm(flat, weight)  # (K, M, out)
+            out = torch.bmm(flat, self.weight)  # (K, M, out)
         else:
-            out = torch.baddbmm(self.bias, flat, weight)  # (K, M, out)
+            out = torch.baddbmm(self.bias, flat, self.weight)  # (K, M, out)
         return out.view(*x.shape[:-1], self.out_features)  # (K, ..., out)
 
     def extra_repr(self) -> str:
-        spectral = ", spectral" if self.spectral else ""
-        return f"members={self.weight.shape[0]}, {self.in_features}, {self.out_features}{spectral}"
+        return f"members={self.weight.shape[0]}, {self.in_features}, {self.out_features}"
 
 
 def stack(modules: Sequence[nn.Module]) -> nn.Module:

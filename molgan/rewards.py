@@ -18,7 +18,7 @@ import math
 import os
 import pickle
 import sys
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
@@ -338,39 +338,3 @@ def reward(
     table = score_table(smiles, train_smiles, parse_reward(spec))
     product = np.prod(np.stack(list(table.values())), axis=0)  # (B,)
     return product.astype(np.float32)[:, None]  # (B, 1)
-
-
-class RarityMemory:
-    """How often the generator made each molecule lately: the last ``window`` valid SMILES it
-    generated. ``update`` adds a batch and returns each molecule's rarity, 1 / (its count in
-    the window, the batch itself included) — 1 for a molecule seen once, 1/k for one made k
-    times — and 0 for an invalid one (``None``). Unlike the official per-batch ``unique``
-    reward, which only bites at ≥ 5 copies in one batch, it remembers across batches.
-    """
-
-    def __init__(self, window: int, state: Sequence[str] = ()) -> None:
-        if window < 1:
-            raise ValueError(f"window must be ≥ 1, got {window}")
-        self.window = window
-        self._recent: deque[str] = deque()
-        self._counts: Counter[str] = Counter()
-        self._add(list(state)[-window:])
-
-    def _add(self, smiles: Sequence[str]) -> None:
-        for s in smiles:
-            self._recent.append(s)
-            self._counts[s] += 1
-        while len(self._recent) > self.window:
-            old = self._recent.popleft()
-            self._counts[old] -= 1
-            if not self._counts[old]:
-                del self._counts[old]
-
-    def update(self, smiles: Sequence[str | None]) -> np.ndarray:
-        """Add a generated batch; its rarities, (B,) in [0, 1]."""
-        self._add([s for s in smiles if s is not None])
-        return np.array([1.0 / max(self._counts[s], 1) if s else 0.0 for s in smiles])
-
-    def state(self) -> list[str]:
-        """The remembered SMILES, oldest first (``RarityMemory(window, state)`` rebuilds it)."""
-        return list(self._recent)

@@ -150,17 +150,9 @@ def graph_batches(
             cond = None
             if model.class_prior is not None:  # drawn after the rest: same z as unconditioned
                 cond = model.class_prior.sample(b, generator, **(classes or {}))  # (b, C)
-            noise = None  # a noise-injected G's hidden noise, drawn last for the same reason
-            if g.noise:
-                noise = [torch.randn(b, h, generator=generator) for h in g.hidden]  # (b, H_l)
-            nodes = None  # per-node noise, drawn after everything else
-            if g.node_noise:
-                nodes = torch.randn(b, g.N, g.node_noise, generator=generator)  # (b, N, D)
             for i in range(0, b, batch_size):
                 c = None if cond is None else cond[i : i + batch_size].to(model.device)
-                eps = None if noise is None else [e[i : i + batch_size] for e in noise]
-                u = None if nodes is None else nodes[i : i + batch_size]
-                out = g(z[i : i + batch_size].to(model.device), c, eps, u)
+                out = g(z[i : i + batch_size].to(model.device), c)
                 x_logits, adj_logits = out.x_logits, out.adj_logits
                 if t_atoms != 1.0:
                     x_logits = x_logits / t_atoms

@@ -1,7 +1,7 @@
 """One update of each net of a population (``molgan.population``; a single run is a population
-of one): the WGAN-GP discriminator step, the generator step (WGAN, RL and the remedies' terms on
-G), the reward-net step and the RDKit rewards it regresses onto; the loop that schedules them is
-``molgan.train``.
+of one): the WGAN-GP discriminator step, the generator step (WGAN, RL and the extra terms of
+``GENERATOR_TERMS``), the reward-net step and the RDKit rewards it regresses onto; the loop that
+schedules them is ``molgan.train``.
 
 Tensors carry the member axis first: a real batch is x (K, B, N, T), adj (K, B, N, N, R); each
 step minimises the sum of the K members' losses (their gradients do not mix) and returns (K,)
@@ -11,16 +11,15 @@ tensors.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from molgan import chem, conditioning, losses, repeats, rewards
+from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
 from molgan.data import Batch
-from molgan.generator import GeneratorOutput, discretize, gumbel_noise, noisy_one_hot
-from molgan.models import random_embedding
+from molgan.generator import discretize, gumbel_noise
 from molgan.population import MEMBER_SETTINGS, Population
 
 
@@ -77,7 +76,7 @@ def make_optimizers(
     same update in one kernel per step; +4-9% training steps/s on our 2-core CPU);
     ``capturable`` for steps recorded in CUDA graphs."""
     betas = (cfg.beta1, cfg.beta2)
-    lrs = _base_lrs(cfg)
+    lrs = {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
     nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
     return {k: _adam(list(net.parameters()), lrs[k], betas, capturable) for k, net in nets.items()}
 
@@ -87,18 +86,6 @@ def _adam(params: list, lr: float, betas, capturable: bool) -> torch.optim.Optim
         return torch.optim.Adam(params, lr=lr, betas=betas, fused=True, capturable=capturable)
     except (RuntimeError, TypeError):  # an older torch without fused Adam for this device
         return torch.optim.Adam(params, lr=lr, betas=betas, capturable=capturable)
-
-
-def _base_lrs(cfg: Config) -> dict[str, float]:
-    return {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
-
-
-def decay_lrs(opts: dict[str, torch.optim.Optimizer], cfg: Config, fraction: float) -> None:
-    """Set each optimiser's learning rate for this point of training (``fraction`` done, 0..1):
-    its base rate times 1 - ``lr_decay`` · fraction (a function of the step: resumes exactly)."""
-    for k, lr in _base_lrs(cfg).items():
-        for group in opts[k].param_groups:
-            group["lr"] = lr * (1.0 - cfg.lr_decay * fraction)
 
 
 def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, torch.Tensor]:
@@ -115,22 +102,14 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
         else:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (K, B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (K, B, N, N, R)
-    x_real, adj_real = noisy_one_hot(real.x, real.adj, cfg.real_noise)  # exact unless asked
-    d_real = nets.discriminator(x_real, adj_real, cond)  # (K, B, 1), (K, B / pac, 1) with packs
+    d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
     d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
-    if cfg.adversarial == "rpgan":  # relativistic pairing loss with R1 + R2, weight γ/2
-        gp = losses.zero_centered_penalty(critic, x_real, adj_real)  # R1, (K,)
-        gp = gp + losses.zero_centered_penalty(critic, x_fake, adj_fake)  # + R2
-        loss_d = losses.relativistic_d(d_real, d_fake) + 0.5 * weights["gp_weight"] * gp
-    elif "gp_weight" not in weights.active:  # no penalty (e.g. a spectrally normalised D)
-        gp = d_real.new_zeros(K)
-        loss_d = losses.wasserstein_d(d_real, d_fake)  # (K,)
-    else:  # As the official code: interpolate the real one-hot with the generator softmax.
-        gp = losses.gradient_penalty(
-            critic, x_real, adj_real, x_soft, adj_soft, per_sample=cfg.gp_per_sample
-        )  # (K,)
-        loss_d = losses.wasserstein_d(d_real, d_fake) + weights["gp_weight"] * gp  # (K,)
+    # As the official code: interpolate the real one-hot with the generator softmax.
+    gp = losses.gradient_penalty(
+        critic, real.x, real.adj, x_soft, adj_soft, per_sample=cfg.gp_per_sample
+    )  # (K,)
+    loss_d = losses.wasserstein_d(d_real, d_fake) + weights["gp_weight"] * gp  # (K,)
     opt_d.zero_grad(set_to_none=True)
     loss_d.sum().backward()
     opt_d.step()
@@ -143,7 +122,7 @@ def _classes(real, cfg: Config) -> torch.Tensor | None:
         return None
     if real is None:
         raise ValueError("a conditional generator step needs the real batch (its classes)")
-    return conditioning.one_hot_classes(real.x, cfg.condition_formula)
+    return conditioning.one_hot_classes(real.x)
 
 
 def _fake_inputs(out, cfg: Config, noise=None):
@@ -166,20 +145,49 @@ def _noise(out):
     )
 
 
-def g_step(
-    nets: Nets,
-    opt_g,
-    cfg: Config,
-    lam: torch.Tensor,
-    use_rl: bool,
-    real,
-    weights: dict,
-    memory: repeats.GraphMemory | None = None,
-):
-    """One generator update of every member on λ·L_WGAN + (1-λ)·α·L_RL (``lam``: each member's
-    λ at this step, (K,); ``use_rl``: this step has the RL term (some λ < 1); ``real``: the
-    batch that feature matching compares with, and whose classes a conditional G is asked
-    for).
+class Fake(NamedTuple):
+    """What a generator step made, for its extra terms: the latent ``z`` (K, B, Z), the classes
+    ``cond`` (K, B, C) or ``None``, the graphs D saw ``x`` (K, B, N, T) and ``adj``
+    (K, B, N, N, R), and the ``real`` batch beside them."""
+
+    z: torch.Tensor
+    cond: torch.Tensor | None
+    x: torch.Tensor
+    adj: torch.Tensor
+    real: Batch
+
+
+class Term(NamedTuple):
+    """An extra term of the generator's loss: ``name`` is the ``Config`` field holding its
+    weight (one per member, ``MEMBER_SETTINGS``; 0 = off) and its log key ``loss/<name>``;
+    ``value(nets, fake)`` gives its (K,) values."""
+
+    name: str
+    value: Callable[[Nets, Fake], torch.Tensor]
+
+
+def _energy(nets: Nets, fake: Fake) -> torch.Tensor:
+    real = losses.graph_features(fake.real.x, fake.real.adj)  # (K, B, N·T + N·N·R)
+    return losses.energy_distance(losses.graph_features(fake.x, fake.adj), real)
+
+
+GENERATOR_TERMS: tuple[Term, ...] = (
+    # MSGAN's mode-seeking term: distinct z should give distinct graphs.
+    Term("mode_seeking", lambda nets, f: losses.mode_seeking(f.x, f.adj, f.z)),
+    # The energy distance between G's batch and the real batch (EGO), in graph space.
+    Term("energy", _energy),
+    # G's soft bond orders above each atom's valence (a validity signal without RDKit).
+    Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
+)
+"""The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
+member's weight; a term whose weight is 0 for every member is not computed."""
+
+
+def g_step(nets: Nets, opt_g, cfg: Config, lam: torch.Tensor, use_rl: bool, real, weights: dict):
+    """One generator update of every member on λ·L_WGAN + (1-λ)·α·L_RL + Σ_t w_t·L_t (``lam``:
+    each member's λ at this step, (K,); ``use_rl``: this step has the RL term (some λ < 1);
+    ``real``: the batch whose classes a conditional G is asked for; the L_t are the
+    ``GENERATOR_TERMS`` with a nonzero weight ``weights[name]``).
 
     Returns:
         ``(stats, fake)``: ``fake = (x, adj, atoms, bonds)`` holds the detached inputs D saw and
@@ -192,69 +200,20 @@ def g_step(
     out = nets.generator(z, cond)
     noise = _noise(out)
     x_fake, adj_fake = _fake_inputs(out, cfg, noise)
-    gap = None
-    if cfg.feature_matching:  # D's features, not its score: the score is Linear in them
-        features = nets.gp_critic.features(x_fake, adj_fake, cond)  # (K, B, F)
-        d_fake = nets.gp_critic.out(features)  # (K, B, 1)
-        with torch.no_grad():
-            real_features = nets.gp_critic.features(real.x, real.adj, cond)  # (K, B, F)
-        gap = losses.feature_matching(real_features, features)  # (K,)
-    else:
-        d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
-    d_real = None
-    if cfg.adversarial == "rpgan":  # the pairing loss compares each fake with a real sample
-        with torch.no_grad():
-            d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
+    d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     v_fake = nets.reward_net(x_fake, adj_fake) if use_rl else None  # (K, B, 1)
     parts = losses.generator_loss(
-        d_fake,
-        v_fake,
-        lam,
-        scale_rl=cfg.scale_rl,
-        alpha_eps=cfg.alpha_eps,
-        diversity=weights["diversity"] if "diversity" in weights.active else 0.0,
-        feature_gap=gap,
-        d_real=d_real,
+        d_fake, v_fake, lam, scale_rl=cfg.scale_rl, alpha_eps=cfg.alpha_eps
     )
-    loss = parts.loss  # (K,)
-    if "mode_seeking" in weights.active:
-        loss = loss + weights["mode_seeking"] * losses.mode_seeking(x_fake, adj_fake, z)
-    energy = None
-    if "energy" in weights.active:
-        x_e, adj_e, cond_e = x_fake, adj_fake, cond  # the graphs the term compares
-        if cfg.energy_samples > 1:  # more of G's samples, for this term alone
-            more = cfg.energy_samples - 1
-            z_more = torch.randn(K, more * cfg.batch_size, cfg.z_dim, device=nets.device)
-            cond_more = None if cond is None else cond.repeat(1, more, 1)  # (K, more·B, C)
-            x_more, adj_more = _fake_inputs(nets.generator(z_more, cond_more), cfg)
-            x_e = torch.cat([x_fake, x_more], dim=1)  # (K, n·B, N, T)
-            adj_e = torch.cat([adj_fake, adj_more], dim=1)  # (K, n·B, N, N, R)
-            cond_e = None if cond is None else torch.cat([cond, cond_more], dim=1)
-        if cfg.energy_space == "critic":
-            fake_f = nets.gp_critic.features(x_e, adj_e, cond_e)  # (K, n·B, F)
-            with torch.no_grad():
-                real_f = nets.gp_critic.features(real.x, real.adj, cond)  # (K, B, F)
-        elif cfg.energy_space == "random":
-            embed = random_embedding(x_e.shape[-1], adj_e.shape[-1], nets.device)
-            fake_f = embed.features(x_e, adj_e)  # (K, n·B, 128)
-            with torch.no_grad():
-                real_f = embed.features(real.x, real.adj)  # (K, B, 128)
-        else:
-            fake_f = losses.graph_features(x_e, adj_e)  # (K, n·B, N·T + N·N·R)
-            real_f = losses.graph_features(real.x, real.adj)
-        energy = losses.energy_distance(fake_f, real_f, gram=cfg.energy_samples > 1)  # (K,)
-        loss = loss + weights["energy"] * energy
-    penalties = _graph_penalties(nets, cfg, weights, out, noise, x_fake, adj_fake)
+    loss, terms = parts.loss, {}  # (K,)
+    fake = Fake(z, cond, x_fake, adj_fake, real)
+    for term in GENERATOR_TERMS:
+        if term.name in weights.active:
+            terms[f"loss/{term.name}"] = value = term.value(nets, fake)  # (K,)
+            loss = loss + weights[term.name] * value
     with torch.no_grad():
         atoms = (out.x_logits + noise[0]).argmax(-1)  # (K, B, N)
         bonds = (out.adj_logits + noise[1]).argmax(-1)  # (K, B, N, N)
-    if memory is not None:  # the unlikelihood of the graphs G keeps repeating
-        counts = memory.update(repeats.graph_keys(atoms, bonds))  # (K, B)
-        log_p = repeats.choice_log_prob(out.x_logits, out.adj_logits, atoms, bonds, cfg.tau)
-        penalty = repeats.repeat_penalty(log_p, counts, memory.window)  # (K,)
-        penalties["loss/repeat"] = (weights["repeat_penalty"], penalty)
-    for weight, value in penalties.values():
-        loss = loss + weight * value
     opt_g.zero_grad(set_to_none=True)
     loss.sum().backward(inputs=_params(opt_g))  # G's weights only: D's and V's grads unused
     opt_g.step()
@@ -264,56 +223,12 @@ def g_step(
         "loss/rl": parts.rl.detach(),
         "alpha": parts.alpha.detach(),
     }
-    stats |= {name: value.detach() for name, (_, value) in penalties.items()}
-    if energy is not None:
-        stats["loss/energy"] = energy.detach()
+    stats |= {name: value.detach() for name, value in terms.items()}
     return stats, (x_fake.detach(), adj_fake.detach(), atoms, bonds)
 
 
 def _params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for group in opt.param_groups for p in group["params"]]
-
-
-def _graph_penalties(
-    nets: Nets,
-    cfg: Config,
-    weights: dict,
-    out: GeneratorOutput,
-    noise: tuple[torch.Tensor, torch.Tensor],
-    x_fake: torch.Tensor,
-    adj_fake: torch.Tensor,
-) -> dict[str, tuple[float, torch.Tensor]]:
-    """The validity penalties on G's graphs that are switched on: log name -> ((K,) weights,
-    (K,) values)."""
-    penalties = {}
-    if "valence" in weights.active:
-        excess = losses.valence_excess(x_fake, adj_fake, *nets.valence)
-        penalties["loss/valence"] = (weights["valence"], excess)
-    if "connectivity" in weights.active:
-        graph = (x_fake, adj_fake)
-        if cfg.connectivity_sampled:  # the Gumbel-argmax graphs g_step returns, exactly
-            graph = _joinable(
-                discretize(out.x_logits, "hard_gumbel", cfg.tau, noise[0]),
-                discretize(out.adj_logits, "hard_gumbel", cfg.tau, noise[1]),
-            )
-        penalties["loss/disconnection"] = (weights["connectivity"], losses.disconnection(*graph))
-    return penalties
-
-
-def _joinable(x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A sampled graph (x (..., B, N, T), adj (..., B, N, N, R)) whose fragments the
-    connectivity penalty may join but not delete: only atoms without a bond to another atom keep
-    their gradient.
-
-    A lone atom is most often a pad node sampled as an atom, and deleting it is the fix; a piece
-    of two or more atoms is part of the molecule. With the gradient on every atom G cut the count
-    by deleting atoms (tiny molecules); with none it bonded every stray atom in (9-atom graphs
-    only; docs/ablation.md §1).
-    """
-    real = x.detach().argmax(-1) != 0  # (..., B, N): sampled as an atom, not a pad
-    bonded = adj.detach()[..., 1:].sum(-1) * real[..., None, :]  # (..., B, N, N): to real atoms
-    lone = bonded.sum(-1) == 0  # (..., B, N): no bond to another atom (one to a pad is dropped)
-    return torch.where(lone[..., None], x, x.detach()), adj
 
 
 def v_step(nets: Nets, opt_v, real, r_real: torch.Tensor, fake, r_fake: torch.Tensor):
@@ -337,14 +252,12 @@ def fake_rewards(
     bonds: torch.Tensor,
     cfg: Config,
     train: set[str],
-    memories: list[rewards.RarityMemory] | None = None,
     decoder=None,
     atom_types: tuple[str, ...] = chem.ATOM_TYPES,
 ):
-    """RDKit rewards (K, B, 1) of generated index graphs (K, B, N) and (K, B, N, N); with
-    ``memories`` (``rarity_window``, one per member), times each molecule's rarity among its
-    member's recent molecules. ``decoder`` (``rewards.Decoder``) spreads the decoding over
-    processes; default: in this process."""
+    """RDKit rewards (K, B, 1) of generated index graphs (K, B, N) and (K, B, N, N).
+    ``decoder`` (``rewards.Decoder``) spreads the decoding over processes; default: in this
+    process."""
     K, B = atoms.shape[:2]
     a, b = atoms.flatten(0, 1).cpu().numpy(), bonds.flatten(0, 1).cpu().numpy()
     if decoder is not None:
@@ -354,21 +267,10 @@ def fake_rewards(
             chem.graph_to_smiles(x, y, atom_types=atom_types) for x, y in zip(a, b, strict=True)
         ]
     r = rewards.reward(smiles, cfg.reward, train).reshape(K, B, 1)  # (K, B, 1)
-    if memories is not None:
-        for k, memory in enumerate(memories):
-            r[k] *= memory.update(smiles[k * B : (k + 1) * B])[:, None].astype(np.float32)
     return torch.from_numpy(r)  # (K, B, 1)
 
 
-def step_functions(
-    population: Population,
-    nets: Nets,
-    opts: dict,
-    cfg: Config,
-    weights,
-    graphs: bool,
-    memory: repeats.GraphMemory | None = None,
-):
+def step_functions(population: Population, nets: Nets, opts: dict, cfg: Config, weights, graphs):
     """The D, G (one per RL on/off: ``run_g[rl]``) and V steps as functions of tensors only,
     recorded in CUDA graphs (``molgan.cudagraphs``) when ``graphs``. The G step includes the
     EMA update of G's weights."""
@@ -378,7 +280,7 @@ def step_functions(
 
     def g_with(rl: bool):
         def run_g(x, adj, lam):
-            out = g_step(nets, opts["g"], cfg, lam, rl, Batch(x, adj), weights, memory)
+            out = g_step(nets, opts["g"], cfg, lam, rl, Batch(x, adj), weights)
             population.update_ema(cfg.ema)
             return out
 

@@ -11,7 +11,6 @@ themselves are in ``molgan.steps``.
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import os
@@ -27,20 +26,13 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from molgan import batches, checkpoint, conditioning, metrics, monitor, repeats, rewards, rundir
+from molgan import batches, checkpoint, conditioning, metrics, monitor, rewards, rundir
 from molgan.config import Config
 from molgan.data import dataset_of, dataset_rewards, one_hot
 from molgan.models import MolGAN, resolve_device
 from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Freezer, Population
-from molgan.steps import (
-    decay_lrs,
-    fake_rewards,
-    make_optimizers,
-    member_weights,
-    step_functions,
-    step_nets,
-)
+from molgan.steps import fake_rewards, make_optimizers, member_weights, step_functions, step_nets
 
 # After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
 Callback = Callable[[int, dict], "str | bool | None"]
@@ -180,11 +172,6 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     use_rl = min(lams) < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
-    memories = None  # each member's recent molecules, for the rarity factor of the RL reward
-    if use_rl and cfg.rarity_window:
-        stored = blob.get("rarity", []) if blob else []
-        stored = [stored] if K == 1 else stored or [[]] * K
-        memories = [rewards.RarityMemory(cfg.rarity_window, state) for state in stored]
     atoms_all, bonds_all = data.atoms.to(device), data.bonds.to(device)
 
     models = []
@@ -200,8 +187,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         models[0].class_prior.fit(data.atoms[train_idx], tilt)  # tilted ones, if tilted
         if cfg.condition_balance:
             T, power = len(models[0].atom_types), cfg.condition_balance
-            formula = cfg.condition_formula
-            balance = conditioning.balance_weights(data.atoms[train_idx], T, power, formula)
+            balance = conditioning.balance_weights(data.atoms[train_idx], T, power)
     weights = batches.combine(tilt, balance)
     start, last_metrics, latest = 0, [{} for _ in range(K)], {}
     state = {"stopped": {}, "best": [{} for _ in range(K)]}  # member -> reason; best.pt records
@@ -211,7 +197,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     population = Population(models).to(device)
     del models
     graphs = cfg.cuda_graphs and device.type == "cuda"
-    graphs = graphs and not (cfg.compile or cfg.tau_end or cfg.lr_decay)  # those change a step
+    graphs = graphs and not cfg.compile  # compiled nets run eagerly
     opts = make_optimizers(population, cfg, capturable=graphs)
     if blob is not None:
         start, stored = checkpoint.restore(blob, opts, device)
@@ -240,11 +226,6 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     saved = {"step": start if blob else None, "time": time.monotonic()}
     fcd_reference = data.smiles_of("val") if cfg.eval_fcd else None
     member_w = member_weights(cfg, K, device)
-    graph_memory = None  # each member's recent graphs, for the repeat penalty
-    if "repeat_penalty" in member_w.active:
-        graph_memory = repeats.GraphMemory(K, cfg.repeat_window, device)
-        if blob and "repeats" in blob:
-            graph_memory.load_state(blob["repeats"])
     lam_rl = member_w["lam"]  # (K,) λ after the warm-up
     lam_warm = torch.ones_like(lam_rl)  # WGAN only before it
 
@@ -256,10 +237,6 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             "best": state["best"][0] if K == 1 else state["best"],
             "stopped": {str(k): v for k, v in state["stopped"].items()},
         }
-        if graph_memory is not None:
-            extra["repeats"] = graph_memory.state()
-        if memories is not None:
-            extra["rarity"] = memories[0].state() if K == 1 else [m.state() for m in memories]
         metrics_blob = last_metrics[0] if K == 1 else {"members": last_metrics}
         checkpoint.save_population(ckpt_path, population, opts, step, metrics_blob, extra)
         saved["step"], saved["time"] = step, time.monotonic()
@@ -314,17 +291,14 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
     t0, t_last, perm, perm_epoch = time.monotonic(), time.monotonic(), None, -1
     last_done = start
     nets = step_nets(population, cfg.compile)
-    step_cfg = copy.copy(cfg)  # cfg with this step's temperature (tau_end anneals it)
     decoder = rewards.Decoder.for_population(K * cfg.batch_size) if use_rl else None
-    run_d, run_g, run_v = step_functions(
-        population, nets, opts, step_cfg, member_w, graphs, graph_memory
-    )
+    run_d, run_g, run_v = step_functions(population, nets, opts, cfg, member_w, graphs)
     pending = None  # the V step of the last G step, not yet taken
 
     def settle(p: _Pending) -> dict:
         """The V step of a G step: RDKit rewards of its molecules, then V's update."""
         atoms, bonds = p.on_host()
-        r_fake = fake_rewards(atoms, bonds, cfg, train_set, memories, decoder, types)
+        r_fake = fake_rewards(atoms, bonds, cfg, train_set, decoder, types)
         r_fake = r_fake.to(device)
         return run_v(p.real.x, p.real.adj, p.r_real, p.fake[0], p.fake[1], r_fake)
 
@@ -351,10 +325,6 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
             real = one_hot(
                 atoms_all[idx], bonds_all[idx], len(types)
             )  # x (K,B,N,T), adj (K,B,N,N,R)
-            if cfg.tau_end:  # linear temperature annealing of what D sees
-                step_cfg.tau = cfg.tau + (cfg.tau_end - cfg.tau) * step / max(total - 1, 1)
-            if cfg.lr_decay:  # linear learning-rate decay of all three nets
-                decay_lrs(opts, cfg, step / max(total - 1, 1))
             latest |= run_d(real.x, real.adj)
             if pending is not None:  # the last G step's V step, its RDKit work beside this D step
                 latest |= settle(pending)

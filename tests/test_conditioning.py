@@ -31,56 +31,6 @@ def test_class_of_a_graph_is_its_heavy_atom_count_and_element_set():
     assert vectors[1].tolist() == [1, 0, 0, 0, 0, 0, 0, 0, 1]
 
 
-def test_formula_class_of_a_graph_counts_each_element():
-    atoms = torch.tensor([[1, 1, 3, 0, 0], [4, 0, 0, 0, 0], [1, 2, 3, 4, 1]])
-    # (C, N, O, F) counts (2, 0, 1, 0), (0, 0, 0, 1), (2, 1, 1, 1); base N + 1 = 6
-    index = conditioning.class_index(atoms, T, formula=True)
-    assert index.tolist() == [2 + 1 * 36, 1 * 216, 2 + 1 * 6 + 1 * 36 + 1 * 216]
-    vectors = conditioning.class_vectors(index, 5, T, formula=True)
-    assert vectors.shape == (3, conditioning.class_dim(5, T, formula=True)) == (3, 24)
-    assert vectors[0].view(4, 6).argmax(-1).tolist() == [2, 0, 1, 0]
-    assert vectors.sum(dim=1).tolist() == [4, 4, 4]  # one count per element
-    count, bits = conditioning.count_and_elements(index, 5, T, formula=True)
-    assert count.tolist() == [3, 1, 5] and bits.tolist() == [5, 8, 15]  # as the coarse class
-
-
-def test_formula_classes_split_isomers_the_coarse_class_joins():
-    # C2O vs CO2: same heavy-atom count and element set, different formula
-    atoms = torch.tensor([[1, 1, 3], [1, 3, 3]])
-    coarse = conditioning.class_index(atoms, T)
-    formula = conditioning.class_index(atoms, T, formula=True)
-    assert coarse[0] == coarse[1] and formula[0] != formula[1]
-    weights = conditioning.balance_weights(atoms.repeat_interleave(torch.tensor([3, 1]), 0), T, 1.0)
-    assert weights.tolist() == [0.25] * 4  # one coarse class
-    weights = conditioning.balance_weights(
-        atoms.repeat_interleave(torch.tensor([3, 1]), 0), T, 1.0, formula=True
-    )
-    assert weights.tolist() == [1 / 3] * 3 + [1.0]
-
-
-def test_formula_prior_draws_the_class_asked_for_by_count_and_elements():
-    atoms = torch.tensor([[1, 1, 0]] * 300 + [[1, 4, 0]] * 100 + [[3, 3, 3]] * 50)
-    prior = conditioning.ClassPrior(3, T, formula=True).fit(atoms)
-    assert len(prior.counts) == 4**4 and prior.counts.sum() == 450
-    gen = torch.Generator().manual_seed(0)
-    fluorinated = prior.sample(50, gen, elements=(1, 4)).view(50, 4, 4).argmax(-1)
-    assert fluorinated.tolist() == [[1, 0, 0, 1]] * 50  # one C and one F
-    three = prior.sample(20, gen, heavy_atoms=3).view(20, 4, 4).argmax(-1)
-    assert three.tolist() == [[0, 0, 3, 0]] * 20
-    with pytest.raises(ValueError, match="no training molecule"):
-        prior.sample(5, gen, heavy_atoms=1)
-
-
-def test_formula_conditioning_needs_condition_and_sizes_the_networks():
-    with pytest.raises(ValueError, match="condition_formula needs condition"):
-        make_config("debug", condition_formula=True)
-    model = MolGAN.from_config(make_config("debug", condition=True, condition_formula=True))
-    N = model.generator.N
-    assert len(model.class_prior.counts) == (N + 1) ** (T - 1)
-    assert model.generator.cond_dim == (T - 1) * (N + 1)
-    assert not make_config("paper").condition_formula and not make_config("ema").condition_formula
-
-
 def test_class_vectors_of_one_hots_ignore_atom_order():
     atoms = torch.tensor([[1, 3, 0, 2], [0, 2, 3, 1]])
     x = torch.nn.functional.one_hot(atoms, T).float()
@@ -129,15 +79,13 @@ def test_condition_is_off_in_the_paper_preset():
     assert MolGAN.from_config(make_config("debug")).class_prior is None
 
 
-@pytest.mark.parametrize("formula", [False, True])
-def test_conditional_training_fits_the_prior_and_its_checkpoint_samples(tiny_config, formula):
-    cfg = dataclasses.replace(tiny_config, condition=True, condition_formula=formula)
+def test_conditional_training_fits_the_prior_and_its_checkpoint_samples(tiny_config):
+    cfg = dataclasses.replace(tiny_config, condition=True)
     model = train_module.train(cfg)
     counts = model.class_prior.counts.cpu()  # the model trained on the default device
     assert counts.sum() > 0 and counts.min() == 0  # the tiny set does not hold every class
     loaded = checkpoint.load(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")
     torch.testing.assert_close(loaded.class_prior.counts, counts)
-    assert loaded.class_prior.formula == formula
     assert loaded.sample(20, seed=3) == model.sample(20, seed=3)
 
 
@@ -247,12 +195,3 @@ def test_class_balanced_training_oversamples_rare_classes(tiny_config, monkeypat
     top = torch.mode(runs[0.0]).values
     assert (runs[1.0] == top).float().mean() < (runs[0.0] == top).float().mean()
     assert len(torch.unique(runs[1.0])) >= len(torch.unique(runs[0.0]))
-
-
-def test_large_graphs_condition_on_count_and_elements_but_refuse_formula_classes():
-    from molgan.conditioning import ClassPrior
-
-    prior = ClassPrior(38, 9)  # ZINC-sized graphs, 8 atom types: 38 × 2^8 classes
-    assert prior.counts.numel() == 38 * 2**8
-    with pytest.raises(ValueError, match="drop --condition-formula"):
-        ClassPrior(38, 9, formula=True)  # 39^8 formula classes

@@ -24,8 +24,6 @@ from molgan.config import Config, make_config, parse_cli
         ("lr", float("nan"), "lr must be positive and finite"),
         ("seed", 2**70, "seed and split_seed must be < 2\\*\\*32"),
         ("threads", -1, "threads must be ≥ 0"),
-        ("readout_attention", 3, "readout_attention \\(3 heads\\) must divide agg_dim 128"),
-        ("readout_attention", -1, "readout_attention must be ≥ 0"),
         ("name", "../escaped", "name must be a plain folder name"),
         ("name", "a/b", "name must be a plain folder name"),
     ],

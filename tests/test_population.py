@@ -56,24 +56,11 @@ class _Replay:
     "preset_overrides",
     [
         dict(lam=0.5),
-        dict(lam=0.5, mode_seeking=1.0, condition=True, valence=5.0, minibatch_std=True),
-        dict(lam=0.3, pac=2, batch_discriminator=True, feature_matching=True, mode="hard_gumbel"),
-        dict(lam=0.5, energy=2.0, energy_space="critic", condition=True),
-        dict(lam=0.5, energy=2.0, energy_space="random", energy_samples=2, condition=True),
-        dict(lam=0.5, adversarial="rpgan", mode_seeking=1.0),
-        dict(lam=0.5, spectral_norm=True, node_noise=3, readout_stats=True, gen_residual=True),
-        dict(lam=0.5, readout_attention=2, agg_dim=16, spectral_norm=True),
+        dict(lam=0.5, mode_seeking=1.0, condition=True, valence=5.0),
+        dict(lam=0.3, mode="hard_gumbel", gp_per_sample=True),
+        dict(lam=0.5, energy=2.0, condition=True),
     ],
-    ids=[
-        "plain",
-        "latent-remedies",
-        "batch-remedies",
-        "energy",
-        "energy-random",
-        "rpgan",
-        "shapes",
-        "attention",
-    ],
+    ids=["plain", "latent-remedies", "hard-gumbel", "energy"],
 )
 def test_population_steps_equal_each_member_stepped_alone(tiny_path, monkeypatch, preset_overrides):
     """One D, G and V step of a population of 3 (member settings differing) moves each member's
@@ -176,7 +163,7 @@ def test_a_population_run_logs_evaluates_and_exports_each_member(tiny_config):
 
 def test_a_population_resumed_after_a_stop_matches_the_uninterrupted_run(tiny_config):
     # on the CPU: on CUDA a restarted run rounds 1 ulp differently (tests/test_scripts.py)
-    base = dict(members=2, rl_start=0.0, max_steps=9, ema=0.9, rarity_window=8, device="cpu")
+    base = dict(members=2, rl_start=0.0, max_steps=9, ema=0.9, device="cpu")
     straight = dataclasses.replace(tiny_config, **base, name="straight")
     train_module.train(straight)
     cut = dataclasses.replace(tiny_config, **{**base, "max_steps": 3}, name="cut")

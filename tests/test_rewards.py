@@ -89,20 +89,3 @@ def test_bad_reward_names_are_rejected():
     with pytest.raises(ValueError, match="bad reward"):
         rewards.parse_reward("qed,foo")
     assert rewards.parse_reward("all") == ("qed", "sa", "logp")
-
-
-def test_rarity_is_one_over_the_count_in_the_window_batch_included():
-    memory = rewards.RarityMemory(4)
-    assert memory.update(["C", "CC", "C", None]).tolist() == [0.5, 1.0, 0.5, 0.0]
-    assert memory.update(["C"]).tolist() == pytest.approx([1 / 3])  # across batches
-    # window 4: the first "C" and "CC" fall out of it
-    assert memory.update(["CC", "CO"]).tolist() == [1.0, 1.0]
-    assert memory.state() == ["C", "C", "CC", "CO"]
-    again = rewards.RarityMemory(4, memory.state())
-    # the oldest "C" falls out as the new one comes in: two left
-    assert again.update(["C"]).tolist() == memory.update(["C"]).tolist() == [0.5]
-
-
-def test_rarity_memory_needs_a_window():
-    with pytest.raises(ValueError, match="window must be ≥ 1"):
-        rewards.RarityMemory(0)

@@ -74,19 +74,6 @@ def test_resume_continues_the_same_stream(tiny_config, tmp_path):
     assert _log(straight)[-1]["loss/d"] == _log(resumed)[-1]["loss/d"]
 
 
-def test_resume_restores_the_rarity_memory_of_the_reward(tiny_config, tmp_path, monkeypatch):
-    # every graph gets a SMILES (a few distinct ones), so the memory fills from the first step
-    names = ["C", "CC", "CO"]
-    monkeypatch.setattr(
-        steps.chem, "graph_to_smiles", lambda a, b, strict=True, **_: names[int(a.sum()) % 3]
-    )
-    base = {**_overrides(tiny_config), "rl_start": 0.0, "rarity_window": 8}
-    straight, resumed, a, b = _straight_and_resumed_at_3(base, tmp_path)
-    assert len(a["rarity"]) == 8 and a["rarity"] == b["rarity"]
-    rewarded = [r["reward/fake"] for r in _log(straight) if "reward/fake" in r]
-    assert rewarded == [r["reward/fake"] for r in _log(resumed) if "reward/fake" in r]
-
-
 def test_no_reward_means_no_rdkit_reward_calls(tiny_config, monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("RDKit reward called with lam=1")
@@ -432,7 +419,7 @@ def test_early_stop_on_uniqueness_waits_for_the_end_of_the_warm_up(tiny_config, 
 def test_a_v_step_taken_one_d_step_later_gives_the_same_run(tiny_config):
     """The V step of a G step waits for the next D step (its RDKit work then overlaps the GPU)
     unless a report or a checkpoint comes first: the run is the same either way."""
-    base = dict(rl_start=0.0, max_steps=12, log_every=4, eval_every=12, rarity_window=8)
+    base = dict(rl_start=0.0, max_steps=12, log_every=4, eval_every=12)
     later = dataclasses.replace(tiny_config, **base, ckpt_minutes=0.0, name="later")
     at_once = dataclasses.replace(tiny_config, **base, ckpt_minutes=1e-9, name="at-once")
     train_module.train(later)

@@ -1,7 +1,7 @@
 """Packing trials into populations (``sweep.py run --members K``).
 
 Trials whose settings differ only in their seed and per-member settings (``lam``,
-``mode_seeking``, ``valence``, ``gp_weight``, ``connectivity``, ``diversity``) train as the
+``mode_seeking``, ``valence``, ``gp_weight``, ``energy``) train as the
 members of one population: one process, one step for all of them (``molgan.population``). The
 population lives in ``<root>/packs/<hash of its trials>`` and resumes from its checkpoint; when
 it ends, each trial gets its own run folder as an unpacked trial does: ``config.json`` (its own

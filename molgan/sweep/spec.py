@@ -16,7 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molgan import metrics
-from molgan.config import MEMBER_SEED, MEMBER_SETTINGS, PRESETS, Config, make_config
+from molgan.config import (
+    MEMBER_SEED,
+    MEMBER_SETTINGS,
+    PRESETS,
+    REMOVED,
+    Config,
+    make_config,
+    removed_message,
+)
 
 METRICS = metrics.METRICS
 
@@ -278,6 +286,8 @@ def _check(spec: StudySpec) -> None:
     variants = spec.grid.get(VARIANT, {})
     names = set(spec.fixed) | set(spec.space) | {k for k in spec.grid if k != VARIANT}
     names |= {k for overrides in variants.values() for k in overrides}
+    for name in sorted(names & set(REMOVED)):
+        raise ValueError(removed_message(name))
     bad = names - fields
     if bad:
         raise ValueError(f"unknown setting(s) {sorted(bad)}; see scripts/train_qm9.py --help")
