@@ -55,12 +55,12 @@ def one_member(model, cfg):
     return population, steps.step_nets(population), steps.member_weights(cfg, 1, "cpu")
 
 
-def script_module(name: str):
-    """``scripts/<name>.py`` imported as a module, to call its ``main`` in this process (faster
+def script_module(name: str, folder: str = "scripts"):
+    """``<folder>/<name>.py`` imported as a module, to call its ``main`` in this process (faster
     than a subprocess)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
+    path = Path(__file__).resolve().parents[1] / folder / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -2,7 +2,6 @@
 ships it, and how ``molgan.sample`` / ``molgan.load`` / the scripts treat it."""
 
 import dataclasses
-import json
 
 import pytest
 import torch
@@ -151,33 +150,6 @@ def test_the_sample_script_writes_a_mixture_files_molecules(tmp_path, population
         args = ["-n", "12", "--seed", "3", "--out", str(out), "--checkpoint", str(source)]
         assert script.main([*args, *flags]) == 0
         assert [line or None for line in out.read_text().split("\n")[:12]] == expected
-
-
-def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
-    population_ckpt = _population(tmp_path / "pop.pt", [_model(0), _model(1), _model(2)])
-    script = script_module("evaluate_members")
-    assert script.main([str(population_ckpt), "--samples", "20", "--mixture", "2"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "3 members are not groups of 2" in err
-    assert script.main([str(population_ckpt), "--members", "0,x"]) == 2
-    assert "--members must be member numbers like 0,2, got '0,x'" in capsys.readouterr().err
-    out = tmp_path / "rows.json"
-    args = [str(population_ckpt), "--samples", "20", "--mixture", "3", "--json", str(out)]
-    assert script.main(args) == 0
-    (row,) = json.loads(out.read_text())
-    assert row["seeds"] == [0, 1, 2] and len(row["members"]) == 3
-    assert len(row["distinct_by_member"]) == 3 and sum(row["distinct_by_member"]) >= row["distinct"]
-    pairs = [f"{population_ckpt}:0,2", f"{population_ckpt}:1,2"]  # chosen members, in order
-    assert script.main([*pairs, "--samples", "10", "--mixture", "2", "--json", str(out)]) == 0
-    assert [r["seeds"] for r in json.loads(out.read_text())] == [[0, 2], [1, 2]]
-    sampled = molgan.sample(20, population_ckpt, seed=10_000, mixture=True)
-    assert row["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
-    args = [str(population_ckpt), "--members", "2", "--samples", "20", "--json", str(out)]
-    assert script.main(args) == 0  # one member alone: its own seed, sampled at 10,000 + it
-    (alone,) = json.loads(out.read_text())
-    sampled = molgan.sample(20, population_ckpt, seed=10_002, member=2)
-    assert alone["member"] == 2 and alone["seed"] == 2 and "step" in alone
-    assert alone["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
 
 
 def test_sample_graphs_interleave_the_members_graphs(members):

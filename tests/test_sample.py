@@ -108,14 +108,14 @@ def test_chunked_sampling_gives_the_same_molecules(ckpt):
 
 @pytest.mark.slow
 def test_shipped_model_reproduces_its_published_evaluation():
-    """`molgan.sample(10000, seed=0)` gives the README's row (docs/pretrained_eval.json)."""
+    """`molgan.sample(10000, seed=0)` gives the README's row (docs/evidence/pretrained_eval.json)."""
     import json
     from pathlib import Path
 
     from molgan.data import DEFAULT_DATA, load_dataset
 
     published = json.loads(
-        (Path(__file__).parents[1] / "docs" / "pretrained_eval.json").read_text()
+        (Path(__file__).parents[1] / "docs" / "evidence" / "pretrained_eval.json").read_text()
     )
     train = load_dataset(DEFAULT_DATA, verbose=False).smiles_of("train")
     scores = molgan.evaluate(molgan.sample(10_000, seed=0), train, train_is_canonical=True)

@@ -146,43 +146,6 @@ def test_train_help_lists_every_setting():
         assert flag in out
 
 
-@pytest.mark.slow  # 17 s: a study run end to end; the sweep tests pin the same machinery
-def test_reproduce_runs_and_aggregates_on_the_debug_preset(tmp_path):
-    out = run(
-        "scripts/reproduce.py",
-        "--preset",
-        "debug",
-        "--objectives",
-        "none",
-        "qed",
-        "--seeds",
-        "0",
-        "--samples",
-        "40",
-        "--no-fcd",
-        "--out",
-        tmp_path,
-    )
-    assert "no RL (λ=1), 1 seeds" in out.stdout and "RL on qed, 1 seeds" in out.stdout
-    results = json.loads((tmp_path / "results.json").read_text())
-    assert len(results["runs"]) == 2 and all(r["n"] == 40 for r in results["runs"])
-    again = run(
-        "scripts/reproduce.py",
-        "--preset",
-        "debug",
-        "--objectives",
-        "none",
-        "--seeds",
-        "0",
-        "--samples",
-        "40",
-        "--no-fcd",
-        "--out",
-        tmp_path,
-    )
-    assert "1 seeds" in again.stdout  # finished runs are reused, not retrained
-
-
 @pytest.mark.slow
 def test_benchmark_quick_prints_the_table(tmp_path):
     out = run("scripts/benchmark.py", "--quick", "--repeats", "1", "--json", tmp_path / "b.json")
@@ -196,26 +159,6 @@ def test_plot_log_writes_a_png(tmp_path, tiny_path):
     run_dir = train_debug(tmp_path, tiny_path, 6, "--eval-every", "3")
     run("scripts/plot_log.py", run_dir, "--out", tmp_path / "c.png")
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_tradeoff_plot_finds_every_configuration_in_the_committed_studies(tmp_path):
-    """Each configuration it names is a finished variant of a committed study table (a renamed
-    variant would drop a point silently), and the default's point is the README's 3-seed row."""
-    pytest.importorskip("matplotlib")
-    import importlib.util
-    import statistics
-
-    path = ROOT / "scripts/plot_tradeoff.py"
-    spec = importlib.util.spec_from_file_location("plot_tradeoff", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    data = mod.points(ROOT / "sweeps")
-    assert [(label, rl) for label, rl, *_ in data] == [(c[0], c[3]) for c in mod.CONFIGS]
-    default = {rl: (v, u) for label, rl, v, u, _ in data if label == "latent (default)"}
-    assert len(default[False][1]) == 3 and round(statistics.fmean(default[False][1]), 1) == 44.2
-    assert round(statistics.fmean(default[True][0]), 1) == 95.0
-    run("scripts/plot_tradeoff.py", "--out", tmp_path / "t.png")
-    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def _rows(run_dir: Path) -> list[dict]:
@@ -479,34 +422,3 @@ def test_moses_benchmark_reports_both_readings_of_each_member(tmp_path):
     run("scripts/sample.py", "-n", "100", "--out", samples)
     evaluated = run("scripts/evaluate.py", samples, "--moses", "--no-fcd")
     assert "| valid | unique@1000 |" in evaluated.stdout
-
-
-def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity(tmp_path):
-    points = [(1, 0.78, 0.38), (1, 0.82, 0.42), (2, 0.58, 0.62), (2, 0.62, 0.58)]
-    rows = [  # two members: mean (valid, unique) (80, 40) at T 1 and (60, 60) at T 2
-        {"member": k % 2, "temperature": t, "valid": v, "unique": u, "vun": 0.3 - 0.1 * t}
-        for k, (t, v, u) in enumerate(points)
-    ]
-    path = tmp_path / "m.json"
-    path.write_text(json.dumps(rows))
-    out = run("scripts/frontier.py", f"a={path}", "--at-valid", "0.7,0.9").stdout
-    cells = [c.strip() for c in out.splitlines()[2].strip("|").split("|")]
-    assert cells[:3] == ["a", "1–2", "1"]  # V.U.N. peaks at T 1 (20% against 10%)
-    assert cells[3] == "80.0 ± 2.8" and cells[4] == "40.0 ± 2.8"
-    assert cells[-2:] == ["50.0", ""]  # halfway between; 90% valid lies outside the curve
-    one = run("scripts/frontier.py", f"b={path}@1", "--at-valid", "0.7").stdout
-    assert "| b | 1–2 | 1 | 82.0 ± 0.0 | 42.0 ± 0.0 |" in one  # member 1 alone
-    bad = run("scripts/frontier.py", "no-equals-sign", check=False)
-    assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
-    bonds = tmp_path / "bonds.json"  # atoms at 1, bonds heated: a curve over the bonds' T
-    bonds.write_text(json.dumps([r | {"temperature": 1, "bond_temperature": r["temperature"]}
-                                 for r in rows]))  # fmt: skip
-    assert (
-        run("scripts/frontier.py", f"d={bonds}")
-        .stdout.splitlines()[2]
-        .startswith("| d | 1–2 | 1 | 80.0 ± 2.8 |")
-    )
-    mixed = tmp_path / "mixed.json"  # atoms-only and uniform heating are two curves, not one
-    mixed.write_text(json.dumps(rows + [rows[2] | {"bond_temperature": 1.0}]))
-    bad = run("scripts/frontier.py", f"c={mixed}", check=False)
-    assert bad.returncode == 2 and "vary in both temperatures" in bad.stderr

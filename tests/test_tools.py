@@ -1,0 +1,139 @@
+"""The report tools of tools/ (not installed): run with ``python -m pytest -m tools``."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import script_module
+from test_mixture import _model, _population
+
+import molgan
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.tools
+
+
+def run(*args, check=True):
+    result = subprocess.run(
+        [sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.mark.slow  # 17 s: a study run end to end; the sweep tests pin the same machinery
+def test_reproduce_runs_and_aggregates_on_the_debug_preset(tmp_path):
+    out = run(
+        "tools/reproduce.py",
+        "--preset",
+        "debug",
+        "--objectives",
+        "none",
+        "qed",
+        "--seeds",
+        "0",
+        "--samples",
+        "40",
+        "--no-fcd",
+        "--out",
+        tmp_path,
+    )
+    assert "no RL (λ=1), 1 seeds" in out.stdout and "RL on qed, 1 seeds" in out.stdout
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["runs"]) == 2 and all(r["n"] == 40 for r in results["runs"])
+    again = run(
+        "tools/reproduce.py",
+        "--preset",
+        "debug",
+        "--objectives",
+        "none",
+        "--seeds",
+        "0",
+        "--samples",
+        "40",
+        "--no-fcd",
+        "--out",
+        tmp_path,
+    )
+    assert "1 seeds" in again.stdout  # finished runs are reused, not retrained
+
+
+def test_tradeoff_plot_finds_every_configuration_in_the_committed_studies(tmp_path):
+    """Each configuration it names is a finished variant of a committed study table (a renamed
+    variant would drop a point silently), and the default's point is the README's 3-seed row."""
+    pytest.importorskip("matplotlib")
+    import importlib.util
+    import statistics
+
+    path = ROOT / "tools/plot_tradeoff.py"
+    spec = importlib.util.spec_from_file_location("plot_tradeoff", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    data = mod.points(ROOT / "sweeps")
+    assert [(label, rl) for label, rl, *_ in data] == [(c[0], c[3]) for c in mod.CONFIGS]
+    default = {rl: (v, u) for label, rl, v, u, _ in data if label == "latent (default)"}
+    assert len(default[False][1]) == 3 and round(statistics.fmean(default[False][1]), 1) == 44.2
+    assert round(statistics.fmean(default[True][0]), 1) == 95.0
+    run("tools/plot_tradeoff.py", "--out", tmp_path / "t.png")
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_frontier_reads_uniqueness_off_the_temperature_curve_at_a_given_validity(tmp_path):
+    points = [(1, 0.78, 0.38), (1, 0.82, 0.42), (2, 0.58, 0.62), (2, 0.62, 0.58)]
+    rows = [  # two members: mean (valid, unique) (80, 40) at T 1 and (60, 60) at T 2
+        {"member": k % 2, "temperature": t, "valid": v, "unique": u, "vun": 0.3 - 0.1 * t}
+        for k, (t, v, u) in enumerate(points)
+    ]
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(rows))
+    out = run("tools/frontier.py", f"a={path}", "--at-valid", "0.7,0.9").stdout
+    cells = [c.strip() for c in out.splitlines()[2].strip("|").split("|")]
+    assert cells[:3] == ["a", "1–2", "1"]  # V.U.N. peaks at T 1 (20% against 10%)
+    assert cells[3] == "80.0 ± 2.8" and cells[4] == "40.0 ± 2.8"
+    assert cells[-2:] == ["50.0", ""]  # halfway between; 90% valid lies outside the curve
+    one = run("tools/frontier.py", f"b={path}@1", "--at-valid", "0.7").stdout
+    assert "| b | 1–2 | 1 | 82.0 ± 0.0 | 42.0 ± 0.0 |" in one  # member 1 alone
+    bad = run("tools/frontier.py", "no-equals-sign", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: expected NAME=path.json")
+    bonds = tmp_path / "bonds.json"  # atoms at 1, bonds heated: a curve over the bonds' T
+    bonds.write_text(json.dumps([r | {"temperature": 1, "bond_temperature": r["temperature"]}
+                                 for r in rows]))  # fmt: skip
+    assert (
+        run("tools/frontier.py", f"d={bonds}")
+        .stdout.splitlines()[2]
+        .startswith("| d | 1–2 | 1 | 80.0 ± 2.8 |")
+    )
+    mixed = tmp_path / "mixed.json"  # atoms-only and uniform heating are two curves, not one
+    mixed.write_text(json.dumps(rows + [rows[2] | {"bond_temperature": 1.0}]))
+    bad = run("tools/frontier.py", f"c={mixed}", check=False)
+    assert bad.returncode == 2 and "vary in both temperatures" in bad.stderr
+
+
+def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
+    population_ckpt = _population(tmp_path / "pop.pt", [_model(0), _model(1), _model(2)])
+    script = script_module("evaluate_members", "tools")
+    assert script.main([str(population_ckpt), "--samples", "20", "--mixture", "2"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "3 members are not groups of 2" in err
+    assert script.main([str(population_ckpt), "--members", "0,x"]) == 2
+    assert "--members must be member numbers like 0,2, got '0,x'" in capsys.readouterr().err
+    out = tmp_path / "rows.json"
+    args = [str(population_ckpt), "--samples", "20", "--mixture", "3", "--json", str(out)]
+    assert script.main(args) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["seeds"] == [0, 1, 2] and len(row["members"]) == 3
+    assert len(row["distinct_by_member"]) == 3 and sum(row["distinct_by_member"]) >= row["distinct"]
+    pairs = [f"{population_ckpt}:0,2", f"{population_ckpt}:1,2"]  # chosen members, in order
+    assert script.main([*pairs, "--samples", "10", "--mixture", "2", "--json", str(out)]) == 0
+    assert [r["seeds"] for r in json.loads(out.read_text())] == [[0, 2], [1, 2]]
+    sampled = molgan.sample(20, population_ckpt, seed=10_000, mixture=True)
+    assert row["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
+    args = [str(population_ckpt), "--members", "2", "--samples", "20", "--json", str(out)]
+    assert script.main(args) == 0  # one member alone: its own seed, sampled at 10,000 + it
+    (alone,) = json.loads(out.read_text())
+    sampled = molgan.sample(20, population_ckpt, seed=10_002, member=2)
+    assert alone["member"] == 2 and alone["seed"] == 2 and "step" in alone
+    assert alone["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
