@@ -42,9 +42,14 @@ SMALL_DATA = 1000  # training molecules below which a notice is printed
 class Interrupted(RuntimeError):
     """SIGINT/SIGTERM during training: a checkpoint of the current step was written."""
 
-    def __init__(self, message: str, step: int):
+    def __init__(self, message: str, step: int, signal_name: str = "SIGINT"):
         super().__init__(message)
-        self.step = step
+        self.step, self.signal_name = step, signal_name
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's code for a process ended by this signal: 128 + its number."""
+        return 128 + int(getattr(signal, self.signal_name, signal.SIGINT))
 
 
 class _Signals:
@@ -121,11 +126,11 @@ def train(
     ckpt_path = run_dir / rundir.CKPT
     if cfg.resume and not ckpt_path.is_file():
         raise ValueError(f"nothing to resume: {ckpt_path} does not exist")
-    if not cfg.resume:
-        rundir.check_new(run_dir)
-        rewards.parse_reward(cfg.reward)  # a typo fails now, not after the data has loaded
+    if not cfg.resume:  # a bad value fails now, before the folder or the data are looked at
+        rewards.parse_reward(cfg.reward)
         if cfg.best_metric:
             metrics.check_metric(cfg.best_metric)
+        rundir.check_new(run_dir)
     with rundir.hold(run_dir):  # one process per run folder, for the run's life
         blob, changes = None, []
         if cfg.resume:
@@ -433,6 +438,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
                     f"{signals.received} at step {done}/{total}: checkpoint written to "
                     f"{ckpt_path}; continue with --name {cfg.run_name} --resume",
                     done,
+                    signals.received,
                 )
     if bar is not None:
         bar.close()

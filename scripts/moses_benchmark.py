@@ -1,7 +1,8 @@
 """MOSES's metrics of a model trained on MOSES (--data moses), member by member.
 
     python scripts/moses_benchmark.py runs/moses-pop2/best.pt --json docs/evidence/moses_eval.json
-    python scripts/moses_benchmark.py --train-reference --json docs/evidence/moses_train_reference.json
+    python scripts/moses_benchmark.py --train-reference \\
+        --json docs/evidence/moses_train_reference.json
 
 Each member samples ``-n`` graphs (30,000, MOSES's advice) with sampling seed ``--seed`` (0) +
 its training seed; the metrics are MOSES's (``molgan.moses_metrics``) against the MOSES test

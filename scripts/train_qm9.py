@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Interrupted as err:
         print(f"interrupted: {err}", file=sys.stderr)
-        return 130
+        return err.exit_code  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
     except KeyboardInterrupt:  # before the first step, or a second Ctrl-C
         print(f"interrupted: {_on_disk(cfg)}", file=sys.stderr)
         return 130

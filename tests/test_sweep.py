@@ -60,6 +60,7 @@ def test_grid_with_two_local_workers_runs_every_point_once(tmp_path):
     assert len(again) == 4 and len(_trials(tmp_path, _spec())) == 4  # nothing ran again
 
 
+@pytest.mark.slow  # 16 s; test_studies pins a worker's stop and resume in-process
 def test_killed_worker_trial_resumes_from_its_checkpoint_and_runs_once(tmp_path):
     spec = _spec(
         "kill",
