@@ -6,6 +6,7 @@ the table. Prints a markdown table (and ``--json FILE``). Takes ~3-4 minutes on 
     python scripts/benchmark.py [--device cuda] [--quick] [--json bench.json]
     python scripts/benchmark.py --only training --compile     # eager vs torch.compile
     python scripts/benchmark.py --only population --json pop.json   # member-steps/s by K
+    python scripts/benchmark.py --against ../old-checkout --json cmp.json  # this tree vs another
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import platform
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -106,7 +108,7 @@ def training_cycles(
                 if reward:
                     if not memo:  # "before": every generated molecule scored afresh
                         rewards._MEMO["qed"].clear()
-                    r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set, None, decoder)
+                    r_fake = steps.fake_rewards(fake[2], fake[3], cfg, train_set, decoder=decoder)
                     run_v(real.x, real.adj, r_real, fake[0], fake[1], r_fake.to(device))
 
     return run, cycles * cfg.n_critic
@@ -307,6 +309,58 @@ def bench_sizes(sizes, batch: int, cycles: int, threads: int, device) -> dict:
     return out
 
 
+# Run in a child process inside one checkout: that checkout's own benchmark and molgan time
+# the default preset's training cycle (1 thread, batch 32) for each (members, reward) row.
+_CHILD = """
+import importlib.util, json, sys, torch
+torch.set_num_threads(1)
+spec = importlib.util.spec_from_file_location("bench", "scripts/benchmark.py")
+bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
+from molgan.data import load_dataset
+data, cpu, out = load_dataset(verbose=False), torch.device("cpu"), {}
+for members, reward in json.loads(sys.argv[1]):
+    run, steps = bench.training_cycles(data, cpu, 32, reward, int(sys.argv[2]), members=members)
+    out[f"{members},{reward}"] = members * steps / bench.timed(run, int(sys.argv[3]), cpu)
+print(json.dumps(out))
+"""
+COMPARE_ROWS = ((1, False), (1, True), (8, False), (8, True))
+
+
+def bench_against(
+    other: str, cycles: int, repeats: int, timings: int = 3
+) -> dict[tuple[int, bool], tuple]:
+    """Member-steps/s of this checkout and of the checkout ``other`` (e.g. a worktree of an
+    earlier commit) on the rows of ``COMPARE_ROWS``: ``repeats`` rounds, each timing this tree
+    then the other in fresh processes (each figure a median of ``timings`` runs), so that drift
+    hits both alike. Returns
+    {(members, reward): (this, other)} medians."""
+    import json
+    import subprocess
+    from pathlib import Path
+
+    trees = {"this": Path(__file__).resolve().parents[1], "other": Path(other).resolve()}
+    if not (trees["other"] / "molgan").is_dir():
+        raise SystemExit(f"error: --against {other}: no molgan/ folder there")
+    found = {name: [] for name in trees}
+    for _ in range(repeats):
+        for name, root in trees.items():
+            env = {**os.environ, "PYTHONPATH": str(root)}
+            rows = json.dumps(COMPARE_ROWS)
+            args = [sys.executable, "-c", _CHILD, rows, str(cycles), str(timings)]
+            done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"error: {name} tree failed: {done.stderr.strip()[-300:]}")
+            found[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"  {name}: {found[name][-1]}", file=sys.stderr)
+    median = {
+        name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        for name, runs in found.items()
+    }
+    return {
+        (m, r): (median["this"][f"{m},{r}"], median["other"][f"{m},{r}"]) for m, r in COMPARE_ROWS
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu / cuda")
@@ -335,7 +389,29 @@ def main(argv: list[str] | None = None) -> int:
         default=True,
         help="population section on CUDA: steps recorded in CUDA graphs (as training does)",
     )
+    parser.add_argument(
+        "--against",
+        metavar="DIR",
+        help="only compare the default preset's training cycle (K 1 and 8, RL off and on, "
+        "batch 32, 1 thread) of this checkout with the checkout in DIR, interleaved",
+    )
     args = parser.parse_args(argv)
+    if args.against:
+        table = bench_against(args.against, 2 if args.quick else 20, args.repeats)
+        print(f"\nmember-steps/s, medians of {args.repeats} interleaved rounds, 1 thread\n")
+        print("| members | reward | this checkout | other | ratio |\n|---|---|---|---|---|")
+        for (members, reward), (this, other) in table.items():
+            kind = "qed" if reward else "off"
+            print(f"| {members} | {kind} | {this:,.1f} | {other:,.1f} | {this / other:.3f} |")
+        if args.json:
+            import json
+
+            rows = [
+                {"members": m, "reward": r, "this": a, "other": b, "ratio": a / b}
+                for (m, r), (a, b) in table.items()
+            ]
+            Path(args.json).write_text(json.dumps({"against": args.against, "rows": rows}))
+        return 0
     device = torch.device(args.device)
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     name = (
