@@ -11,16 +11,13 @@ import dataclasses
 import pickle
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-from molgan.config import Config, check_removed
+from molgan.config import Config, make_config, parse_member_settings
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
-
-if TYPE_CHECKING:
-    from molgan.mixture import Mixture
+from molgan.rundir import atomic_path
 
 FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights
 NETS = ("generator", "discriminator", "reward_net")
@@ -146,8 +143,6 @@ def save_population(
 def write(blob: dict, path: str | Path) -> Path:
     """Save ``blob`` atomically: a failed write (disk full, size limit) is a one-line
     ``rundir.WriteError``, leaves no temporary file and the previous checkpoint intact."""
-    from molgan.rundir import atomic_path
-
     with atomic_path(path) as tmp:
         torch.save(blob, tmp)
     return Path(path)
@@ -217,12 +212,7 @@ def config_from(blob: dict, path: str | Path = "checkpoint") -> Config:
     Raises:
         ValueError: the stored settings are not valid settings.
     """
-    known = {f.name for f in dataclasses.fields(Config)}
-    check_removed(blob.get("config", {}), str(path))
-    try:
-        return Config(**{k: v for k, v in blob.get("config", {}).items() if k in known})
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path} holds invalid settings: {err}") from None
+    return Config.from_dict(blob.get("config", {}), str(path))
 
 
 def resume_config(
@@ -251,8 +241,6 @@ def resume_config(
         )
     stored = config_from(blob, path)
     if explicit is None:
-        from molgan.config import make_config
-
         base = make_config(cfg.preset) if cfg.preset else Config()
         explicit = [
             f.name
@@ -337,8 +325,6 @@ def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dic
         raise ValueError(
             f"{path} holds {count} member(s); member must be in [0, {count}), got {member!r}"
         )
-    from molgan.config import parse_member_settings
-
     config = dict(blob.get("config", {}))
     try:
         own = parse_member_settings(config.get("member_settings", ""), count)
@@ -368,23 +354,17 @@ def _stacked_adam_state(state: dict) -> dict:
 
 
 def load(
-    path: str | Path | None = None, device: str | torch.device = "cpu", member: int | None = None
-) -> MolGAN | Mixture:
-    """Rebuild a trained model from a checkpoint (default: the shipped pretrained model): a
-    ``MolGAN``; from a population's checkpoint, member ``member`` (default 0); from a mixture
-    file (``molgan.mixture.export``, the shipped model) all its members as one ``Mixture``
-    unless a ``member`` is asked for.
+    path: str | Path | None = None, device: str | torch.device = "cpu", member: int = 0
+) -> MolGAN:
+    """Member ``member`` (default 0) of a checkpoint as one ``MolGAN`` (default file: the
+    shipped model). A single run's checkpoint holds one member; a population's or a mixture
+    file's hold several. ``molgan.load`` also gives a mixture file as one ``Mixture``.
 
     Raises:
         ValueError: missing, corrupt, foreign or future-format checkpoint, or no such member.
     """
-    from molgan import mixture
-
     path = path if path is not None else pretrained()
-    blob = read(path)
-    if member is None and mixture.is_mixture(blob):
-        return mixture.of_blob(blob, path, device)
-    return model_of(member_blob(blob, member or 0, path), path, device)
+    return model_of(member_blob(read(path), member, path), path, device)
 
 
 def pretrained() -> Path:

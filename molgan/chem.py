@@ -17,6 +17,8 @@ from collections.abc import Iterator
 import numpy as np
 from rdkit import Chem, RDLogger
 
+from molgan.rundir import atomic_path
+
 ATOM_TYPES: tuple[str, ...] = ("pad", "C", "N", "O", "F")
 BOND_TYPES: tuple[str, ...] = ("none", "single", "double", "triple")
 # Neutral valences (the data holds no charged atoms: they do not round-trip) and bond orders,
@@ -321,8 +323,6 @@ def draw_grid(smiles: list[str | None], path: str, per_row: int = 6, max_mols: i
     image = Draw.MolsToGridImage(
         mols, molsPerRow=per_row, subImgSize=(200, 200), legends=[Chem.MolToSmiles(m) for m in mols]
     )
-    from molgan.rundir import atomic_path
-
     with atomic_path(path) as tmp:  # a failed write is one line and leaves no partial PNG
         image.save(str(tmp), format="PNG")
     return len(mols)

@@ -275,6 +275,22 @@ class Config:
         seeds = self.member_values().get(MEMBER_SEED) if self.member_settings else None
         return int(seeds[k]) if seeds else self.seed + k
 
+    @classmethod
+    def from_dict(cls, settings: dict, where: str = "settings") -> Config:
+        """The ``Config`` of stored settings (a checkpoint's, a run's ``config.json``): keys an
+        older version did not have take today's defaults; keys of removed settings at their
+        "off" value are dropped, any other value of one is refused (``check_removed``).
+
+        Raises:
+            ValueError: one line naming ``where`` (invalid values, a removed setting).
+        """
+        check_removed(settings, where)
+        known = {f.name for f in dataclasses.fields(cls)}
+        try:
+            return cls(**{k: v for k, v in settings.items() if k in known})
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{where} holds invalid settings: {err}") from None
+
     @property
     def run_name(self) -> str:
         return self.name or f"{self.preset}-seed{self.seed}"

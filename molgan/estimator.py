@@ -14,7 +14,12 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from molgan.config import DEFAULT_PRESET, make_config
+from molgan.config import DEFAULT_PRESET, Config, make_config
+from molgan.mixture import Mixture
+from molgan.models import MolGAN
+from molgan.pyg import smiles_of
+from molgan.sample import load
+from molgan.train import train
 
 
 class MolGANGenerator:
@@ -45,12 +50,8 @@ class MolGANGenerator:
         Returns:
             ``self``, trained (``model_``: the ``MolGAN``; ``run_dir_``: its run folder).
         """
-        from molgan.train import train
-
         smiles = list(smiles)
         if not all(isinstance(s, str) for s in smiles):  # PyG molecules: their smiles
-            from molgan.pyg import smiles_of
-
             smiles = smiles_of(smiles)
         if not smiles:
             raise ValueError("fit needs at least one SMILES")
@@ -73,9 +74,6 @@ class MolGANGenerator:
     @classmethod
     def from_checkpoint(cls, path: str | Path | None = None, member: int | None = None):
         """A fitted estimator from a checkpoint (default: the shipped QM9 model)."""
-        from molgan.checkpoint import load
-        from molgan.config import Config
-
         model = load(path, member=member)
         fields = {f.name for f in dataclasses.fields(Config)}
         out = cls.__new__(cls)
@@ -103,10 +101,6 @@ def guacamol_generator(model=None, seed: int = 0):
     model) as a GuacaMol ``DistributionMatchingGenerator`` — a subclass of GuacaMol's own class when
     ``guacamol`` is installed (``pip install --no-deps guacamol``: its old pins need not come
     along), else the same object without that base class."""
-    from molgan.checkpoint import load
-    from molgan.mixture import Mixture
-    from molgan.models import MolGAN
-
     model = model if isinstance(model, (MolGAN, Mixture)) else load(model)
     try:
         from guacamol.distribution_matching_generator import DistributionMatchingGenerator

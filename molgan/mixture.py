@@ -21,6 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from molgan import checkpoint, chem
+from molgan.decoding import check_count, check_n, iter_samples, with_progress
+
 if TYPE_CHECKING:
     from molgan.chem import Samples
     from molgan.conditioning import ClassPrior
@@ -123,9 +126,7 @@ class Mixture:
         Raises:
             ValueError: as ``MolGAN.sample``.
         """
-        from molgan import chem
-        from molgan.sample import with_progress
-
+        check_n(n)
         parts = self.iter_samples(n, seed, **options)
         strict = options.get("strict", True)
         return chem.Samples.concat(list(with_progress(parts, n, progress)), strict=strict)
@@ -142,8 +143,6 @@ class Mixture:
         """``sample`` in consecutive pieces of about ``batch_size`` molecules (each member draws
         its share of a piece; memory stays bounded; the same molecules as ``sample``);
         ``options``: ``heavy_atoms``, ``elements``, ``temperature``."""
-        from molgan.sample import check_count, iter_samples
-
         check_count("n", n, 0)
         check_count("batch_size", batch_size, 1)
         if seed is None:
@@ -169,8 +168,6 @@ def _interleaved(streams: list[Iterator], strict: bool) -> Iterator[Samples]:
     """Piece j of every member's stream woven together (member k's i-th molecule at position
     k + K·i of the piece): pieces of equal length per member make the global positions
     contiguous."""
-    from molgan import chem
-
     K = len(streams)
     while True:
         pieces = [next(s, None) for s in streams]
@@ -200,10 +197,8 @@ def load(
     shipped model.
 
     Raises:
-        ValueError: as ``checkpoint.load`` (one line), or no members chosen.
+        ValueError: as ``molgan.load`` (one line), or no members chosen.
     """
-    from molgan import checkpoint
-
     path = path if path is not None else checkpoint.pretrained()
     return of_blob(checkpoint.read(path), path, device, members)
 
@@ -215,8 +210,6 @@ def of_blob(
     members: Sequence[int] | None = None,
 ) -> Mixture:
     """The ``Mixture`` of a checkpoint dict's members (all, or ``members``)."""
-    from molgan import checkpoint
-
     chosen = range(checkpoint.members_of(blob)) if members is None else list(members)
     own = [checkpoint.member_blob(blob, k, path) for k in chosen]
     return Mixture([checkpoint.model_of(b, path, device) for b in own])
@@ -229,8 +222,6 @@ def sources(specs: Sequence[str | Path]) -> list[tuple[str, int]]:
     Raises:
         ValueError: an unreadable checkpoint or a member it does not hold (one line).
     """
-    from molgan import checkpoint
-
     out = []
     for spec in map(str, specs):
         head, sep, tail = spec.rpartition(":")
@@ -257,8 +248,6 @@ def export(sources: Sequence[tuple[str | Path, int]], out: str | Path) -> Path:
     Raises:
         ValueError: an unreadable source, no such member, or members of different kinds.
     """
-    from molgan import checkpoint
-
     blobs: dict[str, dict] = {}
     parts, models = [], []
     for path, k in sources:

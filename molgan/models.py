@@ -9,19 +9,17 @@ its output are in ``molgan.generator``; ``MolGAN`` holds all three nets and samp
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from molgan import conditioning
+from molgan import chem, conditioning, decoding
+from molgan.config import Config
 from molgan.generator import Generator
 from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
-
-if TYPE_CHECKING:
-    from molgan.chem import Samples
 
 
 class GraphEncoder(nn.Module):
@@ -132,40 +130,35 @@ class MolGAN(nn.Module):
 
     def __init__(self, config: dict, atom_types: tuple[str, ...], bond_types: tuple[str, ...]):
         super().__init__()
-        self.config = dict(config)
+        cfg = Config.from_dict(config)  # stored settings: defaults for keys older files lack
+        self.config = dataclasses.asdict(cfg)
         self.atom_types, self.bond_types = tuple(atom_types), tuple(bond_types)
-        c, T, R = self.config, len(self.atom_types), len(self.bond_types)
+        T, R = len(self.atom_types), len(self.bond_types)
         encoder = dict(
             num_atom_types=T,
             num_bond_types=R,
-            conv_dims=tuple(c["conv_dims"]),
-            agg_dim=c["agg_dim"],
-            head_dims=tuple(c["head_dims"]),
-            dropout=c["dropout"],
-            normalize=c["normalize_conv"],
+            conv_dims=cfg.conv_dims,
+            agg_dim=cfg.agg_dim,
+            head_dims=cfg.head_dims,
+            dropout=cfg.dropout,
+            normalize=cfg.normalize_conv,
         )
         # A conditional model (``condition``): G and D see a coarse class of the molecule,
         # sampled from the training frequencies in ``class_prior`` (molgan.conditioning).
         self.class_prior = None
         cond_dim = 0
-        if c.get("condition", False):
-            self.class_prior = conditioning.ClassPrior(c["max_atoms"], T)
-            cond_dim = conditioning.class_dim(c["max_atoms"], T)
+        if cfg.condition:
+            self.class_prior = conditioning.ClassPrior(cfg.max_atoms, T)
+            cond_dim = conditioning.class_dim(cfg.max_atoms, T)
         self.generator = Generator(
-            c["z_dim"],
-            tuple(c["gen_dims"]),
-            c["max_atoms"],
-            T,
-            R,
-            c["dropout"],
-            cond_dim,
+            cfg.z_dim, cfg.gen_dims, cfg.max_atoms, T, R, cfg.dropout, cond_dim
         )
         self.discriminator = Discriminator(**encoder, cond_dim=cond_dim)
         self.reward_net = RewardNet(**encoder)
         # An exponential moving average of G's weights (SPECTRE: 0.995) samples and evaluates
         # when ``ema`` > 0; training updates G itself. Off in the paper's setting.
         self.generator_ema = None
-        if c.get("ema", 0.0) > 0:
+        if cfg.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
 
     @torch.no_grad()
@@ -186,10 +179,6 @@ class MolGAN(nn.Module):
     @classmethod
     def from_config(cls, cfg, atom_types=None, bond_types=None) -> MolGAN:
         """Build from a ``Config`` (the one place config fields meet layer arguments)."""
-        import dataclasses
-
-        from molgan import chem
-
         return cls(
             dataclasses.asdict(cfg), atom_types or chem.ATOM_TYPES, bond_types or chem.BOND_TYPES
         )
@@ -213,10 +202,8 @@ class MolGAN(nn.Module):
     def sample_graphs(
         self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
     ) -> tuple[np.ndarray, np.ndarray]:
-        """All of ``molgan.sample.graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
-        from molgan.sample import graph_batches
-
-        parts = list(graph_batches(self, n, generator=generator, batch_size=batch_size))
+        """All of ``decoding.graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
+        parts = list(decoding.graph_batches(self, n, generator=generator, batch_size=batch_size))
         if not parts:
             N = self.generator.N
             return np.zeros((0, N), np.int64), np.zeros((0, N, N), np.int64)
@@ -233,7 +220,7 @@ class MolGAN(nn.Module):
         elements: str | Sequence[str] | None = None,
         progress: bool | None = None,
         temperature: float | tuple[float, float] = 1.0,
-    ) -> Samples:
+    ) -> chem.Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
         Args:
@@ -254,10 +241,8 @@ class MolGAN(nn.Module):
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
             that ``molgan.evaluate`` reports the lenient validity of strict samples correctly.
         """
-        from molgan import chem
-        from molgan.sample import iter_samples, with_progress
-
-        parts = iter_samples(
+        decoding.check_n(n)
+        parts = decoding.iter_samples(
             self,
             n,
             seed,
@@ -267,4 +252,4 @@ class MolGAN(nn.Module):
             elements=elements,
             temperature=temperature,
         )
-        return chem.Samples.concat(list(with_progress(parts, n, progress)), strict=strict)
+        return chem.Samples.concat(list(decoding.with_progress(parts, n, progress)), strict=strict)

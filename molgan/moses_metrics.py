@@ -42,6 +42,7 @@ from rdkit.Chem import BRICS, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from molgan import chem
+from molgan.pool import pool_map
 
 ALLOWED = frozenset({"C", "N", "S", "O", "F", "Cl", "Br", "H"})  # MOSES's Filters atoms
 KEYS = (
@@ -227,8 +228,6 @@ def _describe_all(canon: list[str], workers: int) -> list[tuple]:
         with chem.quiet_rdkit():
             found = [_describe(s) for s in todo]
     else:
-        from molgan.pool import pool_map
-
         size = -(-len(todo) // (workers * 8))
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
         found = [d for part in pool_map(_describe_chunk, chunks, workers) for d in part]

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from molgan.config import MEMBER_SETTINGS
+from molgan.config import MEMBER_SETTINGS, parse_member_settings
 from molgan.models import MolGAN
 
 __all__ = ["MEMBER_SETTINGS", "Population", "StackedLinear", "stack", "unstack"]
@@ -118,8 +118,6 @@ class Population(nn.Module):
         """The settings of member ``k`` as a single run: its own seed (``seed`` + k, or its
         ``member_settings`` seed), its own
         values of the per-member settings, ``members`` 1."""
-        from molgan.config import parse_member_settings
-
         own = parse_member_settings(self.config.get("member_settings", ""), self.members)
         config = dict(self.config, members=1, seed=self.config["seed"] + k, member_settings="")
         return config | {name: values[k] for name, values in own.items()}  # incl. its own seed

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from molgan import chem
+from molgan.data import Dataset, _encode
 
 
 def graph_to_data(
@@ -65,8 +66,6 @@ def to_pyg(source, bonds: np.ndarray | None = None, *, max_atoms: int = 38, batc
     """
     from torch_geometric.data import Batch
 
-    from molgan.data import Dataset
-
     if isinstance(source, Dataset):
         graphs = zip(source.atoms.numpy(), source.bonds.numpy(), source.smiles, strict=True)
     elif bonds is not None:
@@ -81,8 +80,6 @@ def to_pyg(source, bonds: np.ndarray | None = None, *, max_atoms: int = 38, batc
 
 
 def _encoded(smiles: str, max_atoms: int) -> tuple[np.ndarray, np.ndarray, str]:
-    from molgan.data import _encode
-
     encoded = _encode(smiles, max_atoms)
     if isinstance(encoded, str):
         raise ValueError(f"cannot encode {smiles!r}: {encoded}")

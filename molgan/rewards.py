@@ -26,7 +26,7 @@ from rdkit import Chem, DataStructs, RDConfig
 from rdkit.Chem import QED, Crippen, rdFingerprintGenerator
 
 from molgan import chem
-from molgan.pool import pool_map, progress_bar
+from molgan.pool import _die_with_parent, pool_map, progress_bar
 
 RAW_SCORES = ("qed", "logp", "sa", "np")
 REWARDS = ("validity", "qed", "logp", "sa", "np", "diversity", "drugcandidate", "novelty", "unique")
@@ -191,8 +191,6 @@ class Decoder:
     def __enter__(self) -> Decoder:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
-
-        from molgan.pool import _die_with_parent
 
         # spawned, not forked: the parent holds torch's threads and perhaps a CUDA context
         self._ex = ProcessPoolExecutor(

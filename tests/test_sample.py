@@ -168,3 +168,12 @@ def test_command_line_temperature_is_a_number_or_atoms_colon_bonds(text, value):
 def test_a_bad_command_line_temperature_is_a_one_line_error(text):
     with pytest.raises(ValueError, match="positive number T or a pair ATOMS:BONDS"):
         parse_temperature(text)
+
+
+def test_an_unbounded_sample_size_is_refused_before_any_memory_is_used():
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="n must be at most 1,000,000,000 molecules"):
+        molgan.sample(10**12, seed=0)
+    assert time.perf_counter() - start < 30  # refused up front, not after filling memory

@@ -82,7 +82,7 @@ def test_training_on_drug_like_data_keeps_its_vocabulary_in_the_checkpoint(tmp_p
     bonds[0, 0, 1] = bonds[0, 1, 0] = 1
     bonds[0, 1, 2] = bonds[0, 2, 1] = 2
     bonds[0, 1, 3] = bonds[0, 3, 1] = 1
-    from molgan.sample import _as_samples
+    from molgan.decoding import _as_samples
 
     (samples,) = _as_samples(iter([(atoms.numpy(), bonds.numpy())]), True, model.atom_types)
     assert samples == ["C[N+](=O)[O-]"]
