@@ -176,6 +176,8 @@ def read(path: str | Path) -> dict:
         raise ValueError(f"checkpoint not found: {path}")
     with open(path, "rb") as handle:
         head = handle.read(4)
+    if head and not (head.startswith(b"PK") or head[:1] == b"\x80"):  # e.g. samples.csv
+        raise ValueError(f"{path} is not a molgan checkpoint (not a PyTorch file)")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
@@ -187,7 +189,7 @@ def read(path: str | Path) -> dict:
         raise ValueError(f"{path} is not a molgan checkpoint (not a PyTorch file)") from None
     except EOFError:
         raise ValueError(f"{path} is empty, not a molgan checkpoint") from None
-    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError) as err:
+    except (RuntimeError, zipfile.BadZipFile, OSError, ValueError, IndexError, KeyError) as err:
         if head.startswith(b"PK"):
             raise ValueError(f"{path} is truncated or corrupt (unreadable archive)") from None
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]

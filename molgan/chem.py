@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import signal
+import threading
 from collections.abc import Iterator
 
 import numpy as np
@@ -63,6 +65,28 @@ def quiet_rdkit() -> Iterator[None]:
         yield
     finally:
         RDLogger.EnableLog("rdApp.*")
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM back while RDKit works, and deliver them when the block ends.
+
+    RDKit's interruptible searches catch a Ctrl-C themselves ("Substructure search was
+    interrupted") and carry on, so a stop asked for during scoring could be lost. Held back in
+    the calling thread, which must be the main one (elsewhere, or without ``pthread_sigmask``,
+    a no-op); threads started inside the block inherit the mask, but one of another library
+    started before it with the signals open could still take them.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(
+        signal, "pthread_sigmask"
+    ):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def mol_from_smiles(smiles: str | None) -> Chem.Mol | None:
@@ -126,9 +150,22 @@ def parse_atom_type(name: str) -> tuple[str, int]:
     return name, 0
 
 
+@functools.cache
+def elements() -> frozenset[str]:
+    """The element symbols RDKit knows (H to Og)."""
+    return frozenset(_TABLE.GetElementSymbol(number) for number in range(1, 119))
+
+
 def type_sort_key(name: str) -> tuple[int, int]:
-    """Vocabulary order: by atomic number, then charge (so C, N, O, F lead as in QM9's)."""
+    """Vocabulary order: by atomic number, then charge (so C, N, O, F lead as in QM9's).
+
+    Raises:
+        ValueError: not an element symbol (checked before RDKit, which would print a C++ stack
+            trace for it).
+    """
     symbol, charge = parse_atom_type(name)
+    if symbol not in elements():
+        raise ValueError(f"unknown element {symbol!r}")
     return _TABLE.GetAtomicNumber(symbol), charge
 
 

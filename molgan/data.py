@@ -218,8 +218,47 @@ def resolve_path(path: str | Path) -> Path:
     return candidate
 
 
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint(cfg) -> dict:
+    """What a run of ``cfg`` trains on: its data file's checksum and the settings that encode
+    it (stored in the run's checkpoints, so that a resume can tell whether the data changed)."""
+    path = resolve_path(cfg.data)
+    return {
+        "file": str(path),
+        "sha256": file_digest(path) if path.is_file() else "",
+        "max_atoms": cfg.max_atoms,
+        "atoms": cfg.atoms,
+        "atoms_min_count": cfg.atoms_min_count,
+        "split_seed": cfg.split_seed,
+        "format": FORMAT,
+    }
+
+
+def check_fingerprint(stored: dict, cfg, where: str) -> None:
+    """Refuse to resume a run on data other than it started with.
+
+    Raises:
+        ValueError: one line: the data file's checksum differs from ``stored``'s.
+    """
+    now = fingerprint(cfg)
+    if stored.get("sha256") and now["sha256"] != stored["sha256"]:
+        raise ValueError(
+            f"{where}: the data file {now['file']} changed since this run started (sha256 "
+            f"{stored['sha256'][:12]} -> {now['sha256'][:12] or 'missing'}); a resume trains on "
+            "the same data: restore the file, or start a new run with --name"
+        )
+
+
 def _cache_path(path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0) -> Path:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    digest = file_digest(path)[:16]
     vocab = ",".join((types or (AUTO, str(min_count))) + chem.BOND_TYPES)
     key = hashlib.sha256(f"{digest}|{max_atoms}|{vocab}|{FORMAT}".encode()).hexdigest()[:16]
     return path.resolve().parent / "cache" / f"{path.name.split('.')[0]}-{key}.pt"
@@ -333,14 +372,19 @@ def _common_types(kept: list, min_count: int, drops: Counter) -> tuple[list, tup
 def dataset_of(cfg, vocab: Sequence[str] | None = None, verbose: bool = True) -> Dataset:
     """The data a run of ``cfg`` (a ``Config``) trains on: its file, ``max_atoms``, split and
     atom vocabulary (``atoms``; '' = qm9 for the shipped QM9, auto for a file of one's own).
-    ``vocab``: a checkpoint's atom types, which a resumed run keeps."""
-    spec = list(vocab)[1:] if vocab else cfg.atoms or ("auto" if cfg.data else "qm9")
+    ``vocab``: a checkpoint's atom types, which a resumed run keeps: the run's own settings
+    give them again (and its encoded cache, under the same key), or the resume is refused.
+
+    Raises:
+        ValueError: bad data or settings, or data whose vocabulary is not ``vocab``.
+    """
+    spec = cfg.atoms or ("auto" if cfg.data else "qm9")
     if cfg.data in MOSES and cfg.max_atoms < MOSES_MAX_ATOMS:
         raise ValueError(
             f"MOSES molecules have up to {MOSES_MAX_ATOMS} heavy atoms: add --max-atoms "
             f"{MOSES_MAX_ATOMS} (now {cfg.max_atoms})"
         )
-    return load_dataset(
+    data = load_dataset(
         resolve_path(cfg.data),
         cfg.max_atoms,
         cfg.split_seed,
@@ -348,6 +392,12 @@ def dataset_of(cfg, vocab: Sequence[str] | None = None, verbose: bool = True) ->
         atoms=spec,
         min_count=cfg.atoms_min_count,
     )
+    if vocab and tuple(vocab) != data.atom_types:
+        raise ValueError(
+            f"the data's atom types ({', '.join(data.atom_types[1:])}) are not the run's "
+            f"({', '.join(list(vocab)[1:])}): the data changed since the run started"
+        )
+    return data
 
 
 def _save_cache(cache: Path, blob: dict) -> None:

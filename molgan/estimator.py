@@ -3,8 +3,8 @@
 generators) and a GuacaMol ``DistributionMatchingGenerator`` (``generate(number_samples)``).
 
 ``fit`` is an ordinary training run (``molgan.train``) on the given SMILES, in a run folder of
-its own (``out_dir``; a temporary one by default), so everything a run does — filters and their
-counts, checkpoints, the log — happens here too.
+its own (``out_dir``; by default a temporary one, removed once the model is in memory), so
+everything a run does — filters and their counts, checkpoints, the log — happens here too.
 """
 
 from __future__ import annotations
@@ -48,21 +48,38 @@ class MolGANGenerator:
         """Train on ``smiles`` (a list of SMILES, or a PyG dataset with ``smiles``).
 
         Returns:
-            ``self``, trained (``model_``: the ``MolGAN``; ``run_dir_``: its run folder).
+            ``self``, trained (``model_``: the ``MolGAN``; ``run_dir_``: its run folder, or
+            ``None`` without ``out_dir``: the temporary folder is removed after training).
+
+        Raises:
+            ValueError: no SMILES, or ``out_dir`` already holds a fit of this ``name``.
         """
         smiles = list(smiles)
         if not all(isinstance(s, str) for s in smiles):  # PyG molecules: their smiles
             smiles = smiles_of(smiles)
         if not smiles:
             raise ValueError("fit needs at least one SMILES")
-        root = Path(self.out_dir or tempfile.mkdtemp(prefix="molgan-"))
+        if self.out_dir is None:  # a temporary folder, gone once the model is in memory
+            with tempfile.TemporaryDirectory(prefix="molgan-") as root:
+                self.model_ = self._train(smiles, Path(root), name)
+            self.run_dir_ = None
+            return self
+        root = Path(self.out_dir)
+        if (root / name).exists() or (root / f"{name}.smi").exists():
+            raise ValueError(
+                f"{root / name} already holds a fit: give fit(smiles, name=...) another name, "
+                "or the estimator another out_dir (nothing was overwritten)"
+            )
+        self.model_ = self._train(smiles, root, name)
+        self.run_dir_ = root / name
+        return self
+
+    def _train(self, smiles: list[str], root: Path, name: str):
         root.mkdir(parents=True, exist_ok=True)
         data = root / f"{name}.smi"
         data.write_text("".join(f"{s}\n" for s in smiles))
         cfg = dataclasses.replace(self.config, data=str(data), out_dir=str(root), name=name)
-        self.model_ = train(cfg)
-        self.run_dir_ = root / name
-        return self
+        return train(cfg)
 
     def generate(self, n: int, seed: int | None = None, strict: bool = True) -> list[str | None]:
         """``n`` SMILES from the trained model (``None`` where a graph is not a valid

@@ -226,6 +226,8 @@ def sources(specs: Sequence[str | Path]) -> list[tuple[str, int]]:
     for spec in map(str, specs):
         head, sep, tail = spec.rpartition(":")
         named = sep and tail and all(p.isdigit() for p in tail.split(","))
+        if sep and not named and Path(head).is_file() and not Path(spec).exists():
+            raise ValueError(f"{spec}: members must be numbers like {head}:0,2, got {tail!r}")
         path = head if named else spec
         count = checkpoint.members_of(checkpoint.read(path))
         chosen = [int(k) for k in tail.split(",")] if named else range(count)

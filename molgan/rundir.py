@@ -155,13 +155,21 @@ def write_row(handle, record: dict) -> None:
 
 
 def read_log(path: str | Path) -> list[dict]:
-    """All complete rows of a ``log.jsonl`` (a half-written last line is skipped)."""
+    """All complete rows of a ``log.jsonl`` (a half-written last line is skipped).
+
+    Raises:
+        ValueError: the file is not UTF-8 text (one line).
+    """
     path = Path(path)
     if path.is_dir():
         path = path / LOG
     rows = []
     if path.is_file():
-        for line in path.read_text().splitlines():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not a run log (not UTF-8 text: {err.reason})") from None
+        for line in text.splitlines():
             try:
                 rows.append(json.loads(line))
             except json.JSONDecodeError:

@@ -260,13 +260,13 @@ def fake_rewards(
     process."""
     K, B = atoms.shape[:2]
     a, b = atoms.flatten(0, 1).cpu().numpy(), bonds.flatten(0, 1).cpu().numpy()
-    if decoder is not None:
-        smiles = decoder(a, b, atom_types)
-    else:
-        smiles = [
-            chem.graph_to_smiles(x, y, atom_types=atom_types) for x, y in zip(a, b, strict=True)
-        ]
-    r = rewards.reward(smiles, cfg.reward, train).reshape(K, B, 1)  # (K, B, 1)
+    with chem.signals_deferred():  # a Ctrl-C during RDKit's work is kept for the loop
+        if decoder is not None:
+            smiles = decoder(a, b, atom_types)
+        else:
+            pairs = zip(a, b, strict=True)
+            smiles = [chem.graph_to_smiles(x, y, atom_types=atom_types) for x, y in pairs]
+        r = rewards.reward(smiles, cfg.reward, train).reshape(K, B, 1)  # (K, B, 1)
     return torch.from_numpy(r)  # (K, B, 1)
 
 

@@ -25,7 +25,14 @@ import torch
 
 from molgan import batches, checkpoint, conditioning, metrics, monitor, rewards, rundir
 from molgan.config import Config
-from molgan.data import Dataset, dataset_of, dataset_rewards, one_hot
+from molgan.data import (
+    Dataset,
+    check_fingerprint,
+    dataset_of,
+    dataset_rewards,
+    fingerprint,
+    one_hot,
+)
 from molgan.models import MolGAN, resolve_device
 from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Population
@@ -34,6 +41,7 @@ from molgan.steps import fake_rewards, make_optimizers, member_weights, step_fun
 
 __all__ = ["Callback", "Interrupted", "TrainingError", "evaluate_model", "seed_everything", "train"]
 SMALL_DATA = 1000  # training molecules below which a notice is printed
+MIN_EVAL_EVERY = 100  # default evaluations (each samples eval_samples) come no more often
 
 
 def seed_everything(seed: int) -> None:
@@ -111,7 +119,10 @@ def train(
 def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
     K = cfg.members
     seed_everything(cfg.seed)
+    if blob is not None and "data" in blob:  # the data it started with, or a one-line refusal
+        check_fingerprint(blob["data"], cfg, str(run_dir / rundir.CKPT))
     data = dataset_of(cfg, blob.get("vocab", {}).get("atoms") if blob else None)  # the run's own
+    data_id = blob["data"] if blob is not None and "data" in blob else fingerprint(cfg)
     train_idx, types = data.split["train"], data.atom_types
     schedule = _schedule(cfg, len(train_idx), blob)
     total, steps_per_epoch, _, rl_from = schedule
@@ -129,7 +140,7 @@ def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callbac
         return evaluate_model(model, cfg, train_set, 0, fcd_reference, k)
 
     run = RunState(cfg, run_dir, population, opts, blob, schedule, evaluate, callback,
-                   {"rl_from": rl_from})  # fmt: skip
+                   {"rl_from": rl_from, "data": data_id})  # fmt: skip
     if blob is not None:
         _announce_resume(run, changes)
     else:
@@ -203,7 +214,15 @@ def _schedule(cfg: Config, train_size: int, blob) -> tuple[int, int, int, int]:
     total = cfg.max_steps or max(int(cfg.epochs * steps_per_epoch), 1)
     # The step RL starts at is fixed when a run starts: extending a resumed run keeps it.
     rl_from = int(blob.get("rl_from", cfg.rl_start * total)) if blob else int(cfg.rl_start * total)
-    return total, steps_per_epoch, cfg.eval_every or steps_per_epoch, rl_from
+    eval_every = cfg.eval_every or steps_per_epoch
+    if not cfg.eval_every and steps_per_epoch < MIN_EVAL_EVERY:  # tiny data: not every step
+        eval_every = MIN_EVAL_EVERY
+        print(
+            f"note: an epoch is {steps_per_epoch} step(s); evaluating every {eval_every} steps "
+            "instead of every epoch (--eval-every to choose)",
+            file=sys.stderr,
+        )
+    return total, steps_per_epoch, eval_every, rl_from
 
 
 def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from molgan.rundir import read_log
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("error: plotting needs matplotlib (pip install matplotlib)", file=sys.stderr)
         return 2
-    frame = pd.read_json(log, lines=True)
+    try:
+        frame = pd.DataFrame(read_log(log))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if frame.empty:
+        print(f"error: {log} holds no log rows", file=sys.stderr)
+        return 2
     name = Path(args.run_dir).name
     if "member" in frame:  # a population: one member's rows
         if args.member not in set(frame["member"].dropna().astype(int)):

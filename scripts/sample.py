@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     writer = None
-    valid, lenient, drawable = 0, 0, []
+    valid, lenient, drawable, matched = 0, 0, [], 0
+    wanted = _class_test(args.heavy_atoms, args.elements)
     try:
         writer = Writer(out) if out is not None else None
         with _progress(args.n) as update:
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                 if writer is not None:
                     writer.write(samples)
                 valid += sum(s is not None for s in samples)
+                if wanted is not None:
+                    matched += sum(wanted(s) for s in samples if s is not None)
                 lenient += sum(s is not None for s in samples.lenient)
                 if len(drawable) < GRID_SIZE:
                     drawable += [s for s in samples if s is not None][: GRID_SIZE - len(drawable)]
@@ -169,10 +172,19 @@ def main(argv: list[str] | None = None) -> int:
             writer.abort()
         print(f"error: {write_error(out, err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: no partial file, one line, the shell's code
+        if writer is not None:
+            writer.abort()
+        print(f"interrupted after {valid:,} valid molecules; nothing written", file=sys.stderr)
+        return 130
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
+    if wanted is not None:  # G follows a class request for most graphs, not all: say how many
+        what = _class_text(args)
+        lead = "warning: none" if matched == 0 and valid else f"{matched:,}"
+        print(f"{lead} of {valid:,} valid molecules have {what}", file=sys.stderr)
     where = f" -> {out}" if out is not None else ""
     # fraction first, then percent: the rounding of molgan.metrics (9685/10000 -> 96.9, not 96.8)
     print(
@@ -187,6 +199,26 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(f"{drawn} strictly valid molecules drawn -> {grid}")
     return 0
+
+
+def _class_test(heavy_atoms: int | None, elements: str | None):
+    """A test of a SMILES for the class asked of a conditional model, or ``None``."""
+    if heavy_atoms is None and not elements:
+        return None
+    symbols = {e.strip() for e in elements.split(",")} if elements else None
+
+    def wanted(smiles: str) -> bool:
+        atoms = chem.heavy_atoms(smiles, sanitize=False)
+        count_ok = heavy_atoms is None or len(atoms) == heavy_atoms
+        return count_ok and (symbols is None or set(atoms) == symbols)
+
+    return wanted
+
+
+def _class_text(args) -> str:
+    parts = [f"{args.heavy_atoms} heavy atoms"] if args.heavy_atoms is not None else []
+    parts += [f"exactly the elements {args.elements}"] if args.elements else []
+    return " and ".join(parts)
 
 
 def _progress(n: int):

@@ -65,6 +65,7 @@ def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path)
     done = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "20", "--out", out,
                "--heavy-atoms", "9")  # fmt: skip
     assert "20 sampled" in done.stdout and len(out.read_text().splitlines()) == 20
+    assert " valid molecules have 9 heavy atoms" in done.stderr  # says how many matched
     refused = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "5", "--out",
                   tmp_path / "d.smi", "--heavy-atoms", "1", "--elements", "F",
                   check=False)  # fmt: skip

@@ -86,22 +86,34 @@ def test_training_on_drug_like_data_keeps_its_vocabulary_in_the_checkpoint(tmp_p
 
     (samples,) = _as_samples(iter([(atoms.numpy(), bonds.numpy())]), True, model.atom_types)
     assert samples == ["C[N+](=O)[O-]"]
-    # a resumed run keeps the vocabulary of its checkpoint, whatever the file holds now
-    path.write_text("CCO\nCCN\nCCC\nCCOC\n" * 3)
+    # a resume reuses the run's encoded data (one cache file, no second encoding) ...
+    caches = sorted((tmp_path / "cache").iterdir())
     resumed = train_module.train(dataclasses.replace(cfg, max_steps=6, resume=True))
-    assert resumed.atom_types == types
+    assert resumed.atom_types == types and sorted((tmp_path / "cache").iterdir()) == caches
+    # ... and refuses, in one line, a data file that changed since the run started
+    path.write_text("CCO\nCCN\nCCC\nCCOC\n" * 3)
+    with pytest.raises(ValueError, match=r"d.smi changed since this run started \(sha256 "):
+        train_module.train(dataclasses.replace(cfg, max_steps=8, resume=True))
 
 
 def test_the_shipped_qm9_keeps_c_n_o_f_and_a_file_of_ones_own_gets_its_own(monkeypatch):
     from molgan import data as data_module
 
     asked = []
-    monkeypatch.setattr(data_module, "load_dataset", lambda *a, **k: asked.append(k["atoms"]))
+
+    def load(*args, **kwargs):
+        asked.append(kwargs["atoms"])
+        return data_module.Dataset(None, None, [], {}, {}, ("pad", "C", "N+"))
+
+    monkeypatch.setattr(data_module, "load_dataset", load)
     data_module.dataset_of(make_config("latent"))  # the shipped QM9
     data_module.dataset_of(make_config("latent", data="my.smi"))
     data_module.dataset_of(make_config("latent", data="my.smi", atoms="C,N,O,S"))
-    data_module.dataset_of(make_config("latent", data="my.smi"), ("pad", "C", "N+"))  # resumed
-    assert asked == ["qm9", "auto", "C,N,O,S", ["C", "N+"]]
+    # a resumed run asks with its own settings (the same cache key), then checks its vocabulary
+    data_module.dataset_of(make_config("latent", data="my.smi"), ("pad", "C", "N+"))
+    assert asked == ["qm9", "auto", "C,N,O,S", "auto"]
+    with pytest.raises(ValueError, match="the data changed since the run started"):
+        data_module.dataset_of(make_config("latent", data="my.smi"), ("pad", "C", "O"))
 
 
 def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
