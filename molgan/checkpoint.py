@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from molgan.config import Config, make_config, parse_member_settings
+from molgan.config import Config, make_config, member_config
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
 from molgan.rundir import atomic_path
@@ -327,13 +327,10 @@ def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dic
         raise ValueError(
             f"{path} holds {count} member(s); member must be in [0, {count}), got {member!r}"
         )
-    config = dict(blob.get("config", {}))
     try:
-        own = parse_member_settings(config.get("member_settings", ""), count)
+        config = member_config(dict(blob.get("config", {})), member, count)
     except ValueError as err:
         raise ValueError(f"{path} holds invalid settings: {err}") from None
-    config |= {"members": 1, "member_settings": "", "seed": config.get("seed", 0) + member}
-    config |= {name: values[member] for name, values in own.items()}  # incl. its own seed
     parts = dict(blob["members"][member]) if "members" in blob else {}
     config = parts.pop("config", None) or config  # a mixture file keeps each member's own
     keep = {k: v for k, v in blob.items() if k not in ("members", "optimizers", "rng")}

@@ -383,6 +383,19 @@ def check_removed(settings: dict, where: str) -> None:
             raise ValueError(f"{where}: {removed_message(name, value)}")
 
 
+def member_config(settings: dict, k: int, members: int) -> dict:
+    """Member ``k`` of a population's stored settings (``asdict`` of a ``Config``) as a single
+    run's: its own seed (``seed`` + k, or its ``member_settings`` seed), its own values of the
+    per-member settings, ``members`` 1. The one place a member's settings are resolved.
+
+    Raises:
+        ValueError: malformed ``member_settings``.
+    """
+    own = parse_member_settings(settings.get("member_settings", ""), members)
+    single = {"members": 1, "member_settings": "", "seed": settings.get("seed", 0) + k}
+    return {**settings, **single, **{name: values[k] for name, values in own.items()}}
+
+
 DEFAULT_PRESET = "latent"
 """What ``scripts/train_qm9.py`` trains with no ``--preset`` (the ``Config`` defaults are
 ``paper``)."""

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from molgan.config import MEMBER_SETTINGS, parse_member_settings
+from molgan.config import MEMBER_SETTINGS, member_config
 from molgan.models import MolGAN
 
 __all__ = ["MEMBER_SETTINGS", "Population", "StackedLinear", "stack", "unstack"]
@@ -115,12 +115,8 @@ class Population(nn.Module):
         return next(self.parameters()).device
 
     def member_config(self, k: int) -> dict:
-        """The settings of member ``k`` as a single run: its own seed (``seed`` + k, or its
-        ``member_settings`` seed), its own
-        values of the per-member settings, ``members`` 1."""
-        own = parse_member_settings(self.config.get("member_settings", ""), self.members)
-        config = dict(self.config, members=1, seed=self.config["seed"] + k, member_settings="")
-        return config | {name: values[k] for name, values in own.items()}  # incl. its own seed
+        """The settings of member ``k`` as a single run (``config.member_config``)."""
+        return member_config(self.config, k, self.members)
 
     def member(self, k: int) -> MolGAN:
         """Member ``k`` as an ordinary ``MolGAN`` (a copy, on this population's device)."""

@@ -66,7 +66,7 @@ def train(
     *,
     explicit: Collection[str] | None = None,
     callback: Callback | None = None,
-) -> MolGAN:
+) -> MolGAN | Population:
     """Train MolGAN; writes ``<out_dir>/<name>/{config.json, log.jsonl, ckpt.pt}``.
 
     Args:
@@ -81,7 +81,8 @@ def train(
             checkpoint, and a true value stops (freezes) that member.
 
     Returns:
-        The trained model (in eval mode).
+        The trained model (in eval mode): a ``MolGAN``, or with ``members`` > 1 the
+        ``Population`` (``.member(k)`` is member k as a ``MolGAN``).
 
     Raises:
         ValueError: bad data or settings, or a run directory that is not empty (without
@@ -116,7 +117,9 @@ def train(
             torch.set_num_threads(threads)
 
 
-def _train(cfg: Config, device, run_dir: Path, blob, changes: list[str], callback) -> MolGAN:
+def _train(
+    cfg: Config, device, run_dir: Path, blob, changes: list[str], callback
+) -> MolGAN | Population:
     K = cfg.members
     seed_everything(cfg.seed)
     if blob is not None and "data" in blob:  # the data it started with, or a one-line refusal

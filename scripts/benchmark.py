@@ -309,31 +309,35 @@ def bench_sizes(sizes, batch: int, cycles: int, threads: int, device) -> dict:
     return out
 
 
-# Run in a child process inside one checkout: that checkout's own benchmark and molgan time
-# the default preset's training cycle (1 thread, batch 32) for each (members, reward) row.
+# A worker process inside one checkout: that checkout's own benchmark and molgan build the
+# default preset's training cycle (1 thread, batch 32) for each (members, reward) row; each
+# line "row index" on stdin runs that row once and answers its seconds.
 _CHILD = """
-import importlib.util, json, sys, torch
+import importlib.util, json, sys, time, torch
 torch.set_num_threads(1)
 spec = importlib.util.spec_from_file_location("bench", "scripts/benchmark.py")
 bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
 from molgan.data import load_dataset
-data, cpu, out = load_dataset(verbose=False), torch.device("cpu"), {}
-for members, reward in json.loads(sys.argv[1]):
-    run, steps = bench.training_cycles(data, cpu, 32, reward, int(sys.argv[2]), members=members)
-    out[f"{members},{reward}"] = members * steps / bench.timed(run, int(sys.argv[3]), cpu)
-print(json.dumps(out))
+data, cpu, rows = load_dataset(verbose=False), torch.device("cpu"), json.loads(sys.argv[1])
+runs = [bench.training_cycles(data, cpu, 32, r, int(sys.argv[2]), members=k) for k, r in rows]
+for run, _ in runs:
+    run()  # warm-up
+print(json.dumps([k * steps for (k, _), (_, steps) in zip(rows, runs)]), flush=True)
+for line in sys.stdin:
+    start = time.perf_counter()
+    runs[int(line)][0]()
+    print(time.perf_counter() - start, flush=True)
 """
 COMPARE_ROWS = ((1, False), (1, True), (8, False), (8, True))
 
 
-def bench_against(
-    other: str, cycles: int, repeats: int, timings: int = 3
-) -> dict[tuple[int, bool], tuple]:
-    """Member-steps/s of this checkout and of the checkout ``other`` (e.g. a worktree of an
-    earlier commit) on the rows of ``COMPARE_ROWS``: ``repeats`` rounds, each timing this tree
-    then the other in fresh processes (each figure a median of ``timings`` runs), so that drift
-    hits both alike. Returns
-    {(members, reward): (this, other)} medians."""
+def bench_against(other: str, cycles: int, repeats: int) -> dict[tuple[int, bool], dict]:
+    """This checkout against the checkout ``other`` (e.g. a worktree of an earlier commit) on
+    the rows of ``COMPARE_ROWS``: one worker process per checkout, and ``repeats`` rounds in
+    which each row runs in both, back to back (which goes first alternates), so that each pair
+    of timings sees the same machine; a shared machine's drift cancels in the pair's ratio.
+    Returns {(members, reward): {"this", "other": median member-steps/s, "ratio": median of
+    the pairs' ratios}}."""
     import json
     import subprocess
     from pathlib import Path
@@ -341,23 +345,46 @@ def bench_against(
     trees = {"this": Path(__file__).resolve().parents[1], "other": Path(other).resolve()}
     if not (trees["other"] / "molgan").is_dir():
         raise SystemExit(f"error: --against {other}: no molgan/ folder there")
-    found = {name: [] for name in trees}
-    for _ in range(repeats):
-        for name, root in trees.items():
-            env = {**os.environ, "PYTHONPATH": str(root)}
-            rows = json.dumps(COMPARE_ROWS)
-            args = [sys.executable, "-c", _CHILD, rows, str(cycles), str(timings)]
-            done = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
-            if done.returncode:
-                raise SystemExit(f"error: {name} tree failed: {done.stderr.strip()[-300:]}")
-            found[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            print(f"  {name}: {found[name][-1]}", file=sys.stderr)
-    median = {
-        name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        for name, runs in found.items()
-    }
+    workers, steps = {}, {}
+    for name, root in trees.items():
+        env = {**os.environ, "PYTHONPATH": str(root)}
+        args = [sys.executable, "-c", _CHILD, json.dumps(COMPARE_ROWS), str(cycles)]
+        workers[name] = subprocess.Popen(
+            args, cwd=root, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        line = workers[name].stdout.readline()
+        if not line:
+            raise SystemExit(f"error: the {name} checkout's worker failed to start")
+        steps[name] = json.loads(line)
+
+    def timed_in(name: str, row: int) -> float:
+        workers[name].stdin.write(f"{row}\n")
+        workers[name].stdin.flush()
+        return float(workers[name].stdout.readline())
+
+    rates = {name: [[] for _ in COMPARE_ROWS] for name in trees}
+    ratios = [[] for _ in COMPARE_ROWS]
+    try:
+        for round_ in range(repeats):
+            for row in range(len(COMPARE_ROWS)):
+                order = ("this", "other") if (round_ + row) % 2 == 0 else ("other", "this")
+                pair = {name: steps[name][row] / timed_in(name, row) for name in order}
+                for name, rate in pair.items():
+                    rates[name][row].append(rate)
+                ratios[row].append(pair["this"] / pair["other"])
+            print(f"  round {round_ + 1}/{repeats} done", file=sys.stderr)
+    finally:
+        for worker in workers.values():
+            worker.stdin.close()
+            worker.wait()
     return {
-        (m, r): (median["this"][f"{m},{r}"], median["other"][f"{m},{r}"]) for m, r in COMPARE_ROWS
+        key: {
+            "this": statistics.median(rates["this"][row]),
+            "other": statistics.median(rates["other"][row]),
+            "ratio": statistics.median(ratios[row]),
+            "ratio_range": (min(ratios[row]), max(ratios[row])),
+        }
+        for row, key in enumerate(COMPARE_ROWS)
     }
 
 
@@ -398,18 +425,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.against:
         table = bench_against(args.against, 2 if args.quick else 20, args.repeats)
-        print(f"\nmember-steps/s, medians of {args.repeats} interleaved rounds, 1 thread\n")
-        print("| members | reward | this checkout | other | ratio |\n|---|---|---|---|---|")
-        for (members, reward), (this, other) in table.items():
-            kind = "qed" if reward else "off"
-            print(f"| {members} | {kind} | {this:,.1f} | {other:,.1f} | {this / other:.3f} |")
+        print(
+            f"\nmember-steps/s, 1 thread, batch 32, the default preset's cycle: medians of "
+            f"{args.repeats} rounds; ratio = median of the back-to-back pairs' ratios\n"
+        )
+        print("| members | reward | this | other | ratio (range) |\n|---|---|---|---|---|")
+        rows = []
+        for (members, reward), r in table.items():
+            low, high = r["ratio_range"]
+            print(
+                f"| {members} | {'qed' if reward else 'off'} | {r['this']:,.1f} | "
+                f"{r['other']:,.1f} | {r['ratio']:.3f} ({low:.2f}-{high:.2f}) |"
+            )
+            rows.append({"members": members, "reward": reward, **r})
         if args.json:
             import json
 
-            rows = [
-                {"members": m, "reward": r, "this": a, "other": b, "ratio": a / b}
-                for (m, r), (a, b) in table.items()
-            ]
             Path(args.json).write_text(json.dumps({"against": args.against, "rows": rows}))
         return 0
     device = torch.device(args.device)

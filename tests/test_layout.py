@@ -13,10 +13,11 @@ def _imports(path: Path, everywhere: bool) -> set[str]:
     out = set()
     for node in nodes:
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("molgan"):
-            if node.module == "molgan":
-                out |= {f"molgan.{a.name}" for a in node.names}
-            else:
-                out.add(node.module)
+            for alias in node.names:  # `from molgan.sweep import definition`: the submodule
+                sub = f"{node.module}.{alias.name}"
+                folder = PACKAGE.parent.joinpath(*sub.split("."))
+                is_module = folder.with_suffix(".py").is_file() or folder.is_dir()
+                out.add(sub if is_module else node.module)
         elif isinstance(node, ast.Import):
             out |= {a.name for a in node.names if a.name.startswith("molgan")}
     return out

@@ -260,7 +260,7 @@ def test_slurm_workers_are_one_job_array_and_a_rerun_counts_the_queued_ones(tmp_
 
 def test_without_slurm_the_launcher_says_so_in_one_line_and_creates_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch anywhere
-    with pytest.raises(ValueError, match="needs Slurm \\(no sbatch on PATH\\)"):
+    with pytest.raises(ValueError, match="needs Slurm's sbatch, srun on PATH"):
         sweep.launch(_spec(), tmp_path / "study", executor="slurm", wait=False, **QUIET)
     assert not (tmp_path / "study").exists()
 
@@ -472,10 +472,13 @@ def test_status_shows_a_packed_trials_step_from_its_population_log(tmp_path):
     log = tmp_path / "packs" / "pack-a" / rundir.LOG
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     spec = sweep.load_spec(_spec("progress"))
-    last = sweep.status(study, spec, tmp_path).splitlines()[-1]
-    assert last == "  trial 0 running {}, step 40 of its population packs/pack-a"
-    log.unlink()  # before the population's first log row: no step to show
-    assert sweep.status(study, spec, tmp_path).splitlines()[-1] == "  trial 0 running {}"
+    from molgan.sweep.runner import locked
+
+    with locked(tmp_path / "locks" / "trial-0.lock"):  # its worker is alive
+        last = sweep.status(study, spec, tmp_path).splitlines()[-1]
+        assert last == "  trial 0 running {}, step 40 of its population packs/pack-a"
+        log.unlink()  # before the population's first log row: no step to show
+        assert sweep.status(study, spec, tmp_path).splitlines()[-1] == "  trial 0 running {}"
 
 
 def test_trials_that_differ_in_shared_settings_are_not_packed(tmp_path):

@@ -117,20 +117,11 @@ def test_pruned_trial_stops_after_its_callback_and_keeps_its_checkpoint(tmp_path
     assert stop == [{"step": 6, "event": "stop", "reason": "pruned (median pruner) at step 6"}]
 
 
-def test_equal_settings_are_trained_once_even_under_two_names(tmp_path, monkeypatch):
-    import importlib
-
-    from molgan import train as _  # noqa: F401  (the module, patched below)
-
-    train_module = importlib.import_module("molgan.train")
-    calls = []
-    original = train_module.train
-    monkeypatch.setattr(
-        train_module, "train", lambda cfg, **k: calls.append(cfg.name) or original(cfg, **k)
-    )
+def test_two_variants_with_equal_settings_are_refused_not_reported_twice():
+    """They trained once and reported the one run as two rows (issue 40): refused now."""
     spec = _spec("twins", grid={"variant": {"a": {"lam": 1.0}, "b": {"lam": 1.0}}})
-    frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", out=lambda s: None)
-    assert len(frame) == 2 and frame["run_dir"].nunique() == 1 and len(calls) == 1
+    with pytest.raises(ValueError, match=r"\{'variant': 'a'\} and \{'variant': 'b'\} are the same"):
+        sweep.load_spec(spec)
 
 
 def test_workers_train_with_one_thread_unless_asked_whatever_the_worker_count(

@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from molgan.config import MAX_MEMBERS
+from molgan.sweep import definition
 from molgan.sweep.results import results_frame, write_results
 from molgan.sweep.runner import is_free, locked
 from molgan.sweep.spec import StudySpec, load_spec, resolve
@@ -96,6 +97,14 @@ def _executor(kind: str, folder: Path, slurm: dict | None):
     return ex
 
 
+SLURM_TOOLS = ("sbatch", "srun")  # submitting an array needs both (sbatch runs srun)
+
+
+def _source_name(spec_source) -> str:
+    """Where a study's definition came from: its file's resolved path, or ``<dict>``."""
+    return "<dict>" if isinstance(spec_source, dict) else str(Path(spec_source).resolve())
+
+
 def launch(
     spec_source,
     root: str | Path | None = None,
@@ -145,11 +154,18 @@ def launch(
         raise ValueError(f"workers must be ≥ 1, got {workers}")
     if not 1 <= members <= MAX_MEMBERS:
         raise ValueError(f"members must be in [1, {MAX_MEMBERS}], got {members}")
-    if executor == "slurm" and shutil.which("sbatch") is None:
-        raise ValueError("--slurm needs Slurm (no sbatch on PATH); nothing was created")
+    if executor == "slurm":  # checked before anything is created
+        missing = [tool for tool in SLURM_TOOLS if shutil.which(tool) is None]
+        if missing:
+            raise ValueError(
+                f"--slurm needs Slurm's {', '.join(missing)} on PATH; nothing was created"
+            )
     import submitit  # noqa: F401  (fail here, before anything exists, if the extra is missing)
 
+    source = spec_source if isinstance(spec_source, dict) else str(Path(spec_source).resolve())
+    defined = definition.check(spec, root, _source_name(spec_source))  # before anything exists
     study = open_study(spec, storage, create=True)
+    definition.store(root, defined)
     (root / DRAIN).unlink(missing_ok=True)  # running again lifts a drain request
     with locked(_locks(root) / "study.lock"):
         study.set_user_attr(LAUNCH, study.user_attrs.get(LAUNCH, 0) + 1)  # errors count anew
@@ -158,7 +174,6 @@ def launch(
         reaped = reap_orphans(study, spec, root)
     if reaped:
         out(f"re-queued trial(s) {reaped} of dead workers: they resume from their checkpoints")
-    source = spec_source if isinstance(spec_source, dict) else str(Path(spec_source).resolve())
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     if executor == "slurm":
         threads = int((slurm or {}).get("cpus_per_task", 1))
@@ -353,6 +368,7 @@ def dry_run(spec_source, root: str | Path | None = None, storage: str | None = N
     spec = load_spec(spec_source)
     root = Path(root or Path("sweeps") / spec.name)
     storage = storage or default_storage(root)
+    definition.check(spec, root, _source_name(spec_source))  # refused here as run refuses it
     lines = [f"study {spec.name} ({spec.preset} preset), root {root}, storage {storage}"]
     if spec.grid:
         for k, point in enumerate(spec.grid_points):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -315,8 +316,25 @@ def _check(spec: StudySpec) -> None:
         raise ValueError(f"sampler must be tpe, random or nsga2, got {spec.sampler!r}")
     if spec.pruner != "none" and len(spec.objectives) > 1:
         raise ValueError("Optuna cannot prune multi-objective studies; set pruner = 'none'")
-    for point in spec.grid_points:  # every grid point must be a valid Config
-        resolve(spec, point, Path("."))
+    axes = {k for k in spec.grid if k != VARIANT}
+    places = {
+        "[fixed]": set(spec.fixed),
+        "[grid]": axes,
+        "[grid.variant]": {k for overrides in variants.values() for k in overrides},
+        "[space]": set(spec.space),
+    }
+    for (one, a), (other, b) in itertools.combinations(places.items(), 2):
+        for name in sorted(a & b):
+            raise ValueError(f"{name} is set in both {one} and {other}; set it in one place")
+    runs: dict[str, dict] = {}
+    for point in spec.grid_points:  # every grid point must be a valid Config, and its own run
+        name = resolve(spec, point, Path(".")).name
+        if name in runs:
+            raise ValueError(
+                f"[grid] points {runs[name]} and {point} are the same run (equal settings, "
+                "e.g. 1 and 1.0, or two variants alike); list each setting once"
+            )
+        runs[name] = point
     resolve(spec, {}, Path("."))  # the fixed settings alone
     for name, dist in spec.space.items():  # and every bound and choice of the search
         for value in _check_space(name, dist):

@@ -216,9 +216,14 @@ DRAIN = "DRAIN"
 
 def drain(root: str | Path) -> Path:
     """Ask the study's workers, wherever they run, to stop after their current trial (the
-    trials left stay queued; ``launch`` lifts the request)."""
+    trials left stay queued; ``launch`` lifts the request).
+
+    Raises:
+        ValueError: no study has run in ``root`` (nothing to drain; nothing is created).
+    """
     path = Path(root) / DRAIN
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.parent.is_dir():
+        raise ValueError(f"no study has run in {root}: nothing to drain")
     path.write_text(f"requested {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
     return path
 
@@ -296,6 +301,16 @@ def status(study, spec: StudySpec, root: Path) -> str:
     trials = study.get_trials(deepcopy=False)
     by_state = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState}
     shown = {k: f"{n} {k}" for k, n in by_state.items() if n}
+    dead = {  # RUNNING in the storage, but no worker holds their lock: stopped or killed
+        t.number
+        for t in trials
+        if t.state == TrialState.RUNNING and is_free(_trial_lock(root, t.number))
+    }
+    if dead:
+        running = by_state["running"] - len(dead)
+        shown["running"] = (
+            f"{running} running, {len(dead)} stopped (no live worker; `run` resumes them)"
+        )
     reaped = sum(f"orphan-{t.number}" in study.user_attrs for t in trials)
     if reaped and "fail" in shown:  # not errors: a stopped worker's trials, queued again
         shown["fail"] += f" ({reaped} interrupted and queued again)"
@@ -312,7 +327,8 @@ def status(study, spec: StudySpec, root: Path) -> str:
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
             where = _progress(root, t)
-            lines.append(f"  trial {t.number} {t.state.name.lower()} {trial_params(t)}{where}")
+            state = "stopped (no live worker)" if t.number in dead else t.state.name.lower()
+            lines.append(f"  trial {t.number} {state} {trial_params(t)}{where}")
         elif "error" in t.user_attrs:
             lines.append(f"  trial {t.number} error: {t.user_attrs['error']}")
     return "\n".join(lines)
