@@ -5,7 +5,8 @@ runs, and compared each time it runs again.
 A study file edited after it ran would otherwise be ignored: trials are matched to grid points
 by their parameters, so a changed ``[fixed]`` setting, preset or evaluation trained nothing new
 while the table kept describing the old runs. Adding values to a grid axis, new variants or
-search trials only extends a study, and is allowed; any other change is refused in one line.
+search trials only extends a study (and dropping points narrows it); any other change is
+refused in one line.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ def definition(spec: StudySpec, source: str) -> dict:
 
 
 def changes(stored: dict, now: dict) -> list[str]:
-    """What differs between a stored definition and today's, beyond an extension (more grid
-    values or variants; a search's budget is not part of a definition)."""
+    """What differs between a stored definition and today's in what a run or its ranking
+    means. Grid values and variants may come and go (each point's run is named by its own
+    settings; the table shows the file's points), and a search's budget may grow; the grid's
+    axes and a kept variant's overrides may not change."""
     changed = [key for key in (*KEYS, "pruner_options", "kind") if stored.get(key) != now[key]]
     if "kind" in changed:
         return changed
@@ -45,11 +48,9 @@ def changes(stored: dict, now: dict) -> list[str]:
     for axis in sorted(set(old) | set(new)):
         if axis not in old or axis not in new:
             changed.append(f"[grid] axis {axis}")
-        elif axis == VARIANT:
-            lost = [v for v, overrides in old[axis].items() if new[axis].get(v) != overrides]
-            changed += [f"[grid.variant] {v}" for v in lost]
-        elif any(value not in new[axis] for value in old[axis]):
-            changed.append(f"[grid] {axis}")
+        elif axis == VARIANT:  # a variant kept under its name must mean what it meant
+            both = set(old[axis]) & set(new[axis])
+            changed += [f"[grid.variant] {v}" for v in sorted(both) if old[axis][v] != new[axis][v]]
     return changed
 
 
