@@ -21,6 +21,16 @@ def run(*args, check=True):
     return result
 
 
+def train_in_process(tmp_path, data, steps, *extra) -> Path:
+    """``train_debug`` in this process (no interpreter start): returns the run directory."""
+    argv = ["--preset", "debug", "--data", str(data), "--out-dir", str(tmp_path)]
+    argv += ["--max-steps", str(steps), *map(str, extra)]
+    assert _script("train_qm9").main(argv) == 0
+    from molgan.config import parse_args
+
+    return tmp_path / parse_args(argv).run_name
+
+
 def train_debug(tmp_path, data, steps, *extra) -> Path:
     """Run the training script on the debug preset; returns the run directory it prints."""
     out = run(
@@ -58,22 +68,19 @@ def test_train_debug_then_sample_then_evaluate(tmp_path, tiny_path):
     assert result["valid"] == 31 / 32 and result["novel"] == 0.0  # the malformed line is invalid
 
 
-def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path):
-    run_dir = train_debug(tmp_path, tiny_path, 3, "--condition", "--lam", "1")
-    ckpt = run_dir / "ckpt.pt"
-    out = tmp_path / "c.smi"
-    done = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "20", "--out", out,
-               "--heavy-atoms", "9")  # fmt: skip
-    assert "20 sampled" in done.stdout and len(out.read_text().splitlines()) == 20
-    assert " valid molecules have 9 heavy atoms" in done.stderr  # says how many matched
-    refused = run("scripts/sample.py", "--checkpoint", ckpt, "-n", "5", "--out",
-                  tmp_path / "d.smi", "--heavy-atoms", "1", "--elements", "F",
-                  check=False)  # fmt: skip
-    assert refused.returncode == 2
-    assert (
-        refused.stderr
-        == "error: no training molecule has 1 heavy atoms and exactly the elements F\n"
-    )
+def test_sample_script_asks_a_conditional_model_for_a_class(tmp_path, tiny_path, capsys):
+    run_dir = train_in_process(tmp_path, tiny_path, 3, "--condition", "--lam", "1")
+    ckpt, out, sample = str(run_dir / "ckpt.pt"), tmp_path / "c.smi", _script("sample")
+    capsys.readouterr()
+    assert sample.main(["--checkpoint", ckpt, "-n", "20", "--out", str(out),
+                        "--heavy-atoms", "9"]) == 0  # fmt: skip
+    done = capsys.readouterr()
+    assert "20 sampled" in done.out and len(out.read_text().splitlines()) == 20
+    assert " valid molecules have 9 heavy atoms" in done.err  # says how many matched
+    assert sample.main(["--checkpoint", ckpt, "-n", "5", "--out", str(tmp_path / "d.smi"),
+                        "--heavy-atoms", "1", "--elements", "F"]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert err == "error: no training molecule has 1 heavy atoms and exactly the elements F\n"
 
 
 def test_sample_script_takes_atoms_colon_bonds_temperatures_and_refuses_bad_ones(tmp_path):
@@ -157,8 +164,8 @@ def test_benchmark_quick_prints_the_table(tmp_path):
 
 def test_plot_log_writes_a_png(tmp_path, tiny_path):
     pytest.importorskip("matplotlib")
-    run_dir = train_debug(tmp_path, tiny_path, 6, "--eval-every", "3")
-    run("scripts/plot_log.py", run_dir, "--out", tmp_path / "c.png")
+    run_dir = train_in_process(tmp_path, tiny_path, 6, "--eval-every", "3")
+    assert _script("plot_log").main([str(run_dir), "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
 
 
