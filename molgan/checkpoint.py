@@ -59,28 +59,32 @@ def versions() -> dict[str, str]:
 
 def save(
     path: str | Path,
-    model: MolGAN,
+    model: MolGAN | Population,
     optimizers: dict | None = None,
     step: int = 0,
     metrics: dict | None = None,
     extra: dict | None = None,
 ) -> Path:
-    """Atomically write a checkpoint; an interrupted save never corrupts an existing file.
+    """Atomically write a checkpoint (the one writer; an interrupted save never corrupts an
+    existing file). One layout for K ≥ 1 members: member 0's networks at the top level (what
+    a single model's file holds), every member's under ``members`` when K > 1.
 
     Args:
         path: target file.
-        model: the ``MolGAN`` to save.
-        optimizers: ``{"g": opt_g, "d": opt_d, "v": opt_v}`` for resuming (optional).
+        model: a ``MolGAN`` (one member) or a ``Population`` (K members).
+        optimizers: ``{"g": opt_g, "d": opt_d, "v": opt_v}`` for resuming (optional; over a
+            population's stacked weights).
         step: training steps done.
         metrics: last evaluation, stored for reference.
         extra: further plain data (e.g. RNG states for resuming).
     """
-    path = Path(path)
+    parts = population_parts(model) if isinstance(model, Population) else [_parts(model)]
     blob = {
         "format": FORMAT,
         "config": dict(model.config),
         "vocab": {"atoms": list(model.atom_types), "bonds": list(model.bond_types)},
-        **_parts(model),
+        **parts[0],
+        **({"members": parts} if len(parts) > 1 else {}),
         "optimizers": {k: opt.state_dict() for k, opt in (optimizers or {}).items()},
         "step": int(step),
         "metrics": dict(metrics or {}),
@@ -111,33 +115,6 @@ def population_parts(population: Population) -> list[dict]:
             parts["class_prior"] = prior.state_dict()
         out.append(parts)
     return out
-
-
-def save_population(
-    path: str | Path,
-    population: Population,
-    optimizers: dict,
-    step: int,
-    metrics: dict | None = None,
-    extra: dict | None = None,
-) -> Path:
-    """Atomically write a training checkpoint of a population: member 0's networks at the top
-    level (what a single run's checkpoint holds), every member's under ``members`` when K > 1,
-    the population's settings and the optimiser state over the stacked weights."""
-    parts = population_parts(population)
-    blob = {
-        "format": FORMAT,
-        "config": dict(population.config),
-        "vocab": {"atoms": list(population.atom_types), "bonds": list(population.bond_types)},
-        **parts[0],
-        **({"members": parts} if len(parts) > 1 else {}),
-        "optimizers": {k: opt.state_dict() for k, opt in optimizers.items()},
-        "step": int(step),
-        "metrics": dict(metrics or {}),
-        "versions": versions(),
-        **(extra or {}),
-    }
-    return write(blob, path)
 
 
 def write(blob: dict, path: str | Path) -> Path:

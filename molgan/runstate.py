@@ -288,7 +288,7 @@ class RunState:
             "stopped": {str(k): v for k, v in self.stopped.items()},
         }
         scores = self.scores[0] if single else {"members": self.scores}
-        checkpoint.save_population(self.ckpt, self.population, self.opts, step, scores, extra)
+        checkpoint.save(self.ckpt, self.population, self.opts, step, scores, extra)
         self.saved_step, self.saved_time = step, time.monotonic()
 
     def keep_best(self, k: int, step: int) -> None:
@@ -305,9 +305,7 @@ class RunState:
             best.update(metric=metric, value=value, step=step)
             if self.K == 1:
                 path, blob = self.run_dir / "best.pt", {"best": best}
-                checkpoint.save_population(
-                    path, self.population, self.opts, step, self.scores[0], blob
-                )
+                checkpoint.save(path, self.population, self.opts, step, self.scores[0], blob)
             else:
                 path = self.run_dir / f"best-member{k}.pt"
                 model = self.population.member(k)

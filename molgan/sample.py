@@ -61,8 +61,8 @@ def sample(
         progress: a progress bar on stderr; default: for ``PROGRESS_FROM`` (100,000) molecules
             or more when stderr is a terminal.
         temperature: draw each atom and bond from softmax(logits / temperature) (Gumbel-argmax
-            of the scaled logits): above 1 trades validity for distinct molecules (the shipped
-            model at 2: 88.4% valid, 52.5% unique, FCD 0.77; docs/remedies.md); 1 = as trained.
+            of the scaled logits): above 1 trades validity for distinct molecules (figures:
+            docs/results.md, "Sampling temperature"); 1 = as trained.
             A pair ``(atoms, bonds)`` scales the atom and the bond logits separately.
 
     Returns:

@@ -42,7 +42,7 @@ def _population(path, models):
     """A population checkpoint of ``models`` (as ``--members K`` writes it)."""
     population = Population(models)
     population.config = dict(models[0].config, members=len(models), seed=0)
-    return checkpoint.save_population(path, population, {}, step=7)
+    return checkpoint.save(path, population, {}, step=7)
 
 
 @pytest.fixture

@@ -283,10 +283,10 @@ def test_resume_after_an_interrupt_matches_the_uninterrupted_run(
 
 def test_checkpoints_are_also_written_by_wall_time(tiny_config, monkeypatch):
     steps = []
-    original = checkpoint.save_population
+    original = checkpoint.save
     monkeypatch.setattr(
         checkpoint,
-        "save_population",
+        "save",
         lambda path, model, opts, step, *a, **k: (
             (steps.append(step) if str(path).endswith("ckpt.pt") else None)
             or original(path, model, opts, step, *a, **k)
