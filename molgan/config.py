@@ -481,10 +481,16 @@ def field_docs() -> dict[str, str]:
 
 
 def make_config(preset: str = "paper", **overrides) -> Config:
-    """A ``Config`` from a preset name plus field overrides."""
+    """A ``Config`` from a preset name plus field overrides. Data of one's own (``data``
+    other than the preset's) takes its own vocabulary (``atoms`` auto) unless ``atoms`` is
+    given too: a preset's vocabulary belongs to its own data (``debug``: QM9's)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    return Config(**{**PRESETS[preset], **overrides, "preset": preset})
+    base = PRESETS[preset]
+    own_data = "data" in overrides and overrides["data"] != base.get("data", "")
+    if own_data and "atoms" not in overrides and base.get("atoms"):
+        overrides = {**overrides, "atoms": ""}  # '' = auto for a file of one's own
+    return Config(**{**base, **overrides, "preset": preset})
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

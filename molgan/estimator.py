@@ -14,7 +14,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-from molgan.config import DEFAULT_PRESET, Config, make_config
+from molgan import chem
+from molgan.config import DEFAULT_PRESET, MAX_ATOMS_LIMIT, Config, make_config
 from molgan.mixture import Mixture
 from molgan.models import MolGAN
 from molgan.pyg import smiles_of
@@ -36,6 +37,8 @@ class MolGANGenerator:
 
     def __init__(self, preset: str = DEFAULT_PRESET, out_dir: str | None = None, **settings):
         self.config = make_config(preset, **settings)  # checked now
+        self._sized = "max_atoms" in settings  # else fit sizes the graphs to the data
+        self._typed = "atoms" in settings  # else fit takes the data's own vocabulary
         self.out_dir = out_dir
         self.model_ = None
         self.run_dir_: Path | None = None
@@ -79,6 +82,11 @@ class MolGANGenerator:
         data = root / f"{name}.smi"
         data.write_text("".join(f"{s}\n" for s in smiles))
         cfg = dataclasses.replace(self.config, data=str(data), out_dir=str(root), name=name)
+        if not self._sized:  # N: the largest molecule's heavy atoms (drug-like data: 27-38)
+            largest = max(len(chem.heavy_atoms(s, sanitize=False)) for s in smiles)
+            cfg = dataclasses.replace(cfg, max_atoms=min(max(largest, 1), MAX_ATOMS_LIMIT))
+        if not self._typed:
+            cfg = dataclasses.replace(cfg, atoms="")  # auto: the data's own vocabulary
         return train(cfg)
 
     def generate(self, n: int, seed: int | None = None, strict: bool = True) -> list[str | None]:

@@ -27,6 +27,7 @@ def tiny_config(tmp_path):
     return make_config(
         "debug",
         data=str(TINY),
+        atoms="qm9",  # a QM9 subset: QM9's vocabulary (one's own data would take its own)
         out_dir=str(tmp_path / "runs"),
         max_steps=6,
         eval_every=3,

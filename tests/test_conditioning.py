@@ -116,6 +116,7 @@ def conditional_model(tmp_path_factory):
     cfg = make_config(
         "debug",
         data=str(TINY),
+        atoms="qm9",
         out_dir=str(tmp_path_factory.mktemp("runs")),
         max_steps=3,
         eval_every=3,

@@ -145,3 +145,25 @@ def test_tiny_data_evaluates_every_100_steps_not_every_one_step_epoch(tmp_path, 
     rows = molgan.rundir.read_log(tmp_path / "runs" / cfg.run_name)
     assert [r["step"] for r in rows if "score/valid" in r] == [100, 110]
     assert "evaluating every 100 steps instead of every epoch" in capsys.readouterr().err
+
+
+def test_fit_on_drug_like_smiles_generates_in_their_vocabulary_and_size(tmp_path):
+    """MolGANGenerator.fit(drug-like SMILES) -> generate() end to end (issue 42): the graphs
+    are sized to the largest molecule and the vocabulary is the data's, whatever the preset."""
+    from pathlib import Path
+
+    smiles = (Path(__file__).parent / "data" / "druglike_tiny.smi").read_text().split()
+    settings = dict(max_steps=2, eval_every=2, eval_samples=4, progress=False, batch_size=4)
+    fitted = molgan.MolGANGenerator("debug", atoms_min_count=2, **settings).fit(smiles)
+    largest = max(len(chem.heavy_atoms(s)) for s in smiles if chem.heavy_atoms(s))
+    assert fitted.model_.generator.N == min(largest, 40)
+    assert {"S", "Cl", "N+"} <= set(fitted.model_.atom_types)
+    assert len(fitted.generate(5, seed=0)) == 5
+
+
+def test_own_data_with_a_preset_takes_the_datas_vocabulary_unless_atoms_is_given():
+    from molgan.config import make_config
+
+    assert make_config("debug").atoms == "qm9"  # the debug data is a QM9 subset
+    assert make_config("debug", data="my.smi").atoms == ""  # '' = auto for one's own file
+    assert make_config("debug", data="my.smi", atoms="C,N,O").atoms == "C,N,O"

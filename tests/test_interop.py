@@ -57,7 +57,7 @@ def test_generated_graphs_become_pyg_graphs_that_decode_to_their_smiles():
     assert len(graphs) == 40
     for data, a, b in zip(graphs, atoms, bonds, strict=True):
         assert data.num_nodes == int((a > 0).sum())
-        assert data.smiles == chem.graph_to_smiles(a, b, strict=False)
+        assert data.smiles == (chem.graph_to_smiles(a, b, strict=False) or "")
         src, dst = data.edge_index
         assert _undirected(data.edge_index) == {
             tuple(sorted(p)) for p in zip(dst.tolist(), src.tolist(), strict=True)
@@ -73,7 +73,32 @@ def test_generated_graphs_become_pyg_graphs_that_decode_to_their_smiles():
             dense_bonds[i, j] = k + 1
         assert chem.graph_to_smiles(dense_atoms, dense_bonds, strict=False) == data.smiles
     with pytest.raises(ValueError, match="cannot encode 'CCCl'"):
-        molgan.to_pyg(["CCO", "CCCl"])
+        molgan.to_pyg(["CCO", "CCCl"], atom_types=chem.ATOM_TYPES)  # QM9's, asked for
+
+
+def test_any_molecule_and_any_models_graphs_convert_in_their_own_vocabulary():
+    """to_pyg raised ValueError (QM9 vocabulary) on nitrobenzene and dichlorobenzene,
+    IndexError on a non-QM9 model's graphs, and KeyError 'smiles' on an invalid graph."""
+    batch = molgan.to_pyg(["O=[N+]([O-])c1ccccc1", "Clc1ccc(Cl)cc1"])
+    assert batch.num_graphs == 2 and batch.x.shape[1] == 5  # C, N+, O, O-, Cl
+    assert batch.smiles == [chem.canonical("O=[N+]([O-])c1ccccc1"), "Clc1ccc(Cl)cc1"]
+    types = ("pad", "C", "N+", "O", "O-", "Cl")
+    atoms = np.array([[1, 2, 3, 4, 0], [1, 5, 5, 5, 5]])  # nitromethane; C with 4 lone Cl
+    bonds = np.zeros((2, 5, 5), dtype=np.int64)
+    for i, j, k in ((0, 1, 1), (1, 2, 2), (1, 3, 1)):
+        bonds[0, i, j] = bonds[0, j, i] = k
+    graphs = molgan.to_pyg(atoms, bonds, atom_types=types, batch=False)
+    assert graphs[0].smiles == "C[N+](=O)[O-]" and graphs[0].x.shape == (4, 5)
+    assert graphs[1].smiles == "C.Cl.Cl.Cl.Cl" and graphs[1].num_edges == 0
+    invalid = np.array([[1, 1, 0, 0, 0]]), np.zeros((1, 5, 5), dtype=np.int64)
+    invalid[1][0, 0, 1] = invalid[1][0, 1, 0] = 3
+    invalid[1][0, 1, 2] = invalid[1][0, 2, 1] = 3  # a triple bond to a pad node: dropped
+    assert molgan.to_pyg(*invalid).smiles == ["C#C"]
+    overfull = np.array([[4, 4, 0, 0, 0]]), np.zeros((1, 5, 5), dtype=np.int64)
+    overfull[1][0, 0, 1] = overfull[1][0, 1, 0] = 2  # F=F: not a molecule, converts anyway
+    assert molgan.to_pyg(*overfull).smiles == [""]
+    with pytest.raises(ValueError, match="pass the model's or dataset's own"):
+        molgan.to_pyg(atoms, bonds)  # type 5 is beyond QM9's vocabulary
 
 
 def test_a_dataset_converts_and_a_pyg_dataset_is_training_data(tmp_path, tiny_path):

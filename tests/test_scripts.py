@@ -23,7 +23,7 @@ def run(*args, check=True):
 
 def train_in_process(tmp_path, data, steps, *extra) -> Path:
     """``train_debug`` in this process (no interpreter start): returns the run directory."""
-    argv = ["--preset", "debug", "--data", str(data), "--out-dir", str(tmp_path)]
+    argv = ["--preset", "debug", "--data", str(data), "--atoms", "qm9", "--out-dir", str(tmp_path)]
     argv += ["--max-steps", str(steps), *map(str, extra)]
     assert _script("train_qm9").main(argv) == 0
     from molgan.config import parse_args
