@@ -14,6 +14,8 @@ Ctrl-C (or SIGTERM) writes a checkpoint of the current step first; --resume cont
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
 from pathlib import Path
 
@@ -30,13 +32,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except Interrupted as err:
+        _ignore_more_interrupts()
         print(f"interrupted: {err}", file=sys.stderr)
         return err.exit_code  # 130 after Ctrl-C, 143 after SIGTERM, as the shell reports them
-    except KeyboardInterrupt:  # before the first step, or a second Ctrl-C
+    except KeyboardInterrupt:  # before the first step (e.g. while encoding), or a second Ctrl-C
+        _ignore_more_interrupts()
         print(f"interrupted: {_on_disk(cfg)}", file=sys.stderr)
         return 130
     print(f"{cfg.out_dir}/{cfg.run_name}")
     return 0
+
+
+def _ignore_more_interrupts() -> None:
+    """The run is stopping: further Ctrl-Cs (people press it again) must not turn the one-line
+    answer into a traceback."""
+    with contextlib.suppress(ValueError):  # only the main thread may set a handler
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _on_disk(cfg) -> str:

@@ -260,6 +260,7 @@ def test_ctrl_c_writes_a_checkpoint_of_the_current_step_and_says_so(tmp_path, ti
 
 def test_sigterm_exits_143_and_ctrl_c_130_as_the_shell_reports_them(tmp_path, monkeypatch):
     script = _script("train_qm9")
+    monkeypatch.setattr(script, "_ignore_more_interrupts", lambda: None)  # keep pytest's Ctrl-C
     for name, code in (("SIGTERM", 143), ("SIGINT", 130)):
 
         def stopped(*args, name=name, **kwargs):
@@ -276,8 +277,18 @@ def test_interrupt_before_training_says_no_checkpoint_was_written(tmp_path, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(script, "train", interrupted)
-    assert script.main(["--preset", "debug", "--out-dir", str(tmp_path)]) == 130
-    assert "interrupted: no checkpoint was written" in capsys.readouterr().err
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        assert script.main(["--preset", "debug", "--out-dir", str(tmp_path)]) == 130
+        assert "interrupted: no checkpoint was written" in capsys.readouterr().err
+        import threading
+
+        if threading.current_thread() is threading.main_thread():  # a 2nd Ctrl-C: no traceback
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before) if before is not None else None
 
 
 def test_pool_workers_die_when_the_main_process_is_killed(tmp_path):
