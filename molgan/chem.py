@@ -48,13 +48,15 @@ class Samples(list):
     always the latter, so ``molgan.evaluate`` reports lenient validity correctly either way.
     """
 
-    def __init__(self, lenient: list[str | None], strict: bool = True):
+    def __init__(self, lenient: list[str | None], strict: bool = True, corrected: bool = False):
         super().__init__([None if strict and s and "." in s else s for s in lenient])
         self.lenient = list(lenient)
+        self.corrected = corrected  # valency-corrected: never reported as strict validity
 
     @classmethod
     def concat(cls, parts: list[Samples], strict: bool = True) -> Samples:
-        return cls([s for part in parts for s in part.lenient], strict=strict)
+        corrected = any(getattr(part, "corrected", False) for part in parts)
+        return cls([s for part in parts for s in part.lenient], strict, corrected)
 
 
 @contextlib.contextmanager
@@ -259,6 +261,22 @@ def graph_to_mol(
         The sanitised molecule (possibly several fragments), or ``None`` if it is empty or RDKit
         cannot sanitise it (e.g. a valence violation).
     """
+    mol = _unsanitised(atoms, bonds, atom_types)
+    if mol is None:
+        return None
+    mol = mol.GetMol()
+    with quiet_rdkit():
+        try:
+            Chem.SanitizeMol(mol)
+        except (Chem.rdchem.MolSanitizeException, ValueError, RuntimeError):
+            return None
+    return mol
+
+
+def _unsanitised(
+    atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...]
+) -> Chem.RWMol | None:
+    """The molecule a graph spells, not sanitised (``None`` without atoms)."""
     atoms = np.asarray(atoms)
     bonds = np.asarray(bonds)
     mol = Chem.RWMol()
@@ -272,13 +290,52 @@ def graph_to_mol(
     for i, j in zip(rows.tolist(), cols.tolist(), strict=False):
         if i in node_to_idx and j in node_to_idx:  # bonds to pad nodes are dropped (PR #13)
             mol.AddBond(node_to_idx[i], node_to_idx[j], _RDKIT_BOND[BOND_TYPES[bonds[i, j]]])
-    mol = mol.GetMol()
+    return mol
+
+
+_LOWER = {3.0: Chem.BondType.DOUBLE, 2.0: Chem.BondType.SINGLE}  # one order down; single: gone
+
+
+def corrected_smiles(
+    atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...] = ATOM_TYPES
+) -> str | None:
+    """The graph's molecule after valency correction, as MoFlow (Zang & Wang 2020) and GDSS
+    report it: while an atom holds more bonds than its valence, lower that atom's
+    highest-order bond by one (a single bond is removed); then keep the largest fragment.
+
+    Returns:
+        Canonical SMILES of one fragment, or ``None`` (no atom, or a problem correction does
+        not touch, e.g. an aromatic ring that does not kekulise).
+    """
+    mol = _unsanitised(atoms, bonds, atom_types)
+    if mol is None:
+        return None
     with quiet_rdkit():
+        for _ in range(mol.GetNumBonds() * 3 + 1):  # each round lowers one order: it ends
+            over = [
+                p
+                for p in Chem.DetectChemistryProblems(mol)
+                if p.GetType() == "AtomValenceException"
+            ]
+            if not over:
+                break
+            atom = mol.GetAtomWithIdx(over[0].GetAtomIdx())
+            bonds_of = list(atom.GetBonds())
+            if not bonds_of:
+                return None  # over its valence without a bond (a charge): nothing to lower
+            bond = max(bonds_of, key=lambda b: (b.GetBondTypeAsDouble(), -b.GetIdx()))
+            lower = _LOWER.get(bond.GetBondTypeAsDouble())
+            if lower is None:
+                mol.RemoveBond(bond.GetBeginAtomIdx(), bond.GetEndAtomIdx())
+            else:
+                bond.SetBondType(lower)
         try:
             Chem.SanitizeMol(mol)
         except (Chem.rdchem.MolSanitizeException, ValueError, RuntimeError):
             return None
-    return mol
+        pieces = Chem.GetMolFrags(mol, asMols=True, sanitizeFrags=False)
+    largest = max(pieces, key=lambda piece: piece.GetNumAtoms())
+    return Chem.MolToSmiles(largest)
 
 
 @functools.lru_cache(maxsize=256)

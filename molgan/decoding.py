@@ -100,8 +100,12 @@ def iter_samples(
     heavy_atoms: int | None = None,
     elements: str | Sequence[str] | None = None,
     temperature: float | tuple[float, float] = 1.0,
+    correct: bool = False,
 ) -> Iterator[Samples]:
     """``model.sample`` in pieces of ``batch_size`` (memory stays bounded; same molecules).
+    ``correct``: each graph's molecule after valency correction (``chem.corrected_smiles``:
+    MoFlow's, largest fragment kept), marked so that ``molgan.evaluate`` reports its validity
+    as ``valid_corrected``, never as strict validity.
 
     Raises:
         ValueError: ``n``, ``seed`` or ``batch_size`` is not a valid integer, a temperature
@@ -110,6 +114,7 @@ def iter_samples(
     """
     if hasattr(model, "iter_samples"):  # a Mixture: its members take turns
         asked = dict(heavy_atoms=heavy_atoms, elements=elements, temperature=temperature)
+        asked["correct"] = correct
         return model.iter_samples(n, seed, strict=strict, batch_size=batch_size, **asked)
     check_count("n", n, 0)
     check_count("batch_size", batch_size, 1)
@@ -129,18 +134,22 @@ def iter_samples(
         classes=classes,
         temperature=temperature,
     )
-    return _as_samples(batches, strict, tuple(model.atom_types))
+    return _as_samples(batches, strict, tuple(model.atom_types), correct)
 
 
 def _as_samples(
-    batches: Iterator[tuple[np.ndarray, np.ndarray]], strict: bool, atom_types: tuple[str, ...]
+    batches: Iterator[tuple[np.ndarray, np.ndarray]],
+    strict: bool,
+    atom_types: tuple[str, ...],
+    correct: bool = False,
 ) -> Iterator[Samples]:
+    decode = chem.corrected_smiles if correct else chem.graph_to_smiles
+    extra = {} if correct else {"strict": False}
     for atoms, bonds in batches:
         lenient = [
-            chem.graph_to_smiles(a, b, strict=False, atom_types=atom_types)
-            for a, b in zip(atoms, bonds, strict=True)
+            decode(a, b, atom_types=atom_types, **extra) for a, b in zip(atoms, bonds, strict=True)
         ]
-        yield chem.Samples(lenient, strict=strict)
+        yield chem.Samples(lenient, strict=strict, corrected=correct)
 
 
 def parse_temperature(text: str) -> float | tuple[float, float]:

@@ -5,6 +5,10 @@ Definitions (pinned by tests/test_metrics.py):
                  ``None`` and unparsable strings count as invalid.
   valid_lenient  parses and non-empty / all inputs (fragments allowed): the official code's
                  figure, most likely behind the paper's 98.1%.
+  valid_corrected  of samples drawn with ``correct=True`` (MoFlow's valency correction, the
+                 largest fragment kept: MoFlow's and GDSS's "validity with correction"): the
+                 share that is a molecule after it. Such samples report no ``valid`` and no
+                 ``valid_lenient``: a corrected molecule is not what the generator made.
   unique         distinct canonical SMILES / strictly valid.
   novel          strictly valid and not in the training set / strictly valid (NaN without one).
   vun            V.U.N. as the one-step papers count it (EGO's "strict V.U.N."): distinct,
@@ -38,7 +42,7 @@ import numpy as np
 from molgan import chem, rewards
 
 PROPERTIES = ("qed", "logp", "sa", "np", "diversity", "drugcandidate")
-PERCENT = ("valid", "valid_lenient", "unique", "novel", "vun")  # fractions, printed as %
+PERCENT = ("valid", "valid_lenient", "valid_corrected", "unique", "novel", "vun")  # as %
 COLLAPSE = ("distinct", "top100_share", "f_share", "small_share")
 REFERENCED = ("atom_tv", "size_tv", "f_ratio", "small_ratio")  # need a training set
 METRICS = (*PERCENT, *PROPERTIES, *COLLAPSE, *REFERENCED, "fcd")  # names a metric may take
@@ -263,6 +267,9 @@ def evaluate(
     }
     novel = valid["smiles"][valid["novel"].astype(bool)] if n_valid else []
     result["vun"] = len(set(novel)) / len(frame) if train_smiles is not None else math.nan
+    if getattr(smiles, "corrected", False):  # valency-corrected samples: their own column
+        result["valid_corrected"] = result.pop("valid")
+        result.pop("valid_lenient")
     train = None
     if train_smiles is not None:
         train = (

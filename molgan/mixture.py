@@ -142,7 +142,7 @@ class Mixture:
     ) -> Iterator[Samples]:
         """``sample`` in consecutive pieces of about ``batch_size`` molecules (each member draws
         its share of a piece; memory stays bounded; the same molecules as ``sample``);
-        ``options``: ``heavy_atoms``, ``elements``, ``temperature``."""
+        ``options``: ``heavy_atoms``, ``elements``, ``temperature``, ``correct``."""
         check_count("n", n, 0)
         check_count("batch_size", batch_size, 1)
         if seed is None:
@@ -161,10 +161,10 @@ class Mixture:
             )
             for k, m in enumerate(self.members)
         ]
-        return _interleaved(streams, strict)
+        return _interleaved(streams, strict, options.get("correct", False))
 
 
-def _interleaved(streams: list[Iterator], strict: bool) -> Iterator[Samples]:
+def _interleaved(streams: list[Iterator], strict: bool, corrected: bool) -> Iterator[Samples]:
     """Piece j of every member's stream woven together (member k's i-th molecule at position
     k + K·i of the piece): pieces of equal length per member make the global positions
     contiguous."""
@@ -177,7 +177,7 @@ def _interleaved(streams: list[Iterator], strict: bool) -> Iterator[Samples]:
         woven: list[str | None] = [None] * sum(len(p) for p in pieces)
         for k, p in enumerate(pieces):
             woven[k::K] = p.lenient
-        yield chem.Samples(woven, strict=strict)
+        yield chem.Samples(woven, strict=strict, corrected=corrected)
 
 
 def member_seed(seed: int, member: int) -> int:

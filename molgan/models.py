@@ -220,6 +220,7 @@ class MolGAN(nn.Module):
         elements: str | Sequence[str] | None = None,
         progress: bool | None = None,
         temperature: float | tuple[float, float] = 1.0,
+        correct: bool = False,
     ) -> chem.Samples:
         """``n`` canonical SMILES (``None`` where a graph is not a valid molecule).
 
@@ -236,6 +237,9 @@ class MolGAN(nn.Module):
             temperature: sample each atom and bond from softmax(logits / temperature): above 1
                 more distinct molecules and fewer valid ones (docs/remedies.md); 1 = G's own
                 distribution; a pair ``(atoms, bonds)`` scales the two separately.
+            correct: each graph's molecule after valency correction (MoFlow's; the largest
+                fragment), counted by ``molgan.evaluate`` as ``valid_corrected``, never as
+                strict validity.
 
         Returns:
             A list (``chem.Samples``) that also keeps each graph's multi-fragment SMILES, so
@@ -251,5 +255,6 @@ class MolGAN(nn.Module):
             heavy_atoms=heavy_atoms,
             elements=elements,
             temperature=temperature,
+            correct=correct,
         )
         return chem.Samples.concat(list(decoding.with_progress(parts, n, progress)), strict=strict)

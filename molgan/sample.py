@@ -40,6 +40,7 @@ def sample(
     progress: bool | None = None,
     temperature: float | tuple[float, float] = 1.0,
     mixture: bool | None = None,
+    correct: bool = False,
 ) -> list[str | None]:
     """Generate ``n`` molecules as canonical SMILES.
 
@@ -64,6 +65,8 @@ def sample(
             of the scaled logits): above 1 trades validity for distinct molecules (figures:
             docs/results.md, "Sampling temperature"); 1 = as trained.
             A pair ``(atoms, bonds)`` scales the atom and the bond logits separately.
+        correct: valency-corrected molecules (MoFlow's correction, largest fragment kept),
+            which ``molgan.evaluate`` reports as ``valid_corrected``, never as ``valid``.
 
     Returns:
         ``n`` canonical SMILES, ``None`` where a graph is not a valid molecule; the validity of
@@ -98,6 +101,7 @@ def sample(
         elements=elements,
         progress=progress,
         temperature=temperature,
+        correct=correct,
     )
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 
 import molgan
-from molgan import metrics
+from molgan import chem, metrics
 
 
 def test_validity_counts_none_unparsable_fragments_and_dummies_as_invalid():
@@ -134,3 +134,28 @@ def test_vun_counts_distinct_strictly_valid_novel_molecules_over_all_samples():
     result = molgan.evaluate(samples, ["CCO"])
     assert result["vun"] == 2 / 8  # CCN and CCCC; CCO is not novel, C.C not connected
     assert math.isnan(molgan.evaluate(samples)["vun"])  # novelty needs a training set
+
+
+def test_valency_correction_lowers_overfull_bonds_and_keeps_the_largest_fragment():
+    """MoFlow's correction, as GDSS reports "validity with correction"."""
+    import numpy as np
+
+    f2 = np.array([4, 4, 0]), np.zeros((3, 3), dtype=np.int64)
+    f2[1][0, 1] = f2[1][1, 0] = 2  # F=F: one order down
+    assert chem.graph_to_smiles(*f2) is None and chem.corrected_smiles(*f2) == "FF"
+    five = np.array([1, 1, 1, 1, 1, 1, 3, 0]), np.zeros((8, 8), dtype=np.int64)
+    for j in range(1, 6):  # a carbon with five bonds, and a lone oxygen
+        five[1][0, j] = five[1][j, 0] = 1
+    assert chem.corrected_smiles(*five) == "CC(C)(C)C"  # one bond gone; the largest piece
+    ethanol = np.array([1, 1, 3]), np.zeros((3, 3), dtype=np.int64)
+    ethanol[1][0, 1] = ethanol[1][1, 0] = ethanol[1][1, 2] = ethanol[1][2, 1] = 1
+    assert chem.corrected_smiles(*ethanol) == chem.graph_to_smiles(*ethanol) == "CCO"
+
+
+def test_corrected_samples_report_valid_corrected_never_strict_validity():
+    corrected = molgan.sample(200, seed=0, correct=True)
+    plain = molgan.sample(200, seed=0)
+    result = metrics.evaluate(corrected)
+    assert "valid" not in result and "valid_lenient" not in result
+    assert result["valid_corrected"] >= metrics.evaluate(plain)["valid"]  # correction only adds
+    assert all(s is None or "." not in s for s in corrected)  # one fragment each
