@@ -114,3 +114,20 @@ def test_status_tells_a_trial_whose_worker_died_from_a_running_one(tmp_path):
     text = sweep.status(study, spec, root)
     assert "0 running, 1 stopped (no live worker; `run` resumes them)" in text
     assert "trial 0 stopped (no live worker)" in text
+
+
+def test_a_run_is_never_labelled_pruned_at_its_last_evaluation(tmp_path):
+    """The pruner's verdict at the final step came after the run had finished (issue 40)."""
+    from molgan.sweep.worker import _reporter
+
+    class Trial:  # a pruner that always says prune
+        def report(self, value, step):
+            pass
+
+        def should_prune(self):
+            return True
+
+    spec = sweep.load_spec(_write(tmp_path / "s.json", pruner="median"))
+    report = _reporter(None, Trial(), spec, last=60)
+    assert report(30, {"valid": 0.5}) == "pruned (median pruner) at step 30"
+    assert report(60, {"valid": 0.5}) is None  # finished: a result, not a pruned run

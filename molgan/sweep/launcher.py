@@ -241,7 +241,8 @@ def _result(job, out) -> None:
     except Exception as err:  # noqa: BLE001  (submitit wraps the worker's error)
         if "StudyFailed" not in str(err):
             lines = [line for line in str(err).splitlines() if "Error" in line]
-            why = lines[-1].strip() if lines else f"state {job.state}, e.g. killed"
+            # a killed process leaves no error, and submitit calls its job FINISHED: say so
+            why = lines[-1].strip() if lines else "no error message: killed, or out of memory"
             out(f"worker {job.job_id} died ({why}); its trial is re-queued from its checkpoint")
 
 

@@ -252,7 +252,8 @@ def _run(study, spec: StudySpec, root: Path, batch: list[tuple]) -> None:
     from molgan.train import Interrupted
 
     study.pruner = make_pruner(spec, total_steps(batch[0][2]))
-    reports = [_reporter(study, trial, spec) for trial, _, _ in batch]
+    last = total_steps(batch[0][2])  # the batch's runs share their schedule
+    reports = [_reporter(study, trial, spec, last) for trial, _, _ in batch]
     try:
         if len(batch) == 1:
             results = [run_trial(batch[0][2], spec, reports[0])]
@@ -299,10 +300,11 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _reporter(study, trial, spec: StudySpec):
+def _reporter(study, trial, spec: StudySpec, last: int | None = None):
     """``report(step, scores)`` for ``run_trial``: every evaluation becomes an intermediate
     value of the trial (learning curves in Optuna's tools; single objective only, as Optuna
-    allows), and the pruner, if any, may stop the run."""
+    allows), and the pruner, if any, may stop the run — not at its ``last`` step, where the
+    run has finished (it was labelled pruned)."""
     expr = spec.objectives[0][0]
     single = len(spec.objectives) == 1
 
@@ -311,7 +313,8 @@ def _reporter(study, trial, spec: StudySpec):
         if not single or math.isnan(value):
             return None
         trial.report(value, step)
-        if spec.pruner != "none" and trial.should_prune():
+        finished = last is not None and step >= last
+        if spec.pruner != "none" and not finished and trial.should_prune():
             return f"pruned ({spec.pruner} pruner) at step {step}"
         return None
 
