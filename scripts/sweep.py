@@ -137,6 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                 paths = sweep.results_paths(spec, root)
                 print(paths["md"].read_text())
                 print(f"results: {', '.join(str(p) for p in paths.values() if p.exists())}")
+            if frame.attrs.get("exhausted"):
+                print(
+                    f"note: study {spec.name} ended before its budget of {spec.budget}: "
+                    f"{frame.attrs['exhausted']} (a larger [space] would give new ones)",
+                    file=sys.stderr,
+                )
             if frame.attrs.get("failed"):
                 print(f"error: study {spec.name} failed: {frame.attrs['failed']}", file=sys.stderr)
                 return 1

@@ -97,6 +97,10 @@ def test_a_search_that_runs_out_of_settings_stops_without_repeating_a_run(tmp_pa
     frame = sweep.launch(spec, tmp_path, workers=1, executor="debug", **QUIET)
     assert sorted(frame["lam"]) == [0.5, 1.0]  # the two settings there are, each once
     assert frame.attrs["left"] == 0 and not frame.attrs["failed"]
+    assert "search space exhausted" in frame.attrs["exhausted"]  # said, not a silent exit 0
+    assert "search ended before its budget" in sweep.status(
+        _study(tmp_path, spec), sweep.load_spec(spec), tmp_path
+    )
     trials = _study(tmp_path, spec).get_trials(deepcopy=False)
     repeats = [t for t in trials if "duplicate_of" in t.user_attrs]
     assert len(repeats) >= worker_module.MAX_REPEATS  # told their twin's value, not trained

@@ -141,7 +141,8 @@ def launch(
 
     Returns:
         The results ``DataFrame`` (``results_frame``); ``attrs["left"]`` counts the trials left
-        and ``attrs["failed"]`` says why the study stopped, if it failed.
+        and ``attrs["failed"]`` says why the study stopped, if it failed; ``attrs["exhausted"]``
+        why a search ended before its budget (it drew only settings it had run).
     """
     spec = load_spec(spec_source)
     root = Path(root or Path("sweeps") / spec.name)
@@ -220,6 +221,7 @@ def launch(
         write_results(frame, spec, root, study)
     frame.attrs["left"] = trials_left(study, spec)
     frame.attrs["failed"] = study.user_attrs.get(FAILED) or _capped(study, spec)
+    frame.attrs["exhausted"] = study.user_attrs.get(EXHAUSTED)  # a search with nothing new
     return frame
 
 

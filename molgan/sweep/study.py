@@ -324,6 +324,8 @@ def status(study, spec: StudySpec, root: Path) -> str:
     ]
     if study.user_attrs.get(FAILED):
         lines.append(f"  study failed: {study.user_attrs[FAILED]}")
+    if study.user_attrs.get(EXHAUSTED):
+        lines.append(f"  search ended before its budget: {study.user_attrs[EXHAUSTED]}")
     for t in trials:
         if t.state in (TrialState.RUNNING, TrialState.WAITING):
             where = _progress(root, t)
