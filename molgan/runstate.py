@@ -23,8 +23,9 @@ from molgan import checkpoint, metrics, monitor, rundir
 from molgan.config import Config
 from molgan.population import Freezer, Population
 
-# After each evaluation: callback(step, metrics) -> a reason to stop (str or True), or None.
-Callback = Callable[[int, dict], "str | bool | None"]
+# After each evaluation, per running member k: callback(step, metrics, member=k) -> a reason to
+# stop (str or True), or None.
+Callback = Callable[..., "str | bool | None"]
 
 
 class Interrupted(RuntimeError):
@@ -231,7 +232,7 @@ class RunState:
         for k in range(K):
             if k in self.stopped:
                 continue
-            row = values[k] | common | ({"member": k} if K > 1 else {})
+            row = values[k] | common | {"member": k}  # one row shape for K ≥ 1
             if evaluated:
                 self.scores[k] = self.evaluate(k, self.population.member(k))
                 row |= self.scores[k]
@@ -270,7 +271,7 @@ class RunState:
                 self.stop_member(k, why, done)
         self.save(done)
         if self.callback is not None and self.K == 1:
-            asked = self.callback(done, dict(self.scores[0]))
+            asked = self.callback(done, dict(self.scores[0]), member=0)
             if asked:
                 return asked if isinstance(asked, str) else "stopped by callback"
         return ""

@@ -75,10 +75,10 @@ def train(
             ``checkpoint.RUN_CONTROL`` settings in ``explicit`` may differ.
         explicit: the settings given explicitly (the command line's flags); ``None`` = those
             that differ from ``cfg.preset``'s values.
-        callback: called after each evaluation, once its checkpoint is written, with
-            ``(step, metrics)``; a true return value (a reason string, or ``True``) stops the run.
-            In a population: once per running member, ``(step, metrics, member=k)``, before the
-            checkpoint, and a true value stops (freezes) that member.
+        callback: called after each evaluation once per running member as
+            ``(step, metrics, member=k)``; a true return value (a reason string, or ``True``)
+            stops that member (a single run: once its checkpoint is written, and the run
+            stops; a population: before the checkpoint, and the member is frozen).
 
     Returns:
         The trained model (in eval mode): a ``MolGAN``, or with ``members`` > 1 the

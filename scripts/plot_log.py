@@ -45,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.member not in set(frame["member"].dropna().astype(int)):
             print(f"error: {args.run_dir} has no member {args.member}", file=sys.stderr)
             return 2
-        frame, name = frame[frame["member"] == args.member], f"{name}, member {args.member}"
+        several = frame["member"].dropna().nunique() > 1
+        frame = frame[frame["member"] == args.member]
+        name = f"{name}, member {args.member}" if several else name
     evals = frame.dropna(subset=["score/valid"]) if "score/valid" in frame else frame.iloc[:0]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for key in ("loss/d", "loss/g", "loss/gp", "loss/v"):

@@ -342,7 +342,7 @@ def test_resume_allows_run_control_changes_and_refuses_model_changes(tiny_config
 def test_callback_can_stop_a_run_after_its_checkpoint(tiny_config):
     seen = []
 
-    def callback(step, scores):
+    def callback(step, scores, member):
         seen.append((step, "score/valid" in scores))
         return "pruned by test"
 

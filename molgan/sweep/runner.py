@@ -153,7 +153,7 @@ def run_trial(cfg: Config, spec: StudySpec, report=None) -> dict:
     Args:
         cfg: resolved settings (``resolve``); its run directory is ``out_dir/name``.
         spec: the study (final evaluation, objectives).
-        report: ``report(step, metrics) -> reason or None``, called after each evaluation
+        report: ``report(step, metrics, member=0) -> reason or None``, called after each evaluation
             (e.g. Optuna's ``trial.report`` + ``should_prune``).
     """
     from molgan import checkpoint

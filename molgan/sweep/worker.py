@@ -308,7 +308,7 @@ def _reporter(study, trial, spec: StudySpec, last: int | None = None):
     expr = spec.objectives[0][0]
     single = len(spec.objectives) == 1
 
-    def report(step: int, scores: dict):
+    def report(step: int, scores: dict, member: int = 0):
         value = objective_value(expr, scores)
         if not single or math.isnan(value):
             return None
