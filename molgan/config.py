@@ -271,9 +271,10 @@ class Config:
         return parse_member_settings(self.member_settings, self.members)
 
     def member_seed(self, k: int) -> int:
-        """Member ``k``'s seed (its initial weights, data order and evaluation samples)."""
-        seeds = self.member_values().get(MEMBER_SEED) if self.member_settings else None
-        return int(seeds[k]) if seeds else self.seed + k
+        """Member ``k``'s seed (its initial weights, data order and evaluation samples), by
+        the one rule of ``member_config``."""
+        own = {"seed": self.seed, "member_settings": self.member_settings}
+        return int(member_config(own, k, self.members)["seed"])
 
     @classmethod
     def from_dict(cls, settings: dict, where: str = "settings") -> Config:
