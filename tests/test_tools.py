@@ -137,3 +137,21 @@ def test_evaluate_members_scores_groups_of_k_as_mixtures(tmp_path, capsys):
     sampled = molgan.sample(20, population_ckpt, seed=10_002, member=2)
     assert alone["member"] == 2 and alone["seed"] == 2 and "step" in alone
     assert alone["valid"] == pytest.approx(sum(s is not None for s in sampled) / 20)
+
+
+def test_moses_diagnose_counts_empty_bondless_and_overfull_graphs():
+    import numpy as np
+
+    from molgan import chem
+
+    diagnose = script_module("moses_diagnose", "tools")
+    atoms = np.array([[0, 0, 0], [4, 4, 0], [1, 1, 3], [1, 1, 0]])  # empty, F=F, CCO, C.C
+    bonds = np.zeros((4, 3, 3), dtype=np.int64)
+    bonds[1, 0, 1] = bonds[1, 1, 0] = 2
+    bonds[2, 0, 1] = bonds[2, 1, 0] = bonds[2, 1, 2] = bonds[2, 2, 1] = 1
+    stats = diagnose.graph_stats(atoms, bonds, chem.ATOM_TYPES)
+    assert stats["atoms"] == 7 / 4 and stats["bonds"] == 3 / 4
+    assert stats["empty"] == 1 / 4 and stats["no_bond"] == 1 / 4  # C.C
+    assert stats["valid"] == 1 / 4 and stats["valid_lenient"] == 2 / 4  # CCO; and C.C
+    assert stats["valid_corrected"] == 3 / 4  # F=F -> FF too; the empty graph is nothing
+    assert stats["fragments"] == 3 / 2  # CCO 1, C.C 2

@@ -1,0 +1,100 @@
+"""What MolGAN makes at drug-like size after a short run on a MOSES subset (issue 42, "find out
+why it fails at 27 atoms"): per variant and seed, the graphs' atoms and bonds, how many are
+empty, fragmented or over-valent, and strict / lenient / valency-corrected validity.
+
+    python tools/moses_diagnose.py --molecules 2000 --steps 1000 --seeds 0 1 --json diag.json
+
+The subset is the first ``--molecules`` SMILES of MOSES's training split (molsets' file); each
+run trains ``--steps`` steps without RL (λ 1) at N = 27, then samples 1,000 graphs (seed 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from molgan import chem
+from molgan.config import make_config
+from molgan.data import moses_file
+from molgan.molfiles import read_smiles
+from molgan.train import train
+
+VARIANTS = {  # name -> (preset, overrides): the default and what issue 42 names first
+    "latent (default: valence 5)": ("latent", {}),
+    "latent, valence 0": ("latent", {"valence": 0.0}),
+    "paper (no remedy)": ("paper", {}),
+}
+
+
+def graph_stats(atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...]) -> dict:
+    """Shares and means over generated graphs (atoms (n, N), bonds (n, N, N))."""
+    real = atoms > 0  # (n, N)
+    pair = real[:, :, None] & real[:, None, :]  # bonds between real atoms only
+    upper = np.triu(np.ones(atoms.shape[1:] * 2, dtype=bool), k=1)
+    n_bonds = ((bonds > 0) & pair & upper).sum(axis=(1, 2))  # (n,)
+    n_atoms = real.sum(axis=1)
+    strict, lenient, corrected = [], [], []
+    for a, b in zip(atoms, bonds, strict=True):
+        strict.append(chem.graph_to_smiles(a, b, atom_types=atom_types) is not None)
+        loose = chem.graph_to_smiles(a, b, strict=False, atom_types=atom_types)
+        lenient.append(loose)
+        corrected.append(chem.corrected_smiles(a, b, atom_types) is not None)
+    parsed = [s for s in lenient if s]
+    return {
+        "atoms": float(n_atoms.mean()),
+        "bonds": float(n_bonds.mean()),
+        "empty": float((n_atoms == 0).mean()),
+        "no_bond": float(((n_bonds == 0) & (n_atoms > 1)).mean()),
+        "fragments": float(np.mean([s.count(".") + 1 for s in parsed])) if parsed else 0.0,
+        "valid": float(np.mean(strict)),
+        "valid_lenient": float(np.mean([s is not None for s in lenient])),
+        "valid_corrected": float(np.mean(corrected)),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--molecules", type=int, default=2000, help="MOSES training SMILES")
+    parser.add_argument("--steps", type=int, default=1000, help="training steps per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--samples", type=int, default=1000)
+    parser.add_argument("--json", help="also write the rows here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
+    rows = []
+    with tempfile.TemporaryDirectory() as root:
+        data = Path(root) / "moses_subset.smi"
+        data.write_text("\n".join(smiles) + "\n")
+        for name, (preset, overrides) in VARIANTS.items():
+            for seed in args.seeds:
+                cfg = make_config(
+                    preset, data=str(data), max_atoms=27, lam=1.0, max_steps=args.steps,
+                    eval_every=args.steps, eval_samples=64, progress=False, seed=seed,
+                    out_dir=root, name=f"{preset}-{len(rows)}", **overrides,
+                )  # fmt: skip
+                model = train(cfg)
+                gen = torch.Generator().manual_seed(0)
+                atoms, bonds = model.sample_graphs(args.samples, generator=gen)
+                row = {"variant": name, "seed": seed, **graph_stats(atoms, bonds, model.atom_types)}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr)
+    keys = ["atoms", "bonds", "empty", "no_bond", "fragments", "valid", "valid_lenient"]
+    keys.append("valid_corrected")
+    print("| variant | seed | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for r in rows:
+        print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
