@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy")
+MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy", "bond_count")
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -106,6 +106,10 @@ class Config:
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
+    bond_count: float = 0.0
+    """Weight of a penalty on the gap between G's expected bonds per graph and the real
+    batch's (molgan.losses.bond_count_gap): unlike the valence penalty it does not reward a
+    graph without bonds (issue 42's candidate at drug-like size). 0 = off."""
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
@@ -123,7 +127,7 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight or energy, one per member:
+    """Per-member values of lam, mode_seeking, valence, gp_weight, energy or bond_count:
     'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7' gives each member its
     own seed instead of seed + k."""
     # --- run ---
@@ -223,6 +227,7 @@ class Config:
             "valence",
             "reward_tilt",
             "energy",
+            "bond_count",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")

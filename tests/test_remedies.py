@@ -28,6 +28,7 @@ REMEDIES = {
     "condition": True,
     "valence": 1.0,
     "energy": 1.0,
+    "bond_count": 10.0,
     "reward_tilt": 5.0,
 }
 
@@ -292,3 +293,17 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
     blob = checkpoint.read(f"{cfg.out_dir}/{cfg.run_name}/ckpt.pt")
     assert "generator_ema" in blob
     assert model.class_prior.counts.sum() > 0  # the conditional model learnt its classes
+
+
+def test_bond_count_gap_is_zero_on_the_real_batch_and_pulls_a_bondless_graph_to_bonds():
+    """Unlike the valence penalty, it does not reward a graph for having no bonds (issue 42)."""
+    x, adj = _batch(B=6, N=5, T=4, R=3)
+    assert losses.bond_count_gap(adj, adj).abs().max() == 0
+    logits = torch.zeros(6, 5, 5, 3)
+    logits[..., 0] = 8.0  # almost surely no bond anywhere
+    logits.requires_grad_(True)
+    soft = torch.softmax(logits, -1)
+    gap = losses.bond_count_gap(soft, adj)
+    assert gap > 0 and losses.valence_excess(x, soft, torch.ones(4), torch.arange(3.0)) < 1e-2
+    gap.backward()
+    assert (logits.grad[..., 0] > 0).all()  # descent lowers "no bond": more bonds
