@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy", "bond_count")
+MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy")
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -106,10 +106,6 @@ class Config:
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
-    bond_count: float = 0.0
-    """Weight of a penalty on the gap between G's expected bonds per graph and the real
-    batch's (molgan.losses.bond_count_gap): unlike the valence penalty it does not reward a
-    graph without bonds (issue 42's candidate at drug-like size). 0 = off."""
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
@@ -127,7 +123,7 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight, energy or bond_count:
+    """Per-member values of lam, mode_seeking, valence, gp_weight or energy, one per member:
     'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7' gives each member its
     own seed instead of seed + k."""
     # --- run ---
@@ -227,7 +223,6 @@ class Config:
             "valence",
             "reward_tilt",
             "energy",
-            "bond_count",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
@@ -365,7 +360,10 @@ REMOVED: dict[str, object] = {
     "readout_attention": 0,
     "gen_residual": False,
     "spectral_norm": False,
+    "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
 }
+REMOVED_AT = {"bond_count": "7e41cc0"}
+"""Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 
 
 def removed_message(name: str, value: object = None) -> str:
@@ -373,7 +371,7 @@ def removed_message(name: str, value: object = None) -> str:
     shown = "" if value is None else f" = {value!r}"
     return (
         f"setting {name}{shown} was removed (it lost: docs/ablation.md); "
-        f"the last commit that has it is {REMOVED_IN}"
+        f"the last commit that has it is {REMOVED_AT.get(name, REMOVED_IN)}"
     )
 
 

@@ -162,24 +162,6 @@ def valence_excess(
     return torch.relu(bonds - capacity).sum(dim=-1).mean(dim=-1)
 
 
-def bond_count_gap(adj: torch.Tensor, adj_real: torch.Tensor) -> torch.Tensor:
-    """((mean bonds per graph of G's soft graphs − the real batch's) / N)², per member: a
-    validity-side term that, unlike ``valence_excess``, does not reward a graph for having no
-    bonds (issue 42: at N = 27 the valence penalty alone makes G drop them).
-
-    Args:
-        adj: G's soft bonds (..., B, N, N, R), "no bond" diagonal; adj_real: the real batch's
-            one-hot bonds, same shape.
-
-    Returns:
-        (...) with leading axes.
-    """
-    N = adj.shape[-2]
-    fake = adj[..., 1:].sum(dim=(-3, -2, -1)) / 2  # (..., B): expected bonds (each pair twice)
-    real = adj_real[..., 1:].sum(dim=(-3, -2, -1)) / 2  # (..., B)
-    return ((fake.mean(dim=-1) - real.detach().mean(dim=-1)) / N).pow(2)
-
-
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

@@ -178,8 +178,6 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("energy", _energy),
     # G's soft bond orders above each atom's valence (a validity signal without RDKit).
     Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
-    # G's bonds per graph against the real batch's (issue 42's candidate: not 0 when bondless).
-    Term("bond_count", lambda nets, f: losses.bond_count_gap(f.adj, f.real.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

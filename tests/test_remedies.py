@@ -28,7 +28,6 @@ REMEDIES = {
     "condition": True,
     "valence": 1.0,
     "energy": 1.0,
-    "bond_count": 10.0,
     "reward_tilt": 5.0,
 }
 
@@ -295,15 +294,6 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
     assert model.class_prior.counts.sum() > 0  # the conditional model learnt its classes
 
 
-def test_bond_count_gap_is_zero_on_the_real_batch_and_pulls_a_bondless_graph_to_bonds():
-    """Unlike the valence penalty, it does not reward a graph for having no bonds (issue 42)."""
-    x, adj = _batch(B=6, N=5, T=4, R=3)
-    assert losses.bond_count_gap(adj, adj).abs().max() == 0
-    logits = torch.zeros(6, 5, 5, 3)
-    logits[..., 0] = 8.0  # almost surely no bond anywhere
-    logits.requires_grad_(True)
-    soft = torch.softmax(logits, -1)
-    gap = losses.bond_count_gap(soft, adj)
-    assert gap > 0 and losses.valence_excess(x, soft, torch.ones(4), torch.arange(3.0)) < 1e-2
-    gap.backward()
-    assert (logits.grad[..., 0] > 0).all()  # descent lowers "no bond": more bonds
+def test_a_setting_removed_later_names_its_own_last_commit():
+    with pytest.raises(ValueError, match="bond_count = 10.0 was removed .* is 7e41cc0"):
+        Config.from_dict({"bond_count": 10.0}, "old run")
