@@ -1,27 +1,17 @@
 """The report tools of tools/ (not installed): run with ``python -m pytest -m tools``."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from conftest import script_module
 from test_mixture import _model, _population
+from test_scripts import run
 
 import molgan
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.tools
-
-
-def run(*args, check=True):
-    result = subprocess.run(
-        [sys.executable, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
 
 
 @pytest.mark.slow  # 17 s: a study run end to end; the sweep tests pin the same machinery
