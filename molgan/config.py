@@ -7,19 +7,14 @@ warm-up for the first half. ``--help`` text comes from the attribute docstrings 
 
 from __future__ import annotations
 
-import argparse
-import ast
 import dataclasses
-import functools
-import inspect
 import re
-import sys
 from dataclasses import dataclass, field
 
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "gp_weight", "energy")
+MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "isolated", "gp_weight", "energy")
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -106,9 +101,20 @@ class Config:
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
+    isolated: float = 0.0
+    """Weight of a penalty on G's expected atoms without a bond (molgan.losses.isolated_atoms):
+    the valence penalty is zero on a graph without bonds, this one is largest there."""
+    mask_pad: bool = False
+    """D, the reward net and G's terms see no bonds on pad ("no atom") nodes: each bond's
+    probability is scaled by both ends' atom probability (molgan.losses.mask_pad_bonds), as a
+    decoded sample drops them."""
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
+    size_mask: bool = False
+    """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
+    are pads without bonds, as in the data), so the size comes from the data's frequencies,
+    not from G (DiGress samples N first)."""
     condition_balance: float = 0.0
     """With condition: draw training molecules with weight freq(class)^-b, so rare classes
     (small molecules, fluorine) reach D and G more often (0 = data order, 1 = every class
@@ -221,6 +227,7 @@ class Config:
             "lr_d",
             "mode_seeking",
             "valence",
+            "isolated",
             "reward_tilt",
             "energy",
         ):
@@ -237,6 +244,8 @@ class Config:
             raise ValueError(f"condition_balance must be in [0, 1], got {self.condition_balance}")
         if self.condition_balance and not self.condition:
             raise ValueError("condition_balance needs condition (--condition)")
+        if self.size_mask and not self.condition:
+            raise ValueError("size_mask needs condition (--condition): the count is its class")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if not _DEVICE.fullmatch(self.device):
@@ -460,18 +469,6 @@ PRESETS: dict[str, dict] = {
 }
 
 
-@functools.cache
-def field_docs() -> dict[str, str]:
-    """Attribute docstrings of ``Config``, read from its source."""
-    tree = ast.parse(inspect.getsource(Config))
-    body = tree.body[0].body
-    docs = {}
-    for node, nxt in zip(body, body[1:], strict=False):
-        if isinstance(node, ast.AnnAssign) and isinstance(nxt, ast.Expr):
-            docs[node.target.id] = str(nxt.value.value)
-    return docs
-
-
 def make_config(preset: str = "paper", **overrides) -> Config:
     """A ``Config`` from a preset name plus field overrides. Data of one's own (``data``
     other than the preset's) takes its own vocabulary (``atoms`` auto) unless ``atoms`` is
@@ -483,72 +480,3 @@ def make_config(preset: str = "paper", **overrides) -> Config:
     if own_data and "atoms" not in overrides and base.get("atoms"):
         overrides = {**overrides, "atoms": ""}  # '' = auto for a file of one's own
     return Config(**{**base, **overrides, "preset": preset})
-
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """``--help`` with each option's default, except where there is none to show (``None``,
-    ``False``): the help text says what an absent value means."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default is False:
-            return action.help
-        return super()._get_help_string(action)
-
-
-def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
-    """Build a ``Config`` from ``--preset`` plus ``--kebab-case`` flags, one per field.
-
-    Returns:
-        ``(config, explicit)``: ``explicit`` names the fields given on the command line (a
-        resumed run takes all others from its checkpoint).
-    """
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS))
-    preset = pre.parse_known_args(argv)[0].preset
-    base = make_config(preset)
-    parser = argparse.ArgumentParser(
-        description=f"Train MolGAN (defaults: the {preset!r} preset; the paper's QM9 settings "
-        "are the 'paper' preset)."
-    )
-    parser.add_argument(
-        "--preset",
-        default=preset,
-        choices=sorted(PRESETS),
-        help="starting settings; flags override them",
-    )
-    docs = field_docs()
-    for f in dataclasses.fields(Config):
-        if f.metadata.get("cli", True) is False:
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        kind = type(f.default)
-        text = f"{docs.get(f.name, '')} ({preset} preset: {getattr(base, f.name)!r})"
-        text = text.replace("%", "%%")
-        if kind is bool:
-            parser.add_argument(
-                flag, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        elif kind is tuple:
-            parser.add_argument(flag, type=int, nargs="+", default=None, help=text)
-        else:
-            parser.add_argument(flag, type=kind, default=None, help=text)
-    for arg in argv if argv is not None else sys.argv[1:]:
-        name = arg.split("=", 1)[0].removeprefix("--no-").removeprefix("--").replace("-", "_")
-        if arg.startswith("--") and name in REMOVED:
-            parser.exit(2, f"error: --{arg.split('=', 1)[0][2:]}: {removed_message(name)}\n")
-    args = vars(parser.parse_args(argv))
-    args.pop("preset")
-    overrides = {k: v for k, v in args.items() if v is not None}
-    given = pre.parse_known_args(argv)[0].preset != DEFAULT_PRESET or any(
-        a == "--preset" or a.startswith("--preset=") for a in (argv or sys.argv[1:])
-    )
-    try:
-        explicit = frozenset(overrides) | ({"preset"} if given else set())
-        return make_config(preset, **overrides), explicit
-    except ValueError as err:  # one line, not argparse's usage block
-        parser.exit(2, f"error: {err}\n")
-
-
-def parse_args(argv: list[str] | None = None) -> Config:
-    """``parse_cli`` without the set of explicit flags."""
-    return parse_cli(argv)[0]

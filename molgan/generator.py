@@ -37,6 +37,9 @@ class Generator(nn.Module):
         dropout: dropout after each hidden layer.
         cond_dim: length C of a class vector appended to z (0 = unconditional; see
             ``molgan.conditioning``).
+        sized: make exactly the heavy-atom count the class vector asks for (its first N
+            entries, a count one-hot): nodes 0..n-1 are atoms, the rest pads without bonds, as
+            in the data (needs ``cond_dim`` ≥ N).
     """
 
     def __init__(
@@ -48,9 +51,13 @@ class Generator(nn.Module):
         num_bond_types: int,
         dropout: float = 0.0,
         cond_dim: int = 0,
+        sized: bool = False,
     ) -> None:
         super().__init__()
+        if sized and cond_dim < num_nodes:
+            raise ValueError("a sized generator needs the class vector (its atom count)")
         self.z_dim, self.N, self.T, self.R = z_dim, num_nodes, num_atom_types, num_bond_types
+        self.sized = sized
         self.cond_dim, self.hidden = cond_dim, tuple(hidden)
         self.body = mlp((z_dim + cond_dim, *hidden), dropout)
         self.node_head = nn.Linear(hidden[-1], num_nodes * num_atom_types)
@@ -69,7 +76,29 @@ class Generator(nn.Module):
         adj_logits = (adj_logits + adj_logits.transpose(-3, -2)) / 2  # symmetric, as the TF code
         # Deviation from the TF code: the diagonal is masked to "no bond" (spec §6.3).
         adj_logits = adj_logits.masked_fill(self.self_bond, float("-inf"))  # (B, N, N, R)
+        if self.sized:
+            x_logits, adj_logits = size_mask(x_logits, adj_logits, cond[..., : self.N])
         return GeneratorOutput(x_logits, adj_logits)
+
+
+def size_mask(
+    x_logits: torch.Tensor, adj_logits: torch.Tensor, count: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits that spell exactly n atoms: nodes 0..n-1 cannot be pads, nodes n.. can only be
+    pads and have no bonds (logits of what is ruled out: -inf).
+
+    Args:
+        x_logits: (..., B, N, T); adj_logits: (..., B, N, N, R); count: the heavy-atom count
+            as a one-hot (..., B, N) over 1..N.
+    """
+    atom = count.flip(-1).cumsum(-1).flip(-1) > 0.5  # (..., B, N): node i < n
+    pad = torch.zeros_like(atom[..., None].expand(x_logits.shape))
+    pad[..., 0] = True  # (..., B, N, T): the pad type
+    x_logits = x_logits.masked_fill(atom[..., None] == pad, float("-inf"))
+    pair = atom[..., :, None] & atom[..., None, :]  # (..., B, N, N)
+    bond = torch.zeros_like(pair[..., None].expand(adj_logits.shape))
+    bond[..., 1:] = True  # (..., B, N, N, R): the bond types
+    return x_logits, adj_logits.masked_fill(bond & ~pair[..., None], float("-inf"))
 
 
 NOISE_BLOCK = 4096  # graphs per draw of sampling noise (fixes the random stream of a seed)

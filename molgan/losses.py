@@ -162,6 +162,42 @@ def valence_excess(
     return torch.relu(bonds - capacity).sum(dim=-1).mean(dim=-1)
 
 
+def isolated_atoms(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """Expected atoms without a bond per graph: Σ_i P(node i is an atom) · Π_j P(no bond i-j).
+
+    The complement of the valence penalty: that one is zero on a graph without bonds, this one
+    is largest there (every atom of a molecule of two or more atoms has a bond). Bonds to pad
+    nodes count as bonds here; mask them (``mask_pad_bonds``) for a graph-true count.
+
+    Args:
+        x: node type probabilities (..., B, N, T), index 0 = no atom; adj: bond type
+            probabilities (..., B, N, N, R), index 0 = no bond, with a "no bond" diagonal.
+
+    Returns:
+        Scalar, (...) with leading axes.
+    """
+    lone = adj[..., 0].clamp_min(1e-30).log().sum(dim=-1).exp()  # (..., B, N) P(no bond at all)
+    return ((1.0 - x[..., 0]) * lone).sum(dim=-1).mean(dim=-1)
+
+
+def mask_pad_bonds(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """``adj`` with the bonds of pad nodes taken out: each bond type's probability on i-j is
+    scaled by P(i is an atom) · P(j is an atom) and "no bond" takes the rest, so a pad node
+    has no bonds (as in the data and in a decoded sample), softly where ``x`` is soft.
+
+    Args:
+        x: node type probabilities (..., B, N, T), index 0 = no atom; adj: bond type
+            probabilities (..., B, N, N, R), index 0 = no bond.
+
+    Returns:
+        (..., B, N, N, R) probabilities; equal to ``adj`` where both ends are atoms for sure.
+    """
+    atom = 1.0 - x[..., 0]  # (..., B, N)
+    both = (atom[..., :, None] * atom[..., None, :])[..., None]  # (..., B, N, N, 1)
+    bonds = adj[..., 1:] * both  # (..., B, N, N, R-1)
+    return torch.cat([1.0 - bonds.sum(dim=-1, keepdim=True), bonds], dim=-1)
+
+
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

@@ -151,7 +151,7 @@ class MolGAN(nn.Module):
             self.class_prior = conditioning.ClassPrior(cfg.max_atoms, T)
             cond_dim = conditioning.class_dim(cfg.max_atoms, T)
         self.generator = Generator(
-            cfg.z_dim, cfg.gen_dims, cfg.max_atoms, T, R, cfg.dropout, cond_dim
+            cfg.z_dim, cfg.gen_dims, cfg.max_atoms, T, R, cfg.dropout, cond_dim, cfg.size_mask
         )
         self.discriminator = Discriminator(**encoder, cond_dim=cond_dim)
         self.reward_net = RewardNet(**encoder)
@@ -200,10 +200,19 @@ class MolGAN(nn.Module):
         return conditioning.class_request(self.class_prior, self.atom_types, heavy_atoms, elements)
 
     def sample_graphs(
-        self, n: int, *, generator: torch.Generator | None = None, batch_size: int = 4096
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        batch_size: int = 4096,
+        temperature: float | tuple[float, float] = 1.0,
     ) -> tuple[np.ndarray, np.ndarray]:
         """All of ``decoding.graph_batches`` at once: ``(atoms (n, N), bonds (n, N, N))``."""
-        parts = list(decoding.graph_batches(self, n, generator=generator, batch_size=batch_size))
+        parts = list(
+            decoding.graph_batches(
+                self, n, generator=generator, batch_size=batch_size, temperature=temperature
+            )
+        )
         if not parts:
             N = self.generator.N
             return np.zeros((0, N), np.int64), np.zeros((0, N, N), np.int64)

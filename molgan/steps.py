@@ -102,6 +102,8 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
         else:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (K, B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (K, B, N, N, R)
+            if cfg.mask_pad:
+                adj_soft = losses.mask_pad_bonds(x_soft, adj_soft)
     d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
     d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
@@ -126,15 +128,16 @@ def _classes(real, cfg: Config) -> torch.Tensor | None:
 
 
 def _fake_inputs(out, cfg: Config, noise=None):
+    """What D sees of G's output: (x, adj) as ``cfg.mode`` makes them, with the bonds of pad
+    nodes masked under ``mask_pad``."""
     if cfg.mode == "softmax":
-        return discretize(out.x_logits, "softmax", cfg.tau), discretize(
-            out.adj_logits, "softmax", cfg.tau
-        )
-    gx, ga = noise if noise is not None else _noise(out)
-    return (
-        discretize(out.x_logits, cfg.mode, cfg.tau, gx),
-        discretize(out.adj_logits, cfg.mode, cfg.tau, ga),
-    )
+        x = discretize(out.x_logits, "softmax", cfg.tau)
+        adj = discretize(out.adj_logits, "softmax", cfg.tau)
+    else:
+        gx, ga = noise if noise is not None else _noise(out)
+        x = discretize(out.x_logits, cfg.mode, cfg.tau, gx)
+        adj = discretize(out.adj_logits, cfg.mode, cfg.tau, ga)
+    return x, losses.mask_pad_bonds(x, adj) if cfg.mask_pad else adj
 
 
 def _noise(out):
@@ -178,6 +181,8 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("energy", _energy),
     # G's soft bond orders above each atom's valence (a validity signal without RDKit).
     Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
+    # G's expected atoms without a bond (the valence penalty's blind spot: the empty graph).
+    Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

@@ -18,7 +18,7 @@ import math
 import sys
 
 from molgan import chem, metrics, rundir
-from molgan.config import HelpFormatter
+from molgan.cli import HelpFormatter
 from molgan.data import DEFAULT_DATA, load_dataset
 from molgan.molfiles import read_samples, read_smiles
 from molgan.rundir import output_path

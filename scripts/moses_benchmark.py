@@ -24,7 +24,7 @@ import sys
 import time
 import warnings
 
-from molgan.config import HelpFormatter
+from molgan.cli import HelpFormatter
 
 SHOWN = (
     "valid",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import molgan
 from molgan import chem, metrics
-from molgan.config import HelpFormatter
+from molgan.cli import HelpFormatter
 from molgan.mixture import load as load_mixture
 from molgan.models import resolve_device
 from molgan.rundir import output_path, write_error

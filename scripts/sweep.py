@@ -22,7 +22,8 @@ import os
 import sys
 from pathlib import Path
 
-from molgan.config import MEMBER_SETTINGS, HelpFormatter
+from molgan.cli import HelpFormatter
+from molgan.config import MEMBER_SETTINGS
 
 SLURM_KEYS = {  # short names -> submitit's Slurm parameters
     "partition": ("slurm_partition", str),

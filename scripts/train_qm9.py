@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from molgan import checkpoint
-from molgan.config import parse_cli
+from molgan.cli import parse_cli
 from molgan.train import Interrupted, TrainingError, train
 
 

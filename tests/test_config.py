@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from molgan.config import Config, make_config, parse_cli
+from molgan.cli import parse_cli
+from molgan.config import Config, make_config
 
 
 @pytest.mark.parametrize(

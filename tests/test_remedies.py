@@ -27,6 +27,9 @@ REMEDIES = {
     "mode_seeking": 1.0,
     "condition": True,
     "valence": 1.0,
+    "isolated": 1.0,
+    "mask_pad": True,
+    "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
 }
@@ -297,3 +300,86 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
 def test_a_setting_removed_later_names_its_own_last_commit():
     with pytest.raises(ValueError, match="bond_count = 10.0 was removed .* is 7e41cc0"):
         Config.from_dict({"bond_count": 10.0}, "old run")
+
+
+def _graph(atoms: list[int], bonds: dict[tuple[int, int], int], T=5, R=4):
+    """One one-hot graph (1, N, T), (1, N, N, R) from atom types and {(i, j): bond type}."""
+    b = torch.zeros(len(atoms), len(atoms), dtype=torch.long)
+    for (i, j), kind in bonds.items():
+        b[i, j] = b[j, i] = kind
+    x = torch.nn.functional.one_hot(torch.tensor(atoms), T).float()
+    return x[None], torch.nn.functional.one_hot(b, R).float()[None]
+
+
+def test_isolated_atoms_counts_the_atoms_without_a_bond_and_not_the_pads():
+    x, adj = _graph([1, 1, 2, 3, 0, 0], {(0, 1): 1, (4, 5): 1})  # C–C, N, O alone; pad–pad
+    assert losses.isolated_atoms(x, adj).item() == pytest.approx(2.0)
+    x, adj = _graph([1, 2, 3, 0], {(0, 1): 1, (1, 2): 2})  # one molecule and a pad
+    assert losses.isolated_atoms(x, adj).item() == pytest.approx(0.0, abs=1e-12)
+    x, adj = _graph([1, 1, 1], {})  # the empty graph the valence penalty leaves alone
+    assert losses.isolated_atoms(x, adj).item() == pytest.approx(3.0)
+    assert losses.valence_excess(x, adj, *_valence_tables()).item() == 0.0
+
+
+def test_isolated_atoms_gradient_adds_bonds_to_a_lone_atom():
+    x = torch.nn.functional.one_hot(torch.tensor([[1, 1]]), 5).float()  # two carbons
+    logits = torch.zeros(1, 2, 2, 4)
+    logits[0, 0, 1] = logits[0, 1, 0] = torch.tensor([3.0, 0.0, 0.0, 0.0])  # mostly no bond
+    logits[0, 0, 0, 1:] = logits[0, 1, 1, 1:] = float("-inf")  # the "no bond" diagonal
+    logits.requires_grad_(True)
+    losses.isolated_atoms(x, torch.softmax(logits, -1)).backward()
+    assert logits.grad[0, 0, 1, 0] > 0 and (logits.grad[0, 0, 1, 1:] < 0).all()
+
+
+def test_mask_pad_bonds_drops_the_bonds_of_pad_nodes_and_keeps_every_training_molecule(
+    tiny_path,
+):
+    x, adj = _graph([1, 1, 0], {(0, 1): 2, (0, 2): 1})  # C=C and a bond to a pad
+    masked = losses.mask_pad_bonds(x, adj)
+    assert masked.argmax(-1)[0].tolist() == [[0, 2, 0], [2, 0, 0], [0, 0, 0]]
+    data = load_dataset(tiny_path, 9, 0)
+    real = one_hot(data.atoms.long(), data.bonds.long())
+    assert torch.equal(losses.mask_pad_bonds(real.x, real.adj), real.adj)
+
+
+def test_mask_pad_bonds_scales_soft_bonds_by_both_ends_being_atoms():
+    g = torch.Generator().manual_seed(0)
+    x = torch.softmax(torch.randn(2, 4, 5, generator=g), -1)
+    adj = torch.softmax(torch.randn(2, 4, 4, 3, generator=g), -1)
+    masked = losses.mask_pad_bonds(x, adj)
+    atom = 1 - x[..., 0]
+    assert torch.allclose(
+        masked[..., 1:], adj[..., 1:] * (atom[:, :, None] * atom[:, None])[..., None]
+    )
+    assert torch.allclose(masked.sum(-1), torch.ones(2, 4, 4))
+
+
+def test_mask_pad_is_what_d_sees_of_the_generator():
+    cfg = make_config("debug", mask_pad=True)
+    model = MolGAN.from_config(cfg)
+    out = model.generator(torch.randn(3, cfg.z_dim))
+    x, adj = steps._fake_inputs(out, cfg)
+    assert torch.allclose(adj, losses.mask_pad_bonds(x, torch.softmax(out.adj_logits, -1)))
+    plain = steps._fake_inputs(out, dataclasses.replace(cfg, mask_pad=False))[1]
+    assert not torch.allclose(adj, plain)
+
+
+def test_a_sized_generator_spells_exactly_the_asked_atom_count_with_pads_last():
+    from molgan.generator import Generator, gumbel_noise
+
+    torch.manual_seed(0)
+    N, T, R = 6, 4, 3
+    g = Generator(5, (8,), N, T, R, cond_dim=N + T - 1, sized=True)
+    counts = torch.tensor([1, 3, 6, 4])
+    cond = torch.cat([torch.nn.functional.one_hot(counts - 1, N), torch.ones(4, T - 1)], -1)
+    out = g(torch.randn(4, 5), cond.float())
+    atoms = (out.x_logits + gumbel_noise(out.x_logits.shape)).argmax(-1)  # (4, N)
+    bonds = (out.adj_logits + gumbel_noise(out.adj_logits.shape, symmetric=True)).argmax(-1)
+    for n, a, b in zip(counts.tolist(), atoms, bonds, strict=True):
+        assert (a[:n] > 0).all() and (a[n:] == 0).all()
+        assert (b[n:] == 0).all() and (b[:, n:] == 0).all()
+    assert (bonds[:, :3, :3] > 0).any()  # the atoms themselves may bond
+    with pytest.raises(ValueError, match="class vector"):
+        Generator(5, (8,), N, T, R, sized=True)
+    with pytest.raises(ValueError, match="size_mask needs condition"):
+        make_config("debug", size_mask=True)

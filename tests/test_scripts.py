@@ -26,7 +26,7 @@ def train_in_process(tmp_path, data, steps, *extra) -> Path:
     argv = ["--preset", "debug", "--data", str(data), "--atoms", "qm9", "--out-dir", str(tmp_path)]
     argv += ["--max-steps", str(steps), *map(str, extra)]
     assert _script("train_qm9").main(argv) == 0
-    from molgan.config import parse_args
+    from molgan.cli import parse_args
 
     return tmp_path / parse_args(argv).run_name
 

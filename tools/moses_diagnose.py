@@ -22,6 +22,7 @@ import torch
 from molgan import chem
 from molgan.config import make_config
 from molgan.data import moses_file
+from molgan.decoding import parse_temperature
 from molgan.molfiles import read_smiles
 from molgan.train import train
 
@@ -30,6 +31,15 @@ VARIANTS = {  # name -> (preset, overrides); bond_count 10 and 100 ran at commit
     "latent, valence 0": ("latent", {"valence": 0.0}),
     "paper (no remedy)": ("paper", {}),
     "latent, D sees samples (hard_gumbel)": ("latent", {"mode": "hard_gumbel"}),
+    "latent, pad bonds masked": ("latent", {"mask_pad": True}),
+    "latent, isolated 5": ("latent", {"isolated": 5.0}),
+    "latent, pad bonds masked, isolated 5": ("latent", {"mask_pad": True, "isolated": 5.0}),
+    "latent, valence 1.7 (5·9/27)": ("latent", {"valence": 1.7}),
+    "latent, pad bonds masked, valence 0": ("latent", {"mask_pad": True, "valence": 0.0}),
+    "latent, sized": ("latent", {"size_mask": True}),
+    "latent, isolated 5, sized": ("latent", {"isolated": 5.0, "size_mask": True}),
+    "latent, isolated 20": ("latent", {"isolated": 20.0}),
+    "latent, isolated 5, valence 0": ("latent", {"isolated": 5.0, "valence": 0.0}),
 }
 
 
@@ -79,8 +89,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--json", help="also write the rows here")
     parser.add_argument("--only", nargs="+", help="these variants (names as in the table)")
+    parser.add_argument(
+        "--population", action="store_true", help="train the seeds as one population"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument(
+        "--temperatures", nargs="+", default=["1"],
+        help="sampling temperatures, T or ATOMS:BONDS (molgan.sample's)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
     rows = []
     with tempfile.TemporaryDirectory() as root:
@@ -88,26 +106,36 @@ def main(argv: list[str] | None = None) -> int:
         data.write_text("\n".join(smiles) + "\n")
         chosen = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only}
         for name, (preset, overrides) in chosen.items():
-            for seed in args.seeds:
+            for seeds in [args.seeds] if args.population else [[s] for s in args.seeds]:
                 cfg = make_config(
                     preset, data=str(data), max_atoms=27, lam=1.0, max_steps=args.steps,
-                    eval_every=args.steps, eval_samples=64, progress=False, seed=seed,
-                    out_dir=root, name=f"{preset}-{len(rows)}", **overrides,
+                    eval_every=args.steps, eval_samples=64, progress=False, seed=seeds[0],
+                    out_dir=root, name=f"{preset}-{len(rows)}", members=len(seeds),
+                    member_settings=f"seed={','.join(map(str, seeds))}" if len(seeds) > 1 else "",
+                    **overrides,
                 )  # fmt: skip
-                model = train(cfg)
-                gen = torch.Generator().manual_seed(0)
-                atoms, bonds = model.sample_graphs(args.samples, generator=gen)
-                row = {"variant": name, "seed": seed, **graph_stats(atoms, bonds, model.atom_types)}
-                row["soft_bonds"] = soft_bonds(model, args.samples)
-                rows.append(row)
-                print(json.dumps(row), file=sys.stderr)
+                trained = train(cfg)
+                for k, seed in enumerate(seeds):
+                    model = trained.member(k) if len(seeds) > 1 else trained
+                    for text in args.temperatures:
+                        gen = torch.Generator().manual_seed(0)
+                        t = parse_temperature(text)
+                        atoms, bonds = model.sample_graphs(
+                            args.samples, generator=gen, temperature=t
+                        )
+                        stats = graph_stats(atoms, bonds, model.atom_types)
+                        row = {"variant": name, "seed": seed, "temperature": text, **stats}
+                        row["soft_bonds"] = soft_bonds(model, args.samples)
+                        rows.append(row)
+                        print(json.dumps(row), file=sys.stderr, flush=True)
     keys = ["atoms", "bonds", "soft_bonds", "empty", "no_bond", "fragments", "valid"]
     keys.append("valid_lenient")
     keys.append("valid_corrected")
-    print("| variant | seed | " + " | ".join(keys) + " |")
-    print("|---|---|" + "---|" * len(keys))
+    print("| variant | seed | T | " + " | ".join(keys) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
     for r in rows:
-        print(f"| {r['variant']} | {r['seed']} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
+        cells = " | ".join(f"{r[k]:.3f}" for k in keys)
+        print(f"| {r['variant']} | {r['seed']} | {r.get('temperature', '1')} | {cells} |")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     return 0
