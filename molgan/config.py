@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
 # batch, data, optimiser and schedule are shared.
-MEMBER_SETTINGS = ("lam", "mode_seeking", "valence", "isolated", "gp_weight", "energy")
+MEMBER_SETTINGS = (
+    "lam",
+    "mode_seeking",
+    "valence",
+    "isolated",
+    "spanning",
+    "gp_weight",
+    "energy",
+)
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -104,6 +112,9 @@ class Config:
     isolated: float = 0.0
     """Weight of a penalty on G's expected atoms without a bond (molgan.losses.isolated_atoms):
     the valence penalty is zero on a graph without bonds, this one is largest there."""
+    spanning: float = 0.0
+    """Weight of a penalty on G's expected bonds between atoms falling short of atoms - 1, the
+    fewest a molecule in one piece has (molgan.losses.bond_shortfall)."""
     mask_pad: bool = False
     """D, the reward net and G's terms see no bonds on pad ("no atom") nodes: each bond's
     probability is scaled by both ends' atom probability (molgan.losses.mask_pad_bonds), as a
@@ -228,6 +239,7 @@ class Config:
             "mode_seeking",
             "valence",
             "isolated",
+            "spanning",
             "reward_tilt",
             "energy",
         ):

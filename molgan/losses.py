@@ -180,6 +180,24 @@ def isolated_atoms(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     return ((1.0 - x[..., 0]) * lone).sum(dim=-1).mean(dim=-1)
 
 
+def bond_shortfall(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
+    """max(0, expected atoms - 1 - expected bonds between atoms) per graph, mean over graphs:
+    a molecule of n atoms in one piece has at least n - 1 bonds, so a shortfall of s bonds
+    leaves at least s + 1 fragments (what ``isolated_atoms`` misses: pieces of two or more).
+
+    Args:
+        x: node type probabilities (..., B, N, T), index 0 = no atom; adj: bond type
+            probabilities (..., B, N, N, R), index 0 = no bond, with a "no bond" diagonal.
+
+    Returns:
+        Scalar, (...) with leading axes.
+    """
+    atom = 1.0 - x[..., 0]  # (..., B, N)
+    both = atom[..., :, None] * atom[..., None, :]  # (..., B, N, N)
+    bonds = ((1.0 - adj[..., 0]) * both).sum(dim=(-2, -1)) / 2  # (..., B)
+    return torch.relu(atom.sum(dim=-1) - 1.0 - bonds).mean(dim=-1)
+
+
 def mask_pad_bonds(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     """``adj`` with the bonds of pad nodes taken out: each bond type's probability on i-j is
     scaled by P(i is an atom) · P(j is an atom) and "no bond" takes the rest, so a pad node

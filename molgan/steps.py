@@ -183,6 +183,8 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
     # G's expected atoms without a bond (the valence penalty's blind spot: the empty graph).
     Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
+    # G's expected bonds short of atoms - 1 (fewer bonds than one piece needs).
+    Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

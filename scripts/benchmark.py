@@ -267,17 +267,17 @@ def _size_child(args: tuple) -> tuple[float, float]:
     process's peak resident memory (MB) after them."""
     import resource
 
-    n, batch, cycles, threads, device = args
+    n, batch, cycles, threads, device, k = args
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    cfg = make_config("latent", max_atoms=n, batch_size=batch, lam=1.0)
+    cfg = make_config("latent", max_atoms=n, batch_size=batch, lam=1.0, members=k)
     device = torch.device(device)
-    population = Population([MolGAN.from_config(cfg)]).to(device)
+    population = Population([MolGAN.from_config(cfg) for _ in range(k)]).to(device)
     opts = steps.make_optimizers(population, cfg)
-    weights = steps.member_weights(cfg, 1, device)
+    weights = steps.member_weights(cfg, k, device)
     nets = steps.step_nets(population)
-    atoms = torch.randint(1, 5, (1, batch, n))  # random heavy atoms, a random bond pattern:
-    bonds = torch.randint(0, 4, (1, batch, n, n)).triu(1)  # the cost depends on N, not chemistry
+    atoms = torch.randint(1, 5, (k, batch, n))  # random heavy atoms, a random bond pattern:
+    bonds = torch.randint(0, 4, (k, batch, n, n)).triu(1)  # the cost depends on N, not chemistry
     real = one_hot(atoms, bonds + bonds.transpose(-1, -2))
     real = type(real)(real.x.to(device), real.adj.to(device))
     run_d, run_g, _ = steps.step_functions(population, nets, opts, cfg, weights, False)
@@ -293,19 +293,22 @@ def _size_child(args: tuple) -> tuple[float, float]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
-    return cycles * cfg.n_critic / seconds, peak
+    return cycles * cfg.n_critic * k / seconds, peak
 
 
-def bench_sizes(sizes, batch: int, cycles: int, threads: int, device) -> dict:
-    """Steps/s and peak memory of training (default preset's nets, reward off) per graph size
-    N, each size in its own spawned process so that peaks do not mix."""
+def bench_sizes(sizes, batch: int, cycles: int, threads: int, device, members=(1,)) -> dict:
+    """Member-steps/s and peak memory of training (default preset's nets, reward off) per
+    graph size N and population size K, each (N, K) in its own spawned process so that peaks
+    do not mix."""
     import multiprocessing
 
     context = multiprocessing.get_context("spawn")
     out = {}
     for n in sizes:
-        with context.Pool(1) as pool:
-            out[n] = pool.apply(_size_child, ((n, batch, cycles, threads, str(device)),))
+        for k in members:
+            with context.Pool(1) as pool:
+                job = (n, batch, cycles, threads, str(device), k)
+                out[n, k] = pool.apply(_size_child, (job,))
     return out
 
 
@@ -506,11 +509,13 @@ def main(argv: list[str] | None = None) -> int:
     if "sizes" in args.only:
         threads = torch.get_num_threads()
         where = "GPU memory" if device.type == "cuda" else "peak process RSS"
-        for n, (speed, peak) in bench_sizes(
-            (9, 27, 38), 32, 1 if args.quick else 4, threads, device
+        ks = [int(k) for k in args.members.split(",")] if args.members else [1, 4]
+        for (n, k), (speed, peak) in bench_sizes(
+            (9, 27, 38), 32, 1 if args.quick else 4, threads, device, ks
         ).items():
-            add(f"training, N = {n} atoms, batch 32, reward off", "steps/s", speed)
-            add(f"training, N = {n} atoms, batch 32, reward off, {where}", "MB", peak)
+            what = f"training, N = {n} atoms, K = {k}, batch 32, reward off"
+            add(what, "member-steps/s", speed)
+            add(f"{what}, {where}", "MB", peak)
     if "sampling" in args.only:
         n = 1000 if args.quick else 10_000
         graphs, smiles = bench_sampling(device, n, args.repeats)

@@ -28,6 +28,7 @@ REMEDIES = {
     "condition": True,
     "valence": 1.0,
     "isolated": 1.0,
+    "spanning": 1.0,
     "mask_pad": True,
     "size_mask": True,
     "energy": 1.0,
@@ -383,3 +384,14 @@ def test_a_sized_generator_spells_exactly_the_asked_atom_count_with_pads_last():
         Generator(5, (8,), N, T, R, sized=True)
     with pytest.raises(ValueError, match="size_mask needs condition"):
         make_config("debug", size_mask=True)
+
+
+def test_bond_shortfall_counts_the_bonds_missing_for_one_piece():
+    x, adj = _graph([1, 1, 1, 1, 0], {(0, 1): 1, (2, 3): 1})  # C–C C–C and a pad: 2 pieces
+    assert losses.bond_shortfall(x, adj).item() == pytest.approx(1.0)
+    x, adj = _graph([1, 1, 1, 0], {(0, 1): 1, (1, 2): 2, (0, 3): 1})  # a bond to the pad
+    assert losses.bond_shortfall(x, adj).item() == pytest.approx(0.0)  # pads hold no bonds
+    x, adj = _graph([1, 1, 1], {(0, 1): 1, (1, 2): 1, (0, 2): 1})  # a ring: more than n - 1
+    assert losses.bond_shortfall(x, adj).item() == 0.0
+    x, adj = _graph([1, 2, 3], {})  # the empty graph: two bonds short
+    assert losses.bond_shortfall(x, adj).item() == pytest.approx(2.0)

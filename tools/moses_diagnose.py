@@ -40,6 +40,16 @@ VARIANTS = {  # name -> (preset, overrides); bond_count 10 and 100 ran at commit
     "latent, isolated 5, sized": ("latent", {"isolated": 5.0, "size_mask": True}),
     "latent, isolated 20": ("latent", {"isolated": 20.0}),
     "latent, isolated 5, valence 0": ("latent", {"isolated": 5.0, "valence": 0.0}),
+    "latent, isolated 10, sized": ("latent", {"isolated": 10.0, "size_mask": True}),
+    "latent, isolated 20, sized": ("latent", {"isolated": 20.0, "size_mask": True}),
+    "latent, isolated 10, spanning 10, sized": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "size_mask": True},
+    ),
+    "latent, isolated 10, sized, valence 2": (
+        "latent",
+        {"isolated": 10.0, "size_mask": True, "valence": 2.0},
+    ),
 }
 
 
@@ -52,7 +62,7 @@ def graph_stats(atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...
     n_atoms = real.sum(axis=1)
     strict, lenient, corrected = [], [], []
     for a, b in zip(atoms, bonds, strict=True):
-        strict.append(chem.graph_to_smiles(a, b, atom_types=atom_types) is not None)
+        strict.append(chem.graph_to_smiles(a, b, atom_types=atom_types))
         loose = chem.graph_to_smiles(a, b, strict=False, atom_types=atom_types)
         lenient.append(loose)
         corrected.append(chem.corrected_smiles(a, b, atom_types) is not None)
@@ -63,7 +73,8 @@ def graph_stats(atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...
         "empty": float((n_atoms == 0).mean()),
         "no_bond": float(((n_bonds == 0) & (n_atoms > 1)).mean()),
         "fragments": float(np.mean([s.count(".") + 1 for s in parsed])) if parsed else 0.0,
-        "valid": float(np.mean(strict)),
+        "valid": float(np.mean([s is not None for s in strict])),
+        "unique": len({s for s in strict if s}) / max(1, sum(s is not None for s in strict)),
         "valid_lenient": float(np.mean([s is not None for s in lenient])),
         "valid_corrected": float(np.mean(corrected)),
     }
@@ -79,6 +90,27 @@ def soft_bonds(model, n: int) -> float:
     cond = None if model.class_prior is None else model.class_prior.sample(n, gen)
     adj = torch.softmax(g.eval()(z, cond).adj_logits, dim=-1)  # (n, N, N, R)
     return float((adj[..., 1:].sum(dim=(-3, -2, -1)) / 2).mean())
+
+
+def summary(rows: list[dict]) -> str:
+    """A markdown table of mean ± std over seeds per variant and sampling temperature."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["variant"], r.get("temperature", "1")), []).append(r)
+    keys = [k for k in ("atoms", "bonds", "fragments", "valid", "valid_lenient", "unique")]
+    keys = [k for k in keys if all(k in r for r in rows)]
+    pct = {"valid", "valid_lenient", "unique"}
+    lines = ["| variant | T | seeds | " + " | ".join(keys) + " |"]
+    lines.append("|---|---|---|" + "---|" * len(keys))
+    for (variant, t), group in groups.items():
+        cells = []
+        for k in keys:
+            v = np.array([r[k] for r in group]) * (100 if k in pct else 1)
+            unit = "%" if k in pct else ""
+            cells.append(f"{v.mean():.1f}{unit} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
+        seeds = ",".join(str(r["seed"]) for r in group)
+        lines.append(f"| {variant} | {t} | {seeds} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +129,13 @@ def main(argv: list[str] | None = None) -> int:
         "--temperatures", nargs="+", default=["1"],
         help="sampling temperatures, T or ATOMS:BONDS (molgan.sample's)",
     )  # fmt: skip
+    parser.add_argument(
+        "--report", nargs="+", help="print the mean ± std table of these --json files and stop"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        print(summary([r for f in args.report for r in json.loads(Path(f).read_text())["rows"]]))
+        return 0
     torch.set_num_threads(args.threads)
     smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
     rows = []
@@ -136,6 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
         print(f"| {r['variant']} | {r['seed']} | {r.get('temperature', '1')} | {cells} |")
+    print(summary(rows))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     return 0
