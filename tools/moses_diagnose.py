@@ -5,7 +5,8 @@ empty, fragmented or over-valent, and strict / lenient / valency-corrected valid
     python tools/moses_diagnose.py --molecules 2000 --steps 1000 --seeds 0 1 --json diag.json
 
 The subset is the first ``--molecules`` SMILES of MOSES's training split (molsets' file); each
-run trains ``--steps`` steps without RL (λ 1) at N = 27, then samples 1,000 graphs (seed 0).
+run trains ``--steps`` steps at N = 27, without RL (λ 1) unless the variant says, then samples
+1,000 graphs (seed 0) per sampling temperature.
 """
 
 from __future__ import annotations
@@ -49,6 +50,19 @@ VARIANTS = {  # name -> (preset, overrides); bond_count 10 and 100 ran at commit
     "latent, isolated 10, sized, valence 2": (
         "latent",
         {"isolated": 10.0, "size_mask": True, "valence": 2.0},
+    ),
+    "latent, isolated 10, sized, D 5 layers": (
+        "latent",
+        {"isolated": 10.0, "size_mask": True, "conv_dims": (64, 64, 64, 64, 32)},
+    ),
+    "latent, isolated 10, spanning 30, sized": (
+        "latent",
+        {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
+    ),
+    "latent, isolated 10, spanning 10, sized, RL on validity (λ 0.5 from 20%)": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "size_mask": True}
+        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2},
     ),
 }
 
@@ -96,20 +110,20 @@ def summary(rows: list[dict]) -> str:
     """A markdown table of mean ± std over seeds per variant and sampling temperature."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["variant"], r.get("temperature", "1")), []).append(r)
+        groups.setdefault((r["variant"], r["steps"], r.get("temperature", "1")), []).append(r)
     keys = [k for k in ("atoms", "bonds", "fragments", "valid", "valid_lenient", "unique")]
     keys = [k for k in keys if all(k in r for r in rows)]
     pct = {"valid", "valid_lenient", "unique"}
-    lines = ["| variant | T | seeds | " + " | ".join(keys) + " |"]
-    lines.append("|---|---|---|" + "---|" * len(keys))
-    for (variant, t), group in groups.items():
+    lines = ["| variant | steps | T | seeds | " + " | ".join(keys) + " |"]
+    lines.append("|---|---|---|---|" + "---|" * len(keys))
+    for (variant, steps, t), group in groups.items():
         cells = []
         for k in keys:
             v = np.array([r[k] for r in group]) * (100 if k in pct else 1)
             unit = "%" if k in pct else ""
             cells.append(f"{v.mean():.1f}{unit} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
         seeds = ",".join(str(r["seed"]) for r in group)
-        lines.append(f"| {variant} | {t} | {seeds} | " + " | ".join(cells) + " |")
+        lines.append(f"| {variant} | {steps} | {t} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -134,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.report:
-        print(summary([r for f in args.report for r in json.loads(Path(f).read_text())["rows"]]))
+        runs = [json.loads(Path(f).read_text()) for f in args.report]
+        print(summary([{"steps": run["args"]["steps"], **r} for run in runs for r in run["rows"]]))
         return 0
     torch.set_num_threads(args.threads)
     smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
@@ -145,13 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         chosen = {k: v for k, v in VARIANTS.items() if not args.only or k in args.only}
         for name, (preset, overrides) in chosen.items():
             for seeds in [args.seeds] if args.population else [[s] for s in args.seeds]:
-                cfg = make_config(
-                    preset, data=str(data), max_atoms=27, lam=1.0, max_steps=args.steps,
+                settings = dict(
+                    data=str(data), max_atoms=27, lam=1.0, max_steps=args.steps,
                     eval_every=args.steps, eval_samples=64, progress=False, seed=seeds[0],
                     out_dir=root, name=f"{preset}-{len(rows)}", members=len(seeds),
                     member_settings=f"seed={','.join(map(str, seeds))}" if len(seeds) > 1 else "",
-                    **overrides,
                 )  # fmt: skip
+                cfg = make_config(preset, **(settings | overrides))
                 trained = train(cfg)
                 for k, seed in enumerate(seeds):
                     model = trained.member(k) if len(seeds) > 1 else trained
@@ -174,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
         print(f"| {r['variant']} | {r['seed']} | {r.get('temperature', '1')} | {cells} |")
-    print(summary(rows))
+    print(summary([{"steps": args.steps, **r} for r in rows]))
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
     return 0
