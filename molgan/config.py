@@ -115,10 +115,6 @@ class Config:
     spanning: float = 0.0
     """Weight of a penalty on G's expected bonds between atoms falling short of atoms - 1, the
     fewest a molecule in one piece has (molgan.losses.bond_shortfall)."""
-    mask_pad: bool = False
-    """D, the reward net and G's terms see no bonds on pad ("no atom") nodes: each bond's
-    probability is scaled by both ends' atom probability (molgan.losses.mask_pad_bonds), as a
-    decoded sample drops them."""
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
@@ -382,8 +378,9 @@ REMOVED: dict[str, object] = {
     "gen_residual": False,
     "spectral_norm": False,
     "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
+    "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
 }
-REMOVED_AT = {"bond_count": "7e41cc0"}
+REMOVED_AT = {"bond_count": "7e41cc0", "mask_pad": "e0f4f18"}
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 
 

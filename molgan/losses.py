@@ -167,7 +167,7 @@ def isolated_atoms(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
 
     The complement of the valence penalty: that one is zero on a graph without bonds, this one
     is largest there (every atom of a molecule of two or more atoms has a bond). Bonds to pad
-    nodes count as bonds here; mask them (``mask_pad_bonds``) for a graph-true count.
+    nodes count as bonds here (``size_mask`` rules them out).
 
     Args:
         x: node type probabilities (..., B, N, T), index 0 = no atom; adj: bond type
@@ -196,24 +196,6 @@ def bond_shortfall(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     both = atom[..., :, None] * atom[..., None, :]  # (..., B, N, N)
     bonds = ((1.0 - adj[..., 0]) * both).sum(dim=(-2, -1)) / 2  # (..., B)
     return torch.relu(atom.sum(dim=-1) - 1.0 - bonds).mean(dim=-1)
-
-
-def mask_pad_bonds(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
-    """``adj`` with the bonds of pad nodes taken out: each bond type's probability on i-j is
-    scaled by P(i is an atom) · P(j is an atom) and "no bond" takes the rest, so a pad node
-    has no bonds (as in the data and in a decoded sample), softly where ``x`` is soft.
-
-    Args:
-        x: node type probabilities (..., B, N, T), index 0 = no atom; adj: bond type
-            probabilities (..., B, N, N, R), index 0 = no bond.
-
-    Returns:
-        (..., B, N, N, R) probabilities; equal to ``adj`` where both ends are atoms for sure.
-    """
-    atom = 1.0 - x[..., 0]  # (..., B, N)
-    both = (atom[..., :, None] * atom[..., None, :])[..., None]  # (..., B, N, N, 1)
-    bonds = adj[..., 1:] * both  # (..., B, N, N, R-1)
-    return torch.cat([1.0 - bonds.sum(dim=-1, keepdim=True), bonds], dim=-1)
 
 
 def reward_net_loss(

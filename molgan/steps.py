@@ -102,8 +102,6 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
         else:
             x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (K, B, N, T)
             adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (K, B, N, N, R)
-            if cfg.mask_pad:
-                adj_soft = losses.mask_pad_bonds(x_soft, adj_soft)
     d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
     d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))
@@ -128,8 +126,7 @@ def _classes(real, cfg: Config) -> torch.Tensor | None:
 
 
 def _fake_inputs(out, cfg: Config, noise=None):
-    """What D sees of G's output: (x, adj) as ``cfg.mode`` makes them, with the bonds of pad
-    nodes masked under ``mask_pad``."""
+    """What D sees of G's output: (x, adj) as ``cfg.mode`` makes them."""
     if cfg.mode == "softmax":
         x = discretize(out.x_logits, "softmax", cfg.tau)
         adj = discretize(out.adj_logits, "softmax", cfg.tau)
@@ -137,7 +134,7 @@ def _fake_inputs(out, cfg: Config, noise=None):
         gx, ga = noise if noise is not None else _noise(out)
         x = discretize(out.x_logits, cfg.mode, cfg.tau, gx)
         adj = discretize(out.adj_logits, cfg.mode, cfg.tau, ga)
-    return x, losses.mask_pad_bonds(x, adj) if cfg.mask_pad else adj
+    return x, adj
 
 
 def _noise(out):

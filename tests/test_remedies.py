@@ -29,7 +29,6 @@ REMEDIES = {
     "valence": 1.0,
     "isolated": 1.0,
     "spanning": 1.0,
-    "mask_pad": True,
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
@@ -330,39 +329,6 @@ def test_isolated_atoms_gradient_adds_bonds_to_a_lone_atom():
     logits.requires_grad_(True)
     losses.isolated_atoms(x, torch.softmax(logits, -1)).backward()
     assert logits.grad[0, 0, 1, 0] > 0 and (logits.grad[0, 0, 1, 1:] < 0).all()
-
-
-def test_mask_pad_bonds_drops_the_bonds_of_pad_nodes_and_keeps_every_training_molecule(
-    tiny_path,
-):
-    x, adj = _graph([1, 1, 0], {(0, 1): 2, (0, 2): 1})  # C=C and a bond to a pad
-    masked = losses.mask_pad_bonds(x, adj)
-    assert masked.argmax(-1)[0].tolist() == [[0, 2, 0], [2, 0, 0], [0, 0, 0]]
-    data = load_dataset(tiny_path, 9, 0)
-    real = one_hot(data.atoms.long(), data.bonds.long())
-    assert torch.equal(losses.mask_pad_bonds(real.x, real.adj), real.adj)
-
-
-def test_mask_pad_bonds_scales_soft_bonds_by_both_ends_being_atoms():
-    g = torch.Generator().manual_seed(0)
-    x = torch.softmax(torch.randn(2, 4, 5, generator=g), -1)
-    adj = torch.softmax(torch.randn(2, 4, 4, 3, generator=g), -1)
-    masked = losses.mask_pad_bonds(x, adj)
-    atom = 1 - x[..., 0]
-    assert torch.allclose(
-        masked[..., 1:], adj[..., 1:] * (atom[:, :, None] * atom[:, None])[..., None]
-    )
-    assert torch.allclose(masked.sum(-1), torch.ones(2, 4, 4))
-
-
-def test_mask_pad_is_what_d_sees_of_the_generator():
-    cfg = make_config("debug", mask_pad=True)
-    model = MolGAN.from_config(cfg)
-    out = model.generator(torch.randn(3, cfg.z_dim))
-    x, adj = steps._fake_inputs(out, cfg)
-    assert torch.allclose(adj, losses.mask_pad_bonds(x, torch.softmax(out.adj_logits, -1)))
-    plain = steps._fake_inputs(out, dataclasses.replace(cfg, mask_pad=False))[1]
-    assert not torch.allclose(adj, plain)
 
 
 def test_a_sized_generator_spells_exactly_the_asked_atom_count_with_pads_last():

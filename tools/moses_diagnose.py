@@ -27,16 +27,14 @@ from molgan.decoding import parse_temperature
 from molgan.molfiles import read_smiles
 from molgan.train import train
 
-VARIANTS = {  # name -> (preset, overrides); bond_count 10 and 100 ran at commit 7e41cc0
+# name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18
+VARIANTS = {
     "latent (default: valence 5)": ("latent", {}),
     "latent, valence 0": ("latent", {"valence": 0.0}),
     "paper (no remedy)": ("paper", {}),
     "latent, D sees samples (hard_gumbel)": ("latent", {"mode": "hard_gumbel"}),
-    "latent, pad bonds masked": ("latent", {"mask_pad": True}),
     "latent, isolated 5": ("latent", {"isolated": 5.0}),
-    "latent, pad bonds masked, isolated 5": ("latent", {"mask_pad": True, "isolated": 5.0}),
     "latent, valence 1.7 (5·9/27)": ("latent", {"valence": 1.7}),
-    "latent, pad bonds masked, valence 0": ("latent", {"mask_pad": True, "valence": 0.0}),
     "latent, sized": ("latent", {"size_mask": True}),
     "latent, isolated 5, sized": ("latent", {"isolated": 5.0, "size_mask": True}),
     "latent, isolated 20": ("latent", {"isolated": 20.0}),
