@@ -20,6 +20,7 @@ MEMBER_SETTINGS = (
     "valence",
     "isolated",
     "spanning",
+    "composition",
     "gp_weight",
     "energy",
 )
@@ -118,6 +119,10 @@ class Config:
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
+    composition: float = 0.0
+    """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
+    batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
+    filling graphs with the elements that hold the most bonds."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -136,7 +141,8 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: str = ""
-    """Per-member values of lam, mode_seeking, valence, gp_weight or energy, one per member:
+    """Per-member values of lam, gp_weight or a generator term's weight (mode_seeking,
+    valence, isolated, spanning, composition, energy), one per member:
     'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7' gives each member its
     own seed instead of seed + k."""
     # --- run ---
@@ -236,6 +242,7 @@ class Config:
             "valence",
             "isolated",
             "spanning",
+            "composition",
             "reward_tilt",
             "energy",
         ):

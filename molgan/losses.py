@@ -198,6 +198,23 @@ def bond_shortfall(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     return torch.relu(atom.sum(dim=-1) - 1.0 - bonds).mean(dim=-1)
 
 
+def composition_gap(x_fake: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
+    """Σ_t |mean atoms of type t per graph in G's batch - in the real batch| (pads excluded):
+    the batch's element composition against the data's, which the valence terms alone bend
+    toward the atoms that hold the most bonds.
+
+    Args:
+        x_fake: G's node type probabilities (..., B, N, T), index 0 = no atom; x_real: the real
+            batch's one-hots (..., B', N, T).
+
+    Returns:
+        Scalar, (...) with leading axes.
+    """
+    fake = x_fake[..., 1:].sum(dim=-2).mean(dim=-2)  # (..., T-1)
+    real = x_real[..., 1:].sum(dim=-2).mean(dim=-2)  # (..., T-1)
+    return (fake - real).abs().sum(dim=-1)
+
+
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

@@ -182,6 +182,8 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
     # G's expected bonds short of atoms - 1 (fewer bonds than one piece needs).
     Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
+    # G's batch's element composition against the real batch's.
+    Term("composition", lambda nets, f: losses.composition_gap(f.x, f.real.x)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

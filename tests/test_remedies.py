@@ -29,6 +29,7 @@ REMEDIES = {
     "valence": 1.0,
     "isolated": 1.0,
     "spanning": 1.0,
+    "composition": 1.0,
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
@@ -361,3 +362,14 @@ def test_bond_shortfall_counts_the_bonds_missing_for_one_piece():
     assert losses.bond_shortfall(x, adj).item() == 0.0
     x, adj = _graph([1, 2, 3], {})  # the empty graph: two bonds short
     assert losses.bond_shortfall(x, adj).item() == pytest.approx(2.0)
+
+
+def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
+    fake = _graph([1, 1, 4, 0], {})[0].expand(2, -1, -1)  # C, C, F, pad twice: 2 C and 1 F
+    real = torch.cat([_graph([1, 2, 0, 0], {})[0], _graph([1, 1, 1, 2], {})[0]])  # mean 2 C, 1 N
+    gap = losses.composition_gap(fake, real)
+    assert gap.item() == pytest.approx(0.0 + 1.0 + 0.0 + 1.0)  # C even, N short 1, F over 1
+    assert losses.composition_gap(real, real).item() == 0.0
+    logits = torch.zeros(1, 3, 5, requires_grad=True)
+    losses.composition_gap(torch.softmax(logits, -1), real).backward()
+    assert (logits.grad[0, :, 1] < 0).all() and (logits.grad[0, :, 4] > 0).all()  # more C, no F

@@ -53,6 +53,14 @@ VARIANTS = {
         "latent",
         {"isolated": 10.0, "size_mask": True, "conv_dims": (64, 64, 64, 64, 32)},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 1, sized": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 1.0, "size_mask": True},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
@@ -65,8 +73,17 @@ VARIANTS = {
 }
 
 
-def graph_stats(atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...]) -> dict:
-    """Shares and means over generated graphs (atoms (n, N), bonds (n, N, N))."""
+def composition(atoms: np.ndarray, num_types: int) -> np.ndarray:
+    """Each non-pad atom type's share of the atoms of graphs (atoms (n, N)), (T-1,)."""
+    counts = np.bincount(atoms[atoms > 0].ravel(), minlength=num_types)[1:]
+    return counts / max(1, counts.sum())
+
+
+def graph_stats(
+    atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...], data_share=None
+) -> dict:
+    """Shares and means over generated graphs (atoms (n, N), bonds (n, N, N)); ``atom_tv``:
+    the total variation between their atom types and ``data_share`` (``composition``)."""
     real = atoms > 0  # (n, N)
     pair = real[:, :, None] & real[:, None, :]  # bonds between real atoms only
     upper = np.triu(np.ones(atoms.shape[1:] * 2, dtype=bool), k=1)
@@ -85,6 +102,9 @@ def graph_stats(atoms: np.ndarray, bonds: np.ndarray, atom_types: tuple[str, ...
         "empty": float((n_atoms == 0).mean()),
         "no_bond": float(((n_bonds == 0) & (n_atoms > 1)).mean()),
         "fragments": float(np.mean([s.count(".") + 1 for s in parsed])) if parsed else 0.0,
+        "atom_tv": float(np.abs(composition(atoms, len(atom_types)) - data_share).sum() / 2)
+        if data_share is not None
+        else None,
         "valid": float(np.mean([s is not None for s in strict])),
         "unique": len({s for s in strict if s}) / max(1, sum(s is not None for s in strict)),
         "valid_lenient": float(np.mean([s is not None for s in lenient])),
@@ -109,8 +129,8 @@ def summary(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["variant"], r["steps"], r.get("temperature", "1")), []).append(r)
-    keys = [k for k in ("atoms", "bonds", "fragments", "valid", "valid_lenient", "unique")]
-    keys = [k for k in keys if all(k in r for r in rows)]
+    keys = ["atoms", "bonds", "fragments", "atom_tv", "valid", "valid_lenient", "unique"]
+    keys = [k for k in keys if all(r.get(k) is not None for r in rows)]
     pct = {"valid", "valid_lenient", "unique"}
     lines = ["| variant | steps | T | seeds | " + " | ".join(keys) + " |"]
     lines.append("|---|---|---|---|" + "---|" * len(keys))
@@ -123,6 +143,15 @@ def summary(rows: list[dict]) -> str:
         seeds = ",".join(str(r["seed"]) for r in group)
         lines.append(f"| {variant} | {steps} | {t} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def data_atoms(model, smiles: list[str]) -> np.ndarray:
+    """The atom-type indices (n, N) of ``smiles`` in ``model``'s vocabulary."""
+    from rdkit import Chem
+
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    graphs = [chem.mol_to_graph(m, model.generator.N, model.atom_types) for m in mols if m]
+    return np.stack([g[0] for g in graphs if g is not None])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
-    rows = []
+    rows, share = [], None
     with tempfile.TemporaryDirectory() as root:
         data = Path(root) / "moses_subset.smi"
         data.write_text("\n".join(smiles) + "\n")
@@ -174,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
                         atoms, bonds = model.sample_graphs(
                             args.samples, generator=gen, temperature=t
                         )
-                        stats = graph_stats(atoms, bonds, model.atom_types)
+                        if share is None:
+                            share = composition(data_atoms(model, smiles), len(model.atom_types))
+                        stats = graph_stats(atoms, bonds, model.atom_types, share)
                         row = {"variant": name, "seed": seed, "temperature": text, **stats}
                         row["soft_bonds"] = soft_bonds(model, args.samples)
                         rows.append(row)
