@@ -57,9 +57,10 @@ VARIANTS = {
         "latent",
         {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True},
     ),
-    "latent, isolated 10, spanning 10, composition 1, sized": (
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity (λ 0.5 from 20%)": (
         "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 1.0, "size_mask": True},
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
@@ -139,7 +140,9 @@ def summary(rows: list[dict]) -> str:
         for k in keys:
             v = np.array([r[k] for r in group]) * (100 if k in pct else 1)
             unit = "%" if k in pct else ""
-            cells.append(f"{v.mean():.1f}{unit} ± {v.std(ddof=1) if len(v) > 1 else 0:.1f}")
+            digits = 2 if k == "atom_tv" else 1
+            sd = v.std(ddof=1) if len(v) > 1 else 0.0
+            cells.append(f"{v.mean():.{digits}f}{unit} ± {sd:.{digits}f}")
         seeds = ",".join(str(r["seed"]) for r in group)
         lines.append(f"| {variant} | {steps} | {t} | {seeds} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
