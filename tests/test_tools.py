@@ -145,3 +145,11 @@ def test_moses_diagnose_counts_empty_bondless_and_overfull_graphs():
     assert stats["valid"] == 1 / 4 and stats["valid_lenient"] == 2 / 4  # CCO; and C.C
     assert stats["valid_corrected"] == 3 / 4  # F=F -> FF too; the empty graph is nothing
     assert stats["fragments"] == 3 / 2  # CCO 1, C.C 2
+    assert stats["unique"] == 1.0 and stats["atom_tv"] is None
+    share = diagnose.composition(atoms, len(chem.ATOM_TYPES))  # C 4, O 1, F 2 of 7 atoms
+    assert share.tolist() == [4 / 7, 0.0, 1 / 7, 2 / 7]
+    only_carbon = np.array([1.0, 0.0, 0.0, 0.0])
+    tv = diagnose.graph_stats(atoms, bonds, chem.ATOM_TYPES, only_carbon)["atom_tv"]
+    assert tv == pytest.approx(3 / 7)
+    table = diagnose.summary([{"variant": "v", "steps": 5, "seed": s, **stats} for s in (0, 1)])
+    assert "| v | 5 | 1 | 0,1 | 1.8 ± 0.0 |" in table
