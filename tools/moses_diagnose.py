@@ -62,6 +62,15 @@ VARIANTS = {
         {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
         | {"lam": 0.5, "reward": "validity", "rl_start": 0.2},
     ),
+    "latent, isolated 10, spanning 10, sized, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "size_mask": True, "gp_per_sample": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
