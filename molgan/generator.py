@@ -92,13 +92,11 @@ def size_mask(
             as a one-hot (..., B, N) over 1..N.
     """
     atom = count.flip(-1).cumsum(-1).flip(-1) > 0.5  # (..., B, N): node i < n
-    pad = torch.zeros_like(atom[..., None].expand(x_logits.shape))
-    pad[..., 0] = True  # (..., B, N, T): the pad type
-    x_logits = x_logits.masked_fill(atom[..., None] == pad, float("-inf"))
+    pad_type = torch.arange(x_logits.shape[-1], device=x_logits.device) == 0  # (T,)
+    x_logits = x_logits.masked_fill(atom[..., None] == pad_type, float("-inf"))  # (..., B, N, T)
     pair = atom[..., :, None] & atom[..., None, :]  # (..., B, N, N)
-    bond = torch.zeros_like(pair[..., None].expand(adj_logits.shape))
-    bond[..., 1:] = True  # (..., B, N, N, R): the bond types
-    return x_logits, adj_logits.masked_fill(bond & ~pair[..., None], float("-inf"))
+    bond_type = torch.arange(adj_logits.shape[-1], device=adj_logits.device) > 0  # (R,)
+    return x_logits, adj_logits.masked_fill(bond_type & ~pair[..., None], float("-inf"))
 
 
 NOISE_BLOCK = 4096  # graphs per draw of sampling noise (fixes the random stream of a seed)
