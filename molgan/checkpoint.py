@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from molgan.config import Config, make_config, member_config
+from molgan.config import Config, make_config
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
 from molgan.rundir import atomic_path
@@ -305,7 +305,8 @@ def member_blob(blob: dict, member: int, path: str | Path = "checkpoint") -> dic
             f"{path} holds {count} member(s); member must be in [0, {count}), got {member!r}"
         )
     try:
-        config = member_config(dict(blob.get("config", {})), member, count)
+        population = Config.from_dict({**blob.get("config", {}), "members": count}, str(path))
+        config = dataclasses.asdict(population.member(member))
     except ValueError as err:
         raise ValueError(f"{path} holds invalid settings: {err}") from None
     parts = dict(blob["members"][member]) if "members" in blob else {}

@@ -10,7 +10,15 @@ import functools
 import inspect
 import sys
 
-from molgan.config import DEFAULT_PRESET, PRESETS, REMOVED, Config, make_config, removed_message
+from molgan.config import (
+    DEFAULT_PRESET,
+    PRESETS,
+    REMOVED,
+    Config,
+    make_config,
+    parse_member_settings,
+    removed_message,
+)
 
 
 @functools.cache
@@ -61,13 +69,15 @@ def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
         if f.metadata.get("cli", True) is False:
             continue
         flag = "--" + f.name.replace("_", "-")
-        kind = type(f.default)
+        kind = dict if f.name == "member_settings" else type(f.default)
         text = f"{docs.get(f.name, '')} ({preset} preset: {getattr(base, f.name)!r})"
         text = text.replace("%", "%%")
         if kind is bool:
             parser.add_argument(
                 flag, action=argparse.BooleanOptionalAction, default=None, help=text
             )
+        elif kind is dict:  # 'lam=0.9,0.8;seed=0,7'
+            parser.add_argument(flag, type=_member_settings, default=None, help=text)
         elif kind is tuple:
             parser.add_argument(flag, type=int, nargs="+", default=None, help=text)
         else:
@@ -87,6 +97,13 @@ def parse_cli(argv: list[str] | None = None) -> tuple[Config, frozenset[str]]:
         return make_config(preset, **overrides), explicit
     except ValueError as err:  # one line, not argparse's usage block
         parser.exit(2, f"error: {err}\n")
+
+
+def _member_settings(text: str) -> dict:
+    try:
+        return parse_member_settings(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def parse_args(argv: list[str] | None = None) -> Config:

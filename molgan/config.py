@@ -140,11 +140,11 @@ class Config:
     """Train this many MolGANs in lockstep in one process (a population; member k has seed
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
-    member_settings: str = ""
+    member_settings: dict[str, tuple] = field(default_factory=dict)
     """Per-member values of lam, gp_weight or a generator term's weight (mode_seeking,
-    valence, isolated, spanning, composition, energy), one per member:
-    'lam=0.9,0.8;valence=5,0' (others take the shared value); 'seed=0,7' gives each member its
-    own seed instead of seed + k."""
+    valence, isolated, spanning, composition, energy), one per member: {"lam": (0.9, 0.8)}, on
+    the command line 'lam=0.9,0.8;valence=5,0' (others take the shared value); seed (0, 7)
+    gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -269,9 +269,7 @@ class Config:
             raise ValueError(f"members must be in [1, {MAX_MEMBERS}], got {self.members}")
         if self.seed + self.members > 2**32:
             raise ValueError("seed + members must be ≤ 2**32")
-        for k in range(self.members) if self.member_settings else ():
-            own = {name: values[k] for name, values in self.member_values().items()}
-            dataclasses.replace(self, member_settings="", members=1, **own)  # checks them
+        self._check_members()
         if self.name and (not _NAME.fullmatch(self.name)):
             raise ValueError(
                 f"name must be a plain folder name (letters, digits, _.,=+-), got {self.name!r}"
@@ -280,6 +278,8 @@ class Config:
     def _check_types(self) -> None:
         """Coerce ints to floats and sequences to tuples; refuse values of the wrong type."""
         for f in dataclasses.fields(self):
+            if f.name == "member_settings":  # a mapping: _check_members
+                continue
             value, kind = getattr(self, f.name), type(f.default)
             if kind is tuple and isinstance(value, (list, tuple)):
                 if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -290,15 +290,45 @@ class Config:
             elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
                 raise ValueError(f"{f.name} must be {kind.__name__}, got {value!r}")
 
-    def member_values(self) -> dict[str, tuple[float, ...]]:
-        """``member_settings`` parsed: setting -> one value per member."""
-        return parse_member_settings(self.member_settings, self.members)
+    def _check_members(self) -> None:
+        """Check ``member_settings`` (known names, one number per member, each member's values
+        valid as a single run's) and coerce it to name -> tuple of float (seeds: int)."""
+        if not isinstance(self.member_settings, dict):
+            raise ValueError(
+                f"member_settings must be a mapping such as {{'lam': (0.9, 0.8)}}, "
+                f"got {self.member_settings!r}"
+            )
+        own = {}
+        for name, values in self.member_settings.items():
+            if name in REMOVED:
+                raise ValueError(f"member_settings: {removed_message(name)}")
+            if name not in (*MEMBER_SETTINGS, MEMBER_SEED):
+                raise ValueError(
+                    f"member_settings: {name!r} cannot differ between members; "
+                    f"use {', '.join((*MEMBER_SETTINGS, MEMBER_SEED))}"
+                )
+            kind = int if name == MEMBER_SEED else float
+            numbers = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+            if not all(_is_number(v, kind) for v in numbers):
+                what = "an integer ≥ 0" if kind is int else "a finite number"
+                raise ValueError(f"member_settings: {name} {values!r} holds a value not {what}")
+            if len(numbers) != self.members:
+                raise ValueError(
+                    f"member_settings: {name} has {len(numbers)} values "
+                    f"for {self.members} member(s)"
+                )
+            own[name] = tuple(kind(v) for v in numbers)
+        self.member_settings = own
+        for k in range(self.members) if own else ():
+            self.member(k)  # each member's values are checked as a single run's
 
-    def member_seed(self, k: int) -> int:
-        """Member ``k``'s seed (its initial weights, data order and evaluation samples), by
-        the one rule of ``member_config``."""
-        own = {"seed": self.seed, "member_settings": self.member_settings}
-        return int(member_config(own, k, self.members)["seed"])
+    def member(self, k: int) -> Config:
+        """Member ``k`` of this population as a single run: its own seed (``seed`` + k, or its
+        ``member_settings`` seed) and per-member values, ``members`` 1. The one place a
+        member's settings are resolved."""
+        own = {name: values[k] for name, values in self.member_settings.items()}
+        single = {"members": 1, "member_settings": {}, "seed": self.seed + k}
+        return dataclasses.replace(self, **(single | own))
 
     @classmethod
     def from_dict(cls, settings: dict, where: str = "settings") -> Config:
@@ -311,8 +341,11 @@ class Config:
         """
         check_removed(settings, where)
         known = {f.name for f in dataclasses.fields(cls)}
+        settings = {k: v for k, v in settings.items() if k in known}
         try:
-            return cls(**{k: v for k, v in settings.items() if k in known})
+            if isinstance(settings.get("member_settings"), str):  # files before it was typed
+                settings["member_settings"] = parse_member_settings(settings["member_settings"])
+            return cls(**settings)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{where} holds invalid settings: {err}") from None
 
@@ -321,38 +354,37 @@ class Config:
         return self.name or f"{self.preset}-seed{self.seed}"
 
 
-def parse_member_settings(spec: str, members: int) -> dict[str, tuple[float, ...]]:
-    """'lam=0.9,0.8;valence=5,0' -> {"lam": (0.9, 0.8), "valence": (5.0, 0.0)}.
+def parse_member_settings(text: str) -> dict[str, tuple[float, ...]]:
+    """The command line's form of ``member_settings``: 'lam=0.9,0.8;seed=0,7' ->
+    {"lam": (0.9, 0.8), "seed": (0, 7)} (``Config`` checks names and counts).
 
     Raises:
-        ValueError: an unknown setting, a value that is not a number, or not one per member.
+        ValueError: a part that is not name=number,number,...
     """
     out: dict[str, tuple[float, ...]] = {}
-    for part in filter(None, (p.strip() for p in spec.split(";"))):
-        name, _, values = part.partition("=")
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, eq, values = part.partition("=")
         name = name.strip().replace("-", "_")
-        if name in REMOVED:
-            raise ValueError(f"member_settings: {removed_message(name)}")
-        if name not in (*MEMBER_SETTINGS, MEMBER_SEED):
-            raise ValueError(
-                f"member_settings: {name!r} cannot differ between members; "
-                f"use {', '.join((*MEMBER_SETTINGS, MEMBER_SEED))}"
-            )
-        kind = int if name == MEMBER_SEED else float
         try:
-            numbers = tuple(kind(v) for v in values.split(","))
-            if kind is int and any(n < 0 for n in numbers):
+            if not eq:
                 raise ValueError
+            kind = int if name == MEMBER_SEED else float
+            out[name] = tuple(kind(v) for v in values.split(","))
         except ValueError:
             raise ValueError(
-                f"member_settings: {part!r} holds a value that is not a number"
+                f"member_settings: {part!r} is not name=number,number,... "
+                f"(e.g. 'lam=0.9,0.8;seed=0,7')"
             ) from None
-        if len(numbers) != members:
-            raise ValueError(
-                f"member_settings: {name} has {len(numbers)} values for {members} member(s)"
-            )
-        out[name] = numbers
     return out
+
+
+def _is_number(value: object, kind: type) -> bool:
+    """``value`` is a finite number usable as ``kind`` (seeds: a non-negative int)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if kind is int:
+        return isinstance(value, int) and value >= 0
+    return value == value and abs(value) != float("inf")
 
 
 REMOVED_IN = "a3dc0e9"
@@ -410,19 +442,6 @@ def check_removed(settings: dict, where: str) -> None:
     for name, value in settings.items():
         if name in REMOVED and value != REMOVED[name]:
             raise ValueError(f"{where}: {removed_message(name, value)}")
-
-
-def member_config(settings: dict, k: int, members: int) -> dict:
-    """Member ``k`` of a population's stored settings (``asdict`` of a ``Config``) as a single
-    run's: its own seed (``seed`` + k, or its ``member_settings`` seed), its own values of the
-    per-member settings, ``members`` 1. The one place a member's settings are resolved.
-
-    Raises:
-        ValueError: malformed ``member_settings``.
-    """
-    own = parse_member_settings(settings.get("member_settings", ""), members)
-    single = {"members": 1, "member_settings": "", "seed": settings.get("seed", 0) + k}
-    return {**settings, **single, **{name: values[k] for name, values in own.items()}}
 
 
 DEFAULT_PRESET = "latent"

@@ -13,12 +13,13 @@ know populations).
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from molgan.config import MEMBER_SETTINGS, member_config
+from molgan.config import MEMBER_SETTINGS, Config
 from molgan.models import MolGAN
 
 __all__ = ["MEMBER_SETTINGS", "Population", "StackedLinear", "stack", "unstack"]
@@ -115,8 +116,8 @@ class Population(nn.Module):
         return next(self.parameters()).device
 
     def member_config(self, k: int) -> dict:
-        """The settings of member ``k`` as a single run (``config.member_config``)."""
-        return member_config(self.config, k, self.members)
+        """The settings of member ``k`` as a single run (``Config.member``)."""
+        return dataclasses.asdict(Config.from_dict(self.config).member(k))
 
     def member(self, k: int) -> MolGAN:
         """Member ``k`` as an ordinary ``MolGAN`` (a copy, on this population's device)."""

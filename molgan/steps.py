@@ -60,7 +60,7 @@ class MemberWeights(dict):
 def member_weights(cfg: Config, members: int, device) -> MemberWeights:
     """The per-member settings of ``cfg``: each member's own value where ``member_settings``
     gives one, else the shared value."""
-    own = cfg.member_values()
+    own = cfg.member_settings
     values = {name: own.get(name, (getattr(cfg, name),) * members) for name in MEMBER_SETTINGS}
     out = MemberWeights({n: torch.tensor(v, device=device) for n, v in values.items()})
     out.active = frozenset(n for n, v in values.items() if any(x > 0 for x in v))

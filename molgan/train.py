@@ -56,7 +56,7 @@ def evaluate_model(
 ) -> dict[str, float]:
     """Sample ``eval_samples`` molecules (fixed seed: the member's seed + 1) and score them with
     ``molgan.metrics`` (collapse measures against ``train``; FCD against ``fcd_reference``)."""
-    smiles = model.sample(cfg.eval_samples, seed=cfg.member_seed(member) + 1)
+    smiles = model.sample(cfg.eval_samples, seed=cfg.member(member).seed + 1)
     result = metrics.evaluate(smiles, train, train_is_canonical=True, fcd_reference=fcd_reference)
     return {f"score/{k}": v for k, v in result.items() if k != "n"}
 
@@ -129,7 +129,7 @@ def _train(
     train_idx, types = data.split["train"], data.atom_types
     schedule = _schedule(cfg, len(train_idx), blob)
     total, steps_per_epoch, _, rl_from = schedule
-    lams = cfg.member_values().get("lam", (cfg.lam,) * K)
+    lams = cfg.member_settings.get("lam", (cfg.lam,) * K)
     use_rl = min(lams) < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
@@ -172,7 +172,7 @@ def _train(
             if epoch != order_epoch:  # data order depends only on (seed, epoch): resumable
                 order = torch.stack(
                     [
-                        batches.epoch_order(train_idx, weights, cfg.member_seed(k), epoch)
+                        batches.epoch_order(train_idx, weights, cfg.member(k).seed, epoch)
                         for k in range(K)
                     ]
                 ).to(device)  # (K, M): one copy per epoch, not per step
@@ -235,8 +235,8 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):
     train_idx = data.split["train"]
     models = []
     for k in range(cfg.members):
-        if k or cfg.member_seed(k) != cfg.seed:
-            torch.manual_seed(cfg.member_seed(k))
+        if k or cfg.member(k).seed != cfg.seed:
+            torch.manual_seed(cfg.member(k).seed)
         models.append(MolGAN.from_config(cfg, atom_types=data.atom_types))
     tilt = balance = None
     if cfg.reward_tilt:
@@ -271,7 +271,7 @@ def _announce_resume(run: RunState, changes: list[str]) -> None:
 def _announce(cfg: Config, run: RunState, device, lams, use_rl: bool) -> None:
     K = cfg.members
     rl_text = f"from step {run.rl_from}, λ={monitor.values_text(lams)}, reward {cfg.reward}"
-    seeds = [cfg.member_seed(k) for k in range(K)]
+    seeds = [cfg.member(k).seed for k in range(K)]
     named = f"{seeds[0]}..{seeds[-1]}" if seeds == list(range(cfg.seed, cfg.seed + K)) else seeds
     who = f"{K} members (seeds {named}), " if K > 1 else ""
     print(

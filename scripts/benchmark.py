@@ -79,7 +79,7 @@ def training_cycles(
         torch.manual_seed(0)
         model = MolGAN.from_config(cfg)
     cfg = dataclasses.replace(
-        cfg, batch_size=batch, lam=0.9 if reward else 1.0, members=members, member_settings=""
+        cfg, batch_size=batch, lam=0.9 if reward else 1.0, members=members, member_settings={}
     )
     population = Population([model] * members).to(device)
     graphs = graphs and device.type == "cuda"

@@ -43,7 +43,7 @@ def _cycles(device, cfg, real, draws, n=3):
 def test_a_population_on_cuda_equals_the_same_population_on_cpu(tiny_path, monkeypatch):
     """3 cycles of a population of 2 (the default preset's remedies, different λ per member):
     the same losses on CUDA as on the CPU, given the same noise."""
-    cfg = make_config("latent", **_debug_sizes(), members=2, member_settings="lam=0.5,0.9")
+    cfg = make_config("latent", **_debug_sizes(), members=2, member_settings={"lam": (0.5, 0.9)})
     data = load_dataset(tiny_path, verbose=False)
     idx = torch.stack([torch.arange(6), torch.arange(6, 12)])
     real = one_hot(data.atoms[idx], data.bonds[idx])

@@ -5,12 +5,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from molgan import checkpoint, steps
-from molgan.config import make_config
+from molgan.cli import parse_args
+from molgan.config import Config, make_config
 from molgan.data import Batch, load_dataset, one_hot
 from molgan.models import MolGAN
 from molgan.population import Population
@@ -68,7 +71,9 @@ def test_population_steps_equal_each_member_stepped_alone(tiny_path, monkeypatch
     K = 3
     torch.manual_seed(0)
     cfg = make_config("debug", batch_size=6, **preset_overrides)
-    cfg = dataclasses.replace(cfg, members=K, member_settings="lam=0.5,0.9,0.2;gp_weight=10,5,1")
+    cfg = dataclasses.replace(
+        cfg, members=K, member_settings={"lam": (0.5, 0.9, 0.2), "gp_weight": (10, 5, 1)}
+    )
     data = load_dataset(tiny_path, verbose=False)
     idx = torch.stack([torch.arange(6) + 6 * k for k in range(K)])  # (K, B): own data per member
     real = one_hot(data.atoms[idx], data.bonds[idx])
@@ -91,7 +96,7 @@ def test_population_steps_equal_each_member_stepped_alone(tiny_path, monkeypatch
         replay.replay(k)
         single_cfg = make_config("debug", batch_size=6, **preset_overrides)
         single_cfg = dataclasses.replace(
-            single_cfg, **{n: v[k] for n, v in cfg.member_values().items()}
+            single_cfg, **{n: v[k] for n, v in cfg.member_settings.items()}
         )
         one = Batch(real.x[k : k + 1], real.adj[k : k + 1])
         models = _models(single_cfg, K)[k : k + 1]  # the same initial weights
@@ -139,7 +144,9 @@ def _strip(rows):
 
 
 def test_a_population_run_logs_evaluates_and_exports_each_member(tiny_config):
-    cfg = dataclasses.replace(tiny_config, members=2, member_settings="lam=0.5,1", rl_start=0.0)
+    cfg = dataclasses.replace(
+        tiny_config, members=2, member_settings={"lam": (0.5, 1)}, rl_start=0.0
+    )
     population = train_module.train(cfg)
     run_dir = tiny_config.out_dir + "/" + cfg.run_name
     rows = [r for r in _rows(cfg) if "event" not in r]
@@ -226,15 +233,51 @@ def test_a_diverged_member_is_stopped_and_the_others_go_on(tiny_config, monkeypa
 
 def test_member_settings_are_checked_up_front():
     with pytest.raises(ValueError, match="'lr' cannot differ between members"):
-        make_config("debug", members=2, member_settings="lr=1e-3,1e-4")
+        make_config("debug", members=2, member_settings={"lr": (1e-3, 1e-4)})
     with pytest.raises(ValueError, match="lam has 3 values for 2 member"):
-        make_config("debug", members=2, member_settings="lam=0.9,0.8,0.7")
+        make_config("debug", members=2, member_settings={"lam": (0.9, 0.8, 0.7)})
     with pytest.raises(ValueError, match=r"lam must be in \[0, 1\]"):
-        make_config("debug", members=2, member_settings="lam=0.9,1.5")
-    with pytest.raises(ValueError, match="not a number"):
-        make_config("debug", members=2, member_settings="lam=0.9,x")
+        make_config("debug", members=2, member_settings={"lam": (0.9, 1.5)})
+    with pytest.raises(ValueError, match="not a finite number"):
+        make_config("debug", members=2, member_settings={"lam": (0.9, "x")})
+    with pytest.raises(ValueError, match="must be a mapping"):
+        make_config("debug", members=2, member_settings="lam=0.9,0.8")
     with pytest.raises(ValueError, match="members must be in"):
         make_config("debug", members=0)
+
+
+def test_member_settings_are_typed_and_the_command_line_parses_its_text_form():
+    """--member-settings 'lam=0.9,0.8;seed=0,7' becomes {name: one value per member} (floats,
+    seeds ints); a bad part is one line from argparse, not a traceback."""
+    cfg = parse_args(
+        ["--preset", "debug", "--members", "2", "--member-settings", "lam=0.9,0.8; seed=0,7"]
+    )
+    assert cfg.member_settings == {"lam": (0.9, 0.8), "seed": (0, 7)}
+    assert [cfg.member(k).seed for k in range(2)] == [0, 7] and cfg.member(1).lam == 0.8
+    assert cfg.member(1).members == 1 and cfg.member(1).member_settings == {}
+    assert Config(members=2, member_settings={"lam": [1, 0]}).member_settings == {"lam": (1.0, 0.0)}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "scripts/train_qm9.py",
+            "--members",
+            "2",
+            "--member-settings",
+            "lam=0.9,x",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "'lam=0.9,x' is not name=number" in out.stderr
+
+
+def test_a_stored_config_with_the_old_text_form_of_member_settings_loads():
+    """Checkpoints and config.json files written before member_settings was typed hold
+    'lam=0.5,0.9' text; they load as the typed mapping (JSON's lists too)."""
+    old = dataclasses.asdict(make_config("debug", members=2)) | {"member_settings": "lam=0.5,0.9"}
+    assert Config.from_dict(old).member_settings == {"lam": (0.5, 0.9)}
+    again = json.loads(json.dumps(dataclasses.asdict(Config.from_dict(old))))
+    assert Config.from_dict(again) == Config.from_dict(old)
 
 
 def test_the_decoder_pool_gives_the_molecules_and_rewards_of_one_process(tiny_path):
@@ -315,22 +358,22 @@ def test_a_single_run_checkpoint_of_format_1_resumes_as_a_population_of_one(tiny
 
 
 def test_members_may_have_their_own_seeds(tiny_config):
-    cfg = dataclasses.replace(tiny_config, members=2, member_settings="seed=3,7", seed=3)
-    assert [cfg.member_seed(k) for k in range(2)] == [3, 7]
+    cfg = dataclasses.replace(tiny_config, members=2, member_settings={"seed": (3, 7)}, seed=3)
+    assert [cfg.member(k).seed for k in range(2)] == [3, 7]
     population = train_module.train(cfg)
     assert population.member(1).config["seed"] == 7
     run_dir = f"{tiny_config.out_dir}/{cfg.run_name}"
     assert checkpoint.load(run_dir, member=1).config["seed"] == 7
     # the seed is used: member 1 seeded 8 starts elsewhere (weights) than seeded 7
-    other = dataclasses.replace(cfg, member_settings="seed=3,8", name="other", max_steps=1)
+    other = dataclasses.replace(cfg, member_settings={"seed": (3, 8)}, name="other", max_steps=1)
     again = dataclasses.replace(cfg, name="again", max_steps=1)
     for run in (other, again):
         train_module.train(run)
     a = checkpoint.load(f"{tiny_config.out_dir}/again", member=1).generator.state_dict()
     b = checkpoint.load(f"{tiny_config.out_dir}/other", member=1).generator.state_dict()
     assert not any(torch.equal(a[n], b[n]) for n in a if a[n].dim() == 2)
-    with pytest.raises(ValueError, match="not a number"):
-        dataclasses.replace(cfg, member_settings="seed=3,1.5")
+    with pytest.raises(ValueError, match="not an integer"):
+        dataclasses.replace(cfg, member_settings={"seed": (3, 1.5)})
 
 
 def test_a_population_callback_stops_only_its_member(tiny_config):

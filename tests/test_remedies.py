@@ -78,7 +78,7 @@ def test_a_removed_flag_is_a_one_line_error_naming_the_commit(tmp_path):
     assert out.returncode == 2 and out.stderr.count("\n") == 1
     assert "tau_end was removed" in out.stderr and REMOVED_IN in out.stderr
     with pytest.raises(ValueError, match=f"diversity was removed.*{REMOVED_IN}"):
-        Config(members=2, member_settings="diversity=1,0")
+        Config(members=2, member_settings={"diversity": (1, 0)})
 
 
 def test_g_step_adds_each_generator_term_times_its_members_weight(tiny_path, monkeypatch):
@@ -90,8 +90,8 @@ def test_g_step_adds_each_generator_term_times_its_members_weight(tiny_path, mon
     extra = steps.Term("valence", lambda nets, f: calls.append(1) or torch.tensor([1.0, 2.0]))
     monkeypatch.setattr(steps, "GENERATOR_TERMS", (extra,))
     totals = {}
-    for weight in ("0,0", "3,5"):
-        cfg = make_config("debug", lam=1.0, members=2, member_settings=f"valence={weight}")
+    for weight in ((0, 0), (3, 5)):
+        cfg = make_config("debug", lam=1.0, members=2, member_settings={"valence": weight})
         torch.manual_seed(0)
         population = Population([MolGAN.from_config(cfg) for _ in range(2)])
         nets, weights = steps.step_nets(population), steps.member_weights(cfg, 2, "cpu")
@@ -100,8 +100,8 @@ def test_g_step_adds_each_generator_term_times_its_members_weight(tiny_path, mon
         stats, _ = steps.g_step(nets, opt, cfg, torch.ones(2), False, real, weights)
         totals[weight] = stats
     assert len(calls) == 1  # only with a nonzero weight
-    assert "loss/valence" not in totals["0,0"]
-    assert totals["3,5"]["loss/valence"].tolist() == [1.0, 2.0]
+    assert "loss/valence" not in totals[(0, 0)]
+    assert totals[(3, 5)]["loss/valence"].tolist() == [1.0, 2.0]
 
 
 def test_per_sample_gradient_penalty_is_zero_for_a_unit_norm_critic():

@@ -493,7 +493,7 @@ def test_trials_that_differ_in_shared_settings_are_not_packed(tmp_path):
     assert len(packs) == 2  # one population per z_dim, seeds packed
     for pack in packs:
         cfg = json.loads((pack / "config.json").read_text())
-        assert cfg["members"] == 2 and cfg["member_settings"] == "seed=0,1"
+        assert cfg["members"] == 2 and cfg["member_settings"] == {"seed": [0, 1]}
 
 
 def test_a_search_over_per_member_settings_packs_its_draws(tmp_path):

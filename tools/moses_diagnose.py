@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                     data=str(data), max_atoms=27, lam=1.0, max_steps=args.steps,
                     eval_every=args.steps, eval_samples=64, progress=False, seed=seeds[0],
                     out_dir=root, name=f"{preset}-{len(rows)}", members=len(seeds),
-                    member_settings=f"seed={','.join(map(str, seeds))}" if len(seeds) > 1 else "",
+                    member_settings={"seed": tuple(seeds)} if len(seeds) > 1 else {},
                 )  # fmt: skip
                 cfg = make_config(preset, **(settings | overrides))
                 trained = train(cfg)

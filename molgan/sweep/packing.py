@@ -52,15 +52,15 @@ def pack_config(cfgs: list[Config], packs: Path) -> Config:
     if len({pack_key(c) for c in cfgs}) != 1:
         raise ValueError("only runs that differ in seed and per-member settings share a pack")
     base = cfgs[0]
-    parts = [f"{MEMBER_SEED}={','.join(str(c.seed) for c in cfgs)}"]
+    own = {MEMBER_SEED: tuple(c.seed for c in cfgs)}
     for name in MEMBER_SETTINGS:
-        values = [getattr(c, name) for c in cfgs]
+        values = tuple(getattr(c, name) for c in cfgs)
         if len(set(values)) > 1:
-            parts.append(f"{name}={','.join(repr(float(v)) for v in values)}")
+            own[name] = values
     return dataclasses.replace(
         base,
         members=len(cfgs),
-        member_settings=";".join(parts),
+        member_settings=own,
         out_dir=str(packs),
         name=pack_name(cfgs),
         resume=False,
