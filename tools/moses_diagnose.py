@@ -71,6 +71,44 @@ VARIANTS = {
         {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
         | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
     ),
+    "latent, isolated 10, spanning 10, composition 10, bond composition 10, sized, "
+    "RL on validity, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"bond_composition": 10.0}
+        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, bond composition 3, sized, "
+    "RL on validity, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"bond_composition": 3.0}
+        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, bond composition 10, sized, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"bond_composition": 10.0, "gp_per_sample": True},
+    ),
+    "latent, aromatic types, isolated 10, spanning 10, composition 10, sized, "
+    "RL on validity, gp per sample": (
+        "latent",
+        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "composition": 10.0}
+        | {"size_mask": True, "lam": 0.5, "reward": "validity", "rl_start": 0.2}
+        | {"gp_per_sample": True},
+    ),
+    "latent, aromatic types (c valence 3), isolated 10, spanning 10, composition 10, "
+    "bond composition 10, sized, RL on validity, gp per sample": (
+        "latent",
+        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "composition": 10.0}
+        | {"size_mask": True, "lam": 0.5, "reward": "validity", "rl_start": 0.2}
+        | {"gp_per_sample": True, "bond_composition": 10.0},
+    ),
+    "latent, aromatic types, isolated 10, spanning 10, sized, gp per sample": (
+        "latent",
+        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "size_mask": True}
+        | {"gp_per_sample": True},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
@@ -192,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     torch.set_num_threads(args.threads)
     smiles = [s for _, s in read_smiles(moses_file("moses"))][: args.molecules]
-    rows, share = [], None
+    rows, shares = [], {}
     with tempfile.TemporaryDirectory() as root:
         data = Path(root) / "moses_subset.smi"
         data.write_text("\n".join(smiles) + "\n")
@@ -215,8 +253,10 @@ def main(argv: list[str] | None = None) -> int:
                         atoms, bonds = model.sample_graphs(
                             args.samples, generator=gen, temperature=t
                         )
-                        if share is None:
-                            share = composition(data_atoms(model, smiles), len(model.atom_types))
+                        if model.atom_types not in shares:  # the data in the model's types
+                            atoms_of = data_atoms(model, smiles)
+                            shares[model.atom_types] = composition(atoms_of, len(model.atom_types))
+                        share = shares[model.atom_types]
                         stats = graph_stats(atoms, bonds, model.atom_types, share)
                         row = {"variant": name, "seed": seed, "temperature": text, **stats}
                         row["soft_bonds"] = soft_bonds(model, args.samples)
