@@ -133,51 +133,23 @@ def heavy_atoms(smiles: str | None, sanitize: bool = True) -> list[str]:
     )
 
 
-def atom_type(atom: Chem.Atom, aromatic: bool = False) -> str:
+def atom_type(atom: Chem.Atom) -> str:
     """An atom's vocabulary name: its element and formal charge, e.g. ``C``, ``N+``, ``O-``,
-    ``Fe+2``. With ``aromatic``, an aromatic atom's element is lower case as in SMILES (``c``,
-    ``n``, ``o``, ``s``) and an aromatic heteroatom bearing hydrogens says how many (``nH``:
-    pyrrole's N, which a graph could not tell from pyridine's)."""
-    symbol = atom.GetSymbol()
-    if aromatic and atom.GetIsAromatic():
-        hydrogens = atom.GetTotalNumHs() if symbol != "C" else 0
-        symbol = symbol.lower() + ("H" * min(hydrogens, 1)) + (str(hydrogens) * (hydrogens > 1))
+    ``Fe+2``."""
     charge = atom.GetFormalCharge()
     if charge == 0:
-        return symbol
+        return atom.GetSymbol()
     sign = "+" if charge > 0 else "-"
-    return f"{symbol}{sign}{abs(charge) if abs(charge) > 1 else ''}"
+    return f"{atom.GetSymbol()}{sign}{abs(charge) if abs(charge) > 1 else ''}"
 
 
 def parse_atom_type(name: str) -> tuple[str, int]:
-    """``"N+"`` -> ``("N", 1)``, ``"O-"`` -> ``("O", -1)``, ``"Fe+2"`` -> ``("Fe", 2)``;
-    aromatic types give their element: ``"c"`` -> ``("C", 0)``, ``"nH"`` -> ``("N", 0)``."""
-    symbol, charge = name, 0
+    """``"N+"`` -> ``("N", 1)``, ``"O-"`` -> ``("O", -1)``, ``"Fe+2"`` -> ``("Fe", 2)``."""
     for sign, value in (("+", 1), ("-", -1)):
         if sign in name:
             symbol, _, count = name.partition(sign)
-            charge = value * int(count or 1)
-            break
-    if symbol[:1].islower():
-        symbol = symbol.split("H")[0].capitalize()
-    return symbol, charge
-
-
-def aromatic_hydrogens(name: str) -> tuple[bool, int]:
-    """Whether vocabulary type ``name`` is aromatic, and the hydrogens it names (``nH``: 1)."""
-    symbol = parse_atom_type(name)[0]
-    core = name.split("+")[0].split("-")[0]
-    if not core[:1].islower():
-        return False, 0
-    rest = core[len(symbol) :]  # "", "H", "H2"
-    return True, (int(rest[1:] or 1) if rest else 0)
-
-
-@functools.lru_cache(maxsize=64)
-def is_aromatic_vocabulary(atom_types: tuple[str, ...]) -> bool:
-    """The vocabulary has aromatic types (``atom_type(..., aromatic=True)``): its graphs keep
-    aromatic rings as single bonds between aromatic atoms (``mol_to_graph``)."""
-    return any(aromatic_hydrogens(t)[0] for t in atom_types[1:])
+            return symbol, value * int(count or 1)
+    return name, 0
 
 
 @functools.cache
@@ -186,9 +158,8 @@ def elements() -> frozenset[str]:
     return frozenset(_TABLE.GetElementSymbol(number) for number in range(1, 119))
 
 
-def type_sort_key(name: str) -> tuple[int, int, bool, int]:
-    """Vocabulary order: by atomic number, then charge, aromatic after aliphatic, then
-    hydrogens (so C, N, O, F lead as in QM9's; C, c, N, n, nH, ...).
+def type_sort_key(name: str) -> tuple[int, int]:
+    """Vocabulary order: by atomic number, then charge (so C, N, O, F lead as in QM9's).
 
     Raises:
         ValueError: not an element symbol (checked before RDKit, which would print a C++ stack
@@ -197,28 +168,21 @@ def type_sort_key(name: str) -> tuple[int, int, bool, int]:
     symbol, charge = parse_atom_type(name)
     if symbol not in elements():
         raise ValueError(f"unknown element {symbol!r}")
-    aromatic, hydrogens = aromatic_hydrogens(name)
-    return _TABLE.GetAtomicNumber(symbol), charge, aromatic, hydrogens
+    return _TABLE.GetAtomicNumber(symbol), charge
 
 
 def type_valence(name: str) -> int:
     """The most bonds an atom of vocabulary type ``name`` makes, for the valence penalty on
     soft graphs: QM9's neutral valences for C, N, O, F; otherwise RDKit's largest allowed
-    valence of the isoelectronic element (N+ like C: 4; O- like F: 1; S: 6); an aromatic
-    type's is its element's less the hydrogens it names (n: 3, nH: 2), its aromatic bonds
-    counting as single ones, except an aromatic carbon's: 3, the most neighbours it has (so
-    2-pyridone's exocyclic C=O counts one over)."""
+    valence of the isoelectronic element (N+ like C: 4; O- like F: 1; S: 6)."""
     if name in VALENCE:
         return VALENCE[name]
     symbol, charge = parse_atom_type(name)
-    aromatic, hydrogens = aromatic_hydrogens(name)
-    if aromatic and charge == 0 and symbol in VALENCE:
-        return 3 if symbol == "C" else VALENCE[symbol] - hydrogens
     number = _TABLE.GetAtomicNumber(symbol) - charge
     if number < 1:
         return 0
     valences = [v for v in _TABLE.GetValenceList(number) if v >= 0]
-    return max(0, max(valences) - hydrogens) if valences else 0
+    return max(valences) if valences else 0
 
 
 def _symbols(atom_types) -> set[str]:
@@ -251,15 +215,13 @@ def graph_reject_reason(
 def mol_to_graph(
     mol: Chem.Mol, max_atoms: int, atom_types: tuple[str, ...] = ATOM_TYPES
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Encode a molecule as dense type-index arrays, kekulised; with an aromatic vocabulary
-    (``is_aromatic_vocabulary``) aromatic atoms take their aromatic types and aromatic bonds
-    are single bonds between them (``graph_to_mol`` makes a ring of them aromatic again).
+    """Encode a molecule as dense type-index arrays, kekulised.
 
     Args:
         mol: a sanitised RDKit molecule (implicit hydrogens).
         max_atoms: N, the number of graph nodes; shorter molecules are padded with type 0.
-        atom_types: the vocabulary (index 0 = pad); an atom whose charged or aromatic type it
-            lacks is encoded as its neutral element.
+        atom_types: the vocabulary (index 0 = pad); an atom whose charged type it lacks is
+            encoded as its neutral element.
 
     Returns:
         ``(atoms, bonds)`` with shapes (N,) and (N, N), dtype int8, or ``None`` if the molecule has
@@ -267,21 +229,18 @@ def mol_to_graph(
     """
     if graph_reject_reason(mol, max_atoms, atom_types) is not None:
         return None
-    aromatic = is_aromatic_vocabulary(atom_types)
     mol = Chem.Mol(mol)
     try:
-        if not aromatic:
-            Chem.Kekulize(mol, clearAromaticFlags=True)
+        Chem.Kekulize(mol, clearAromaticFlags=True)
     except Chem.rdchem.KekulizeException:
         return None
     atoms = np.zeros(max_atoms, dtype=np.int8)  # (N,)
     bonds = np.zeros((max_atoms, max_atoms), dtype=np.int8)  # (N, N)
     index = {name: i for i, name in enumerate(atom_types)}
     for atom in mol.GetAtoms():
-        name = atom_type(atom, aromatic)
-        atoms[atom.GetIdx()] = index.get(name, index.get(atom.GetSymbol(), 0))
+        atoms[atom.GetIdx()] = index.get(atom_type(atom), index.get(atom.GetSymbol(), 0))
     for bond in mol.GetBonds():
-        name = str(bond.GetBondType()).lower().replace("aromatic", "single")
+        name = str(bond.GetBondType()).lower()
         if name not in _RDKIT_BOND:
             return None
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
@@ -297,7 +256,6 @@ def graph_to_mol(
     Args:
         atoms: (N,) atom-type indices into ``atom_types`` (default: QM9's ``ATOM_TYPES``).
         bonds: (N, N) bond-type indices into ``BOND_TYPES``; only the upper triangle is read.
-            A single bond between two aromatic atoms in a ring is aromatic.
 
     Returns:
         The sanitised molecule (possibly several fragments), or ``None`` if it is empty or RDKit
@@ -332,21 +290,7 @@ def _unsanitised(
     for i, j in zip(rows.tolist(), cols.tolist(), strict=False):
         if i in node_to_idx and j in node_to_idx:  # bonds to pad nodes are dropped (PR #13)
             mol.AddBond(node_to_idx[i], node_to_idx[j], _RDKIT_BOND[BOND_TYPES[bonds[i, j]]])
-    if is_aromatic_vocabulary(atom_types):
-        _aromatic_rings(mol)
     return mol
-
-
-def _aromatic_rings(mol: Chem.RWMol) -> None:
-    """Single bonds between two aromatic atoms in a ring become aromatic (an aromatic
-    vocabulary's graphs store them as single: ``mol_to_graph``); sanitising then finds a Kekulé
-    form or refuses the molecule."""
-    Chem.FastFindRings(mol)
-    for bond in mol.GetBonds():
-        ends = bond.GetBeginAtom().GetIsAromatic() and bond.GetEndAtom().GetIsAromatic()
-        if ends and bond.GetBondType() == Chem.BondType.SINGLE and bond.IsInRing():
-            bond.SetBondType(Chem.BondType.AROMATIC)
-            bond.SetIsAromatic(True)
 
 
 _LOWER = {3.0: Chem.BondType.DOUBLE, 2.0: Chem.BondType.SINGLE}  # one order down; single: gone
@@ -399,10 +343,6 @@ def _atom_template(name: str) -> Chem.Atom:
     symbol, charge = parse_atom_type(name)
     atom = Chem.Atom(symbol)
     atom.SetFormalCharge(charge)
-    aromatic, hydrogens = aromatic_hydrogens(name)
-    if aromatic:
-        atom.SetIsAromatic(True)
-        atom.SetNumExplicitHs(hydrogens)
     return atom
 
 

@@ -21,7 +21,6 @@ MEMBER_SETTINGS = (
     "isolated",
     "spanning",
     "composition",
-    "bond_composition",
     "gp_weight",
     "energy",
 )
@@ -29,7 +28,7 @@ MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
 _DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_MEMBERS = 4096
-_ATOM_TYPE = re.compile(r"([A-Z][a-z]?|[a-z]{1,2}(H[2-9]?)?)([+-][0-9]*)?")  # C, N+, c, nH, Fe+2
+_ATOM_TYPE = re.compile(r"[A-Z][a-z]?([+-][0-9]*)?")  # an element and its charge: C, N+, Fe+2
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.,=+-]*")
 
 
@@ -44,9 +43,7 @@ class Config:
     """Seed of the fixed 80/10/10 train/val/test split."""
     atoms: str = ""
     """Atom vocabulary: qm9 (C, N, O, F, no charges) | auto (each element-and-charge type in
-    at least atoms_min_count molecules, e.g. C,N,O,S,Cl,N+,O-) | aromatic (auto with aromatic
-    atoms as their own types, lower case as in SMILES: c, n, nH, o, s; aromatic rings are then
-    single bonds between them, no Kekulé form to learn) | a list such as C,N,O,N+,O-;
+    at least atoms_min_count molecules, e.g. C,N,O,S,Cl,N+,O-) | a list such as C,N,O,N+,O-;
     '' = qm9 for the shipped QM9, auto for --data."""
     atoms_min_count: int = 10
     """With atoms auto: molecules with a type rarer than this are dropped (and counted)."""
@@ -126,10 +123,6 @@ class Config:
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
     filling graphs with the elements that hold the most bonds."""
-    bond_composition: float = 0.0
-    """Weight of a penalty on the gap between the mean bonds of each order per graph in G's
-    batch and in the real batch (molgan.losses.bond_composition_gap): with the data's atom
-    count, too many bonds are too many rings."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -148,10 +141,10 @@ class Config:
     seed + k: its own weights, data order and noise). Much faster per model than separate
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: dict[str, tuple] = field(default_factory=dict)
-    """Per-member values of lam, gp_weight or a generator term's weight (MEMBER_SETTINGS),
-    one per member: {"lam": (0.9, 0.8)}, on the command line 'lam=0.9,0.8;valence=5,0'
-    (others take the shared value); seed (0, 7) gives each member its own seed instead of
-    seed + k."""
+    """Per-member values of lam, gp_weight or a generator term's weight (mode_seeking,
+    valence, isolated, spanning, composition, energy), one per member: {"lam": (0.9, 0.8)}, on
+    the command line 'lam=0.9,0.8;valence=5,0' (others take the shared value); seed (0, 7)
+    gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -250,18 +243,21 @@ class Config:
             "isolated",
             "spanning",
             "composition",
-            "bond_composition",
             "reward_tilt",
             "energy",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
-        if self.atoms not in ("", "qm9", "auto", "aromatic") and not all(
+        if self.atoms == "aromatic":  # issue 42's round 11: aromatic atom types
+            raise ValueError(
+                "atoms aromatic was removed (it lost: docs/ablation.md); the last commit that "
+                "has it is 801c5fa"
+            )
+        if self.atoms not in ("", "qm9", "auto") and not all(
             _ATOM_TYPE.fullmatch(t.strip()) for t in self.atoms.split(",")
         ):
             raise ValueError(
-                f"atoms must be qm9, auto, aromatic or a list of atom types such as "
-                f"C,N,O,N+,O-,Cl; "
+                f"atoms must be qm9, auto or a list of atom types such as C,N,O,N+,O-,Cl; "
                 f"got {self.atoms!r}"
             )
         if not 0.0 <= self.condition_balance <= 1.0:
@@ -427,8 +423,9 @@ REMOVED: dict[str, object] = {
     "spectral_norm": False,
     "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
     "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
+    "bond_composition": 0.0,  # issue 42's rounds 10-11: the data's bond count, not placed
 }
-REMOVED_AT = {"bond_count": "7e41cc0", "mask_pad": "e0f4f18"}
+REMOVED_AT = {"bond_count": "7e41cc0", "mask_pad": "e0f4f18", "bond_composition": "801c5fa"}
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 
 

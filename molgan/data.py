@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -79,20 +78,14 @@ def one_hot(atoms: torch.Tensor, bonds: torch.Tensor, num_atom_types: int = 0) -
 
 
 AUTO = "auto"  # atom vocabulary from the data: (element, charge) types of the training file
-AROMATIC = "aromatic"  # the same with aromatic atoms as their own types (chem.atom_type)
-_ATOM_TYPE = re.compile(r"([A-Z][a-z]?|[a-z]{1,2}(H[2-9]?)?)([+-][0-9]*)?")  # C, N+, c, nH, Fe+2
 
 
 def _encode(
-    smiles: str,
-    max_atoms: int,
-    atom_types: tuple[str, ...] | None = chem.ATOM_TYPES,
-    aromatic: bool = False,
+    smiles: str, max_atoms: int, atom_types: tuple[str, ...] | None = chem.ATOM_TYPES
 ) -> tuple | str:
     """Encode one SMILES; returns ``(canonical, atoms, bonds, types)`` or the reason it was
     dropped. ``atom_types`` None (``auto``): the molecule's own types are its vocabulary
-    (``types``, index 0 = pad; aromatic ones with ``aromatic``), remapped to the data's
-    vocabulary by ``load_dataset``."""
+    (``types``, index 0 = pad), remapped to the data's vocabulary by ``load_dataset``."""
     if len(smiles) > chem.MAX_SMILES_LENGTH:
         return f"SMILES longer than {chem.MAX_SMILES_LENGTH} characters"
     mol = chem.mol_from_smiles(smiles)
@@ -100,7 +93,7 @@ def _encode(
         return "unparsable SMILES"
     types = atom_types
     if types is None:
-        own = {chem.atom_type(atom, aromatic) for atom in mol.GetAtoms()}
+        own = {chem.atom_type(atom) for atom in mol.GetAtoms()}
         types = ("pad", *sorted(own, key=chem.type_sort_key))
     reason = chem.graph_reject_reason(mol, max_atoms, types)
     if reason is not None:
@@ -117,8 +110,8 @@ def _encode(
 
 
 def _encode_chunk(args: tuple) -> list:
-    smiles, max_atoms, atom_types, aromatic = args
-    return [_encode(s, max_atoms, atom_types, aromatic) for s in smiles]
+    smiles, max_atoms, atom_types = args
+    return [_encode(s, max_atoms, atom_types) for s in smiles]
 
 
 def encode_all(
@@ -126,25 +119,22 @@ def encode_all(
     max_atoms: int,
     workers: int | None = None,
     atom_types: tuple[str, ...] | None = chem.ATOM_TYPES,
-    aromatic: bool = False,
 ) -> list:
     """Encode many SMILES (``_encode`` on each), in a process pool when the list is large,
     with a progress bar on a terminal (a first QM9 load takes ~20 s)."""
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(smiles) < 5000 or workers < 2:
-        return _encode_chunk((smiles, max_atoms, atom_types, aromatic))
+        return _encode_chunk((smiles, max_atoms, atom_types))
     size = -(-len(smiles) // (workers * 16))
-    chunks = [
-        (smiles[i : i + size], max_atoms, atom_types, aromatic) for i in range(0, len(smiles), size)
-    ]
+    chunks = [(smiles[i : i + size], max_atoms, atom_types) for i in range(0, len(smiles), size)]
     with progress_bar(len(chunks), f"encoding {len(smiles):,} molecules") as update:
         parts = list(pool_map(_encode_chunk, chunks, workers, update))
     return [item for part in parts for item in part]
 
 
 def vocabulary(spec: str | Sequence[str]) -> tuple[str, ...] | None:
-    """An atom vocabulary from its spec: ``qm9`` (C, N, O, F), ``auto`` or ``aromatic`` (None:
-    from the data), or a comma list of types such as ``C,N,O,N+,O-,S,Cl`` (or ``C,c,n,nH``).
+    """An atom vocabulary from its spec: ``qm9`` (C, N, O, F), ``auto`` (None: from the data),
+    or a comma list of types such as ``C,N,O,N+,O-,S,Cl``.
 
     Raises:
         ValueError: an unknown element or a malformed type.
@@ -154,20 +144,17 @@ def vocabulary(spec: str | Sequence[str]) -> tuple[str, ...] | None:
     spec = spec.strip()
     if spec in ("", "qm9"):
         return chem.ATOM_TYPES
-    if spec in (AUTO, AROMATIC):
+    if spec == AUTO:
         return None
     names = [t.strip() for t in spec.split(",") if t.strip() and t.strip() != "pad"]
     for name in names:
-        if not _ATOM_TYPE.fullmatch(name):
-            raise ValueError(
-                f"atoms: {name!r} is not an element symbol with an optional charge "
-                "(aromatic: lower case, with its hydrogens, e.g. c, n, nH, s)"
-            )
         symbol, _ = chem.parse_atom_type(name)
         try:
             chem.type_sort_key(name)
         except (RuntimeError, ValueError):
             raise ValueError(f"atoms: unknown element {symbol!r} in {name!r}") from None
+        if not symbol[:1].isupper():
+            raise ValueError(f"atoms: {name!r} is not an element symbol with an optional charge")
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"atoms: give distinct atom types, got {spec!r}")
     types = ("pad", *names)
@@ -270,11 +257,9 @@ def check_fingerprint(stored: dict, cfg, where: str) -> None:
         )
 
 
-def _cache_path(
-    path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0, spec: str = AUTO
-) -> Path:
+def _cache_path(path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0) -> Path:
     digest = file_digest(path)[:16]
-    vocab = ",".join((types or (spec, str(min_count))) + chem.BOND_TYPES)
+    vocab = ",".join((types or (AUTO, str(min_count))) + chem.BOND_TYPES)
     key = hashlib.sha256(f"{digest}|{max_atoms}|{vocab}|{FORMAT}".encode()).hexdigest()[:16]
     return path.resolve().parent / "cache" / f"{path.name.split('.')[0]}-{key}.pt"
 
@@ -304,8 +289,7 @@ def load_dataset(
         verbose: print drop counts and malformed lines to stderr.
         atoms: the atom vocabulary (``vocabulary``): ``qm9`` (C, N, O, F; charged molecules do
             not round-trip), ``auto`` (every (element, charge) type in at least ``min_count``
-            molecules; molecules with a rarer type are dropped and counted), ``aromatic``
-            (``auto`` with aromatic atoms as their own types), or a comma list.
+            molecules; molecules with a rarer type are dropped and counted), or a comma list.
         min_count: with ``auto``, the fewest molecules a type must be in.
 
     Raises:
@@ -317,8 +301,7 @@ def load_dataset(
     if not path.is_file():
         raise ValueError(f"data file not found: {path}")
     types = vocabulary(atoms)
-    spec = atoms.strip() if isinstance(atoms, str) else ""
-    cache = _cache_path(path, max_atoms, types, min_count, spec)
+    cache = _cache_path(path, max_atoms, types, min_count)
     if use_cache and cache.is_file():
         try:
             blob = torch.load(cache, weights_only=True)
@@ -331,9 +314,7 @@ def load_dataset(
             return Dataset(cached[0], cached[1], cached[2], split, cached[3], kinds)
 
     entries = read_smiles(path)
-    results = encode_all(
-        [s for _, s in entries], max_atoms, atom_types=types, aromatic=spec == AROMATIC
-    )
+    results = encode_all([s for _, s in entries], max_atoms, atom_types=types)
     drops: Counter[str] = Counter()
     kept, seen = [], set()
     for (number, raw), result in zip(entries, results, strict=False):

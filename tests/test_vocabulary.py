@@ -7,7 +7,6 @@ import dataclasses
 import importlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -135,85 +134,8 @@ def test_data_moses_reads_the_molsets_split_and_asks_for_its_size():
 
 def test_the_atoms_setting_is_checked_when_the_settings_are_made():
     assert make_config("latent", atoms="C,N,O,N+,O-,Cl").atoms == "C,N,O,N+,O-,Cl"
-    with pytest.raises(ValueError, match="atoms must be qm9, auto, aromatic or a list"):
+    with pytest.raises(ValueError, match="atoms must be qm9, auto or a list"):
         make_config("latent", atoms="carbon")
-    assert make_config("latent", atoms="aromatic").atoms == "aromatic"
-    assert make_config("latent", atoms="C,c,N,n,nH,O").atoms == "C,c,N,n,nH,O"
-
-
-AROMATIC = (
-    "c1ccccc1",  # benzene: six aromatic c joined by single bonds in the graph
-    "c1cc[nH]c1",  # pyrrole: its N carries the H a graph cannot show (type nH)
-    "Cn1cccc1",  # N-methylpyrrole: n with three bonds, no H
-    "c1ccncc1",  # pyridine
-    "O=c1cccc[nH]1",  # 2-pyridone: an exocyclic double bond on an aromatic c
-    "c1ccc(-c2ccccc2)cc1",  # biphenyl: the bond between the rings is in no ring: single
-    "c1ccc2[nH]ccc2c1",  # indole: fused rings
-    "c1ccsc1",  # thiophene
-    "c1ccoc1",  # furan
-    "Cc1nc2ccccc2s1",  # 2-methylbenzothiazole
-)
-
-
-@pytest.mark.parametrize("smiles", AROMATIC)
-def test_an_aromatic_vocabulary_stores_rings_as_single_bonds_and_decodes_them(smiles):
-    """atoms 'aromatic' (issue 42, candidate d): aromatic atoms are their own types (c, n, nH,
-    o, s), aromatic bonds single bonds between them; decoding makes a ring of them aromatic
-    and RDKit finds the Kekulé form, so each molecule comes back as itself."""
-    from rdkit import Chem
-
-    mol = Chem.MolFromSmiles(smiles)
-    types = ("pad", *sorted({chem.atom_type(a, aromatic=True) for a in mol.GetAtoms()},
-                            key=chem.type_sort_key))  # fmt: skip
-    assert chem.is_aromatic_vocabulary(types)
-    atoms, bonds = chem.mol_to_graph(mol, 12, types)
-    assert set(bonds.ravel().tolist()) <= {0, 1, 2}  # no bond type beyond double appears
-    if smiles == "c1ccccc1":
-        assert (bonds[bonds > 0] == 1).all() and types == ("pad", "c")
-    assert chem.graph_to_smiles(atoms, bonds, atom_types=types) == chem.canonical(smiles)
-
-
-def test_aromatic_types_parse_to_their_element_and_know_their_valence():
-    assert chem.parse_atom_type("nH") == ("N", 0) and chem.parse_atom_type("c") == ("C", 0)
-    assert chem.parse_atom_type("n+") == ("N", 1) and chem.parse_atom_type("Cl") == ("Cl", 0)
-    assert chem.aromatic_hydrogens("nH") == (True, 1) and chem.aromatic_hydrogens("N") == (False, 0)
-    valences = {t: chem.type_valence(t) for t in ("c", "n", "nH", "o")}
-    assert valences == {"c": 3, "n": 3, "nH": 2, "o": 2}
-    order = sorted(["nH", "O", "c", "n", "C", "N"], key=chem.type_sort_key)
-    assert order == ["C", "c", "N", "n", "nH", "O"]
-    assert vocabulary("C,c,nH") == ("pad", "C", "c", "nH")
-    with pytest.raises(ValueError, match="not an element symbol"):
-        vocabulary("C,cc+H")
-
-
-def test_a_graph_without_the_pyrrole_hydrogen_or_with_an_aromatic_atom_off_a_ring_is_invalid():
-    """Strict validity stays strict: the graph says what the molecule is, nothing is guessed."""
-    types = ("pad", "C", "c", "n", "nH")
-    ring = {(0, 1): 1, (1, 2): 1, (2, 3): 1, (3, 4): 1, (0, 4): 1}
-    bonds = np.zeros((5, 5), dtype=np.int8)
-    for (i, j), kind in ring.items():
-        bonds[i, j] = bonds[j, i] = kind
-    pyrrole = np.array([4, 2, 2, 2, 2], dtype=np.int8)  # nH c c c c
-    assert chem.graph_to_smiles(pyrrole, bonds, atom_types=types) == "c1cc[nH]c1"
-    assert chem.graph_to_smiles(np.array([3, 2, 2, 2, 2]), bonds, atom_types=types) is None
-    chain = np.zeros((5, 5), dtype=np.int8)
-    chain[0, 1] = chain[1, 0] = 1
-    assert chem.graph_to_smiles(np.array([1, 2, 0, 0, 0]), chain, atom_types=types) is None
-
-
-def test_atoms_aromatic_builds_the_vocabulary_from_the_data_with_aromatic_types(tmp_path):
-    path = tmp_path / "d.smi"
-    path.write_text("\n".join(AROMATIC * 2) + "\n")  # each type in ≥ 2 molecules
-    data = load_dataset(path, atoms="aromatic", min_count=2, max_atoms=12, verbose=False)
-    assert data.atom_types == ("pad", "C", "c", "n", "nH", "s")  # O and o: one molecule each
-    assert len(data.smiles) == len(AROMATIC) - 2  # pyridone and furan dropped as rare
-    plain = load_dataset(path, atoms="auto", min_count=2, max_atoms=12, verbose=False)
-    assert plain.atom_types == ("pad", "C", "N", "O", "S")  # a cache of its own
-    for k, smiles in enumerate(data.smiles):
-        decoded = chem.graph_to_smiles(
-            data.atoms[k].numpy(), data.bonds[k].numpy(), atom_types=data.atom_types
-        )
-        assert decoded == smiles
 
 
 def test_a_zinc250k_format_csv_is_read_as_it_is(tmp_path):

@@ -27,7 +27,8 @@ from molgan.decoding import parse_temperature
 from molgan.molfiles import read_smiles
 from molgan.train import train
 
-# name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18
+# name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
+# bond composition and aromatic types (rounds 10-11) at 801c5fa
 VARIANTS = {
     "latent (default: valence 5)": ("latent", {}),
     "latent, valence 0": ("latent", {"valence": 0.0}),
@@ -70,44 +71,6 @@ VARIANTS = {
         "latent",
         {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
         | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, bond composition 10, sized, "
-    "RL on validity, gp per sample": (
-        "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"bond_composition": 10.0}
-        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, bond composition 3, sized, "
-    "RL on validity, gp per sample": (
-        "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"bond_composition": 3.0}
-        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, bond composition 10, sized, gp per sample": (
-        "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"bond_composition": 10.0, "gp_per_sample": True},
-    ),
-    "latent, aromatic types, isolated 10, spanning 10, composition 10, sized, "
-    "RL on validity, gp per sample": (
-        "latent",
-        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "composition": 10.0}
-        | {"size_mask": True, "lam": 0.5, "reward": "validity", "rl_start": 0.2}
-        | {"gp_per_sample": True},
-    ),
-    "latent, aromatic types (c valence 3), isolated 10, spanning 10, composition 10, "
-    "bond composition 10, sized, RL on validity, gp per sample": (
-        "latent",
-        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "composition": 10.0}
-        | {"size_mask": True, "lam": 0.5, "reward": "validity", "rl_start": 0.2}
-        | {"gp_per_sample": True, "bond_composition": 10.0},
-    ),
-    "latent, aromatic types, isolated 10, spanning 10, sized, gp per sample": (
-        "latent",
-        {"atoms": "aromatic", "isolated": 10.0, "spanning": 10.0, "size_mask": True}
-        | {"gp_per_sample": True},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
