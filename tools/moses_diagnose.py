@@ -72,6 +72,16 @@ VARIANTS = {
         {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
         | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on QED x SA, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"lam": 0.5, "reward": "qed,sa", "rl_start": 0.2, "gp_per_sample": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on SA, gp per sample": (
+        "latent",
+        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+        | {"lam": 0.5, "reward": "sa", "rl_start": 0.2, "gp_per_sample": True},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
