@@ -3,6 +3,7 @@
     python scripts/moses_benchmark.py runs/moses-pop2/best.pt --json docs/evidence/moses_eval.json
     python scripts/moses_benchmark.py --train-reference \\
         --json docs/evidence/moses_train_reference.json
+    python scripts/moses_benchmark.py --report m0.json m1.json m2.json --json row.json
 
 Each member samples ``-n`` graphs (30,000, MOSES's advice) with sampling seed ``--seed`` (0) +
 its training seed; the metrics are MOSES's (``molgan.moses_metrics``) against the MOSES test
@@ -14,7 +15,9 @@ the same graphs after MoFlow's valency correction with the largest fragment kept
 (``--no-corrected``: not). Prints a markdown table: one
 row per member and reading, then the mean ± std over members. ``--train-reference`` scores
 ``-n`` random molecules of the MOSES training split instead (sampling seed ``--seed``): MOSES's
-own "Train" row, to check these metrics against MOSES's published one.
+own "Train" row, to check these metrics against MOSES's published one. ``--report FILES``
+samples nothing: it prints (and with ``--json`` writes) the rows of earlier ``--json`` files
+and their mean ± std over all of them, e.g. one row from runs scored one at a time.
 """
 
 from __future__ import annotations
@@ -83,7 +86,12 @@ def main(argv: list[str] | None = None) -> int:
         "fragment kept (never strict validity)",
     )
     parser.add_argument("--json", help="also write every row and the settings to this file")
+    parser.add_argument(
+        "--report", nargs="+", metavar="FILE", help="the mean ± std of these --json files' rows"
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return report(args.report, args.json)
     if not args.checkpoint and not args.train_reference:
         parser.error("give a CHECKPOINT or --train-reference")
     from molgan import checkpoint, moses_metrics, rundir
@@ -132,22 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{key} {result[key]:.4f}" for key in shown),
                 file=sys.stderr,
             )
-    print("| member | reading | " + " | ".join(shown) + " |")
-    print("|---|---|" + "---|" * len(shown))
-    for row in rows:
-        cells = " | ".join(f"{row[key]:.4f}" for key in shown)
-        print(f"| {row['member']} | {row['reading']} | {cells} |")
-    summary = {}
-    for reading in dict.fromkeys(r["reading"] for r in rows):
-        chosen = [r for r in rows if r["reading"] == reading]
-        cells = []
-        for key in shown:
-            values = [r[key] for r in chosen if math.isfinite(r[key])]
-            mean = statistics.mean(values) if values else math.nan
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            summary[f"{reading}/{key}"] = [mean, std]
-            cells.append(f"{mean:.4f}±{std:.4f}")
-        print(f"| mean of {len(chosen)} | {reading} | " + " | ".join(cells) + " |")
+    summary = print_table(rows, shown)
     if args.json:
         step = int(blob.get("step", 0))
         record = {
@@ -163,6 +156,55 @@ def main(argv: list[str] | None = None) -> int:
             "summary": summary,
         }
         return rundir.save_json(args.json, record, default=float)
+    return 0
+
+
+def print_table(rows: list[dict], shown: list[str]) -> dict[str, list[float]]:
+    """Print one markdown row per row (member, reading) and the mean ± std over the rows of
+    each reading; returns ``{"reading/metric": [mean, std]}``."""
+    print("| member | reading | " + " | ".join(shown) + " |")
+    print("|---|---|" + "---|" * len(shown))
+    for row in rows:
+        cells = " | ".join(f"{row[key]:.4f}" for key in shown)
+        print(f"| {row.get('run', row['member'])} | {row['reading']} | {cells} |")
+    summary = {}
+    for reading in dict.fromkeys(r["reading"] for r in rows):
+        chosen = [r for r in rows if r["reading"] == reading]
+        cells = []
+        for key in shown:
+            values = [r[key] for r in chosen if key in r and math.isfinite(r[key])]
+            mean = statistics.mean(values) if values else math.nan
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            summary[f"{reading}/{key}"] = [mean, std]
+            cells.append(f"{mean:.4f}±{std:.4f}")
+        print(f"| mean of {len(chosen)} | {reading} | " + " | ".join(cells) + " |")
+    return summary
+
+
+def report(files: list[str], out: str | None) -> int:
+    """``--report``: the rows of earlier ``--json`` files, each tagged with its file's
+    checkpoint, and their mean ± std; ``out``: also write them with each file's settings."""
+    import json
+    from pathlib import Path
+
+    from molgan import rundir
+
+    records, rows = [], []
+    for name in files:
+        try:
+            record = json.loads(Path(name).read_text())
+            tagged = [
+                r | {"run": f"{record['checkpoint']}@{record['step']}"} for r in record["rows"]
+            ]
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            print(f"error: {name}: not a moses_benchmark --json file ({err})", file=sys.stderr)
+            return 2
+        records.append({k: v for k, v in record.items() if k not in ("rows", "summary")})
+        rows += tagged
+    shown = [key for key in SHOWN if any(key in r for r in rows)]
+    summary = print_table(rows, shown)
+    if out:
+        return rundir.save_json(out, {"files": records, "rows": rows, "summary": summary})
     return 0
 
 

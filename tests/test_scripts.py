@@ -434,6 +434,31 @@ def test_drawing_without_its_system_library_is_a_one_line_error(tmp_path, monkey
         chem.draw_grid(["CCO"], str(tmp_path / "g.png"))
 
 
+def test_moses_benchmark_report_averages_the_rows_of_runs_scored_one_at_a_time(tmp_path):
+    """--report makes one row (mean ± std over runs, per reading) from --json files written
+    one run at a time, without sampling; a file that is not one is a one-line error."""
+    files = []
+    for k, valid in enumerate((0.5, 0.7)):
+        rows = [{"member": 0, "reading": r, "valid": valid + d, "FCD/Test": 40.0 + k}
+                for r, d in (("moses", 0.1), ("strict", 0.0))]  # fmt: skip
+        record = {"checkpoint": f"best-member{k}.pt", "step": 3000 + k, "rows": rows}
+        files.append(tmp_path / f"m{k}.json")
+        files[-1].write_text(json.dumps(record))
+    out = run("scripts/moses_benchmark.py", "--report", *files, "--json", tmp_path / "row.json")
+    assert "| best-member1.pt@3001 | strict | 0.7000 | 41.0000 |" in out.stdout
+    assert "| mean of 2 | strict | 0.6000±0.1414 | 40.5000±0.7071 |" in out.stdout
+    combined = json.loads((tmp_path / "row.json").read_text())
+    assert combined["summary"]["moses/valid"] == pytest.approx([0.7, 0.1414], abs=1e-4)
+    assert [f["checkpoint"] for f in combined["files"]] == ["best-member0.pt", "best-member1.pt"]
+    (tmp_path / "bad.json").write_text("{}")
+    bad = run("scripts/moses_benchmark.py", "--report", tmp_path / "bad.json", check=False)
+    assert (
+        bad.returncode == 2
+        and bad.stderr.count("\n") == 1
+        and "not a moses_benchmark" in bad.stderr
+    )
+
+
 @pytest.mark.slow
 def test_moses_benchmark_reports_three_readings_of_each_member(tmp_path):
     """The MOSES row's script on the shipped QM9 model: every MOSES column, for the samples as
