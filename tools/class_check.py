@@ -17,7 +17,7 @@ import torch
 
 import molgan
 from molgan import chem
-from molgan.config import HelpFormatter
+from molgan.cli import HelpFormatter
 from molgan.rundir import output_path
 
 

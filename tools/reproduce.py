@@ -23,7 +23,8 @@ import sys
 from pathlib import Path
 
 from molgan import metrics
-from molgan.config import HelpFormatter, make_config
+from molgan.cli import HelpFormatter
+from molgan.config import make_config
 from molgan.data import resolve_path
 from molgan.models import resolve_device
 
