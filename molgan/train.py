@@ -163,6 +163,7 @@ def _train(
         r_fake = fake_rewards(atoms, bonds, cfg, train_set, decoder, types).to(device)
         return run_v(p.real.x, p.real.adj, p.r_real, p.fake[0], p.fake[1], r_fake)
 
+    seeds = [cfg.member(k).seed for k in range(K)]  # each member's data order
     population.train()
     with run, decoder or contextlib.nullcontext():
         if blob is not None:
@@ -171,10 +172,7 @@ def _train(
             epoch, pos = divmod(step, steps_per_epoch)
             if epoch != order_epoch:  # data order depends only on (seed, epoch): resumable
                 order = torch.stack(
-                    [
-                        batches.epoch_order(train_idx, weights, cfg.member(k).seed, epoch)
-                        for k in range(K)
-                    ]
+                    [batches.epoch_order(train_idx, weights, s, epoch) for s in seeds]
                 ).to(device)  # (K, M): one copy per epoch, not per step
                 order_epoch = epoch
             idx = order[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (K, B)

@@ -29,6 +29,8 @@ from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
 # bond composition and aromatic types (rounds 10-11) at 801c5fa
+_TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
+_RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 VARIANTS = {
     "latent (default: valence 5)": ("latent", {}),
     "latent, valence 0": ("latent", {"valence": 0.0}),
@@ -69,18 +71,15 @@ VARIANTS = {
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample": (
         "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"lam": 0.5, "reward": "validity", "rl_start": 0.2, "gp_per_sample": True},
+        _TERMS | _RL_GP | {"reward": "validity"},
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on QED x SA, gp per sample": (
         "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"lam": 0.5, "reward": "qed,sa", "rl_start": 0.2, "gp_per_sample": True},
+        _TERMS | _RL_GP | {"reward": "qed,sa"},
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on SA, gp per sample": (
         "latent",
-        {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
-        | {"lam": 0.5, "reward": "sa", "rl_start": 0.2, "gp_per_sample": True},
+        _TERMS | _RL_GP | {"reward": "sa"},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
