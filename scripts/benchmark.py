@@ -262,22 +262,19 @@ def bench_conv_order(data, device, members: int, repeats: int, calls: int = 10) 
     return statistics.median(ratios)
 
 
-def _size_child(args: tuple) -> tuple[float, float]:
-    """In a fresh process: steps/s of reward-off training cycles at ``max_atoms`` N, and the
-    process's peak resident memory (MB) after them."""
-    import resource
-
-    n, batch, cycles, threads, device, k = args
-    torch.set_num_threads(threads)
+def size_cycles(n: int, batch: int, cycles: int, device, members: int = 1):
+    """A callable running ``cycles`` reward-off training cycles (n_critic D steps, one G step)
+    at ``max_atoms`` N on random graphs (the default preset's nets; the cost depends on N, not
+    on chemistry), and the number of member-steps it runs."""
     torch.manual_seed(0)
+    k = members
     cfg = make_config("latent", max_atoms=n, batch_size=batch, lam=1.0, members=k)
-    device = torch.device(device)
     population = Population([MolGAN.from_config(cfg) for _ in range(k)]).to(device)
     opts = steps.make_optimizers(population, cfg)
     weights = steps.member_weights(cfg, k, device)
     nets = steps.step_nets(population)
-    atoms = torch.randint(1, 5, (k, batch, n))  # random heavy atoms, a random bond pattern:
-    bonds = torch.randint(0, 4, (k, batch, n, n)).triu(1)  # the cost depends on N, not chemistry
+    atoms = torch.randint(1, 5, (k, batch, n))  # random heavy atoms, a random bond pattern
+    bonds = torch.randint(0, 4, (k, batch, n, n)).triu(1)
     real = one_hot(atoms, bonds + bonds.transpose(-1, -2))
     real = type(real)(real.x.to(device), real.adj.to(device))
     run_d, run_g, _ = steps.step_functions(population, nets, opts, cfg, weights, False)
@@ -288,12 +285,24 @@ def _size_child(args: tuple) -> tuple[float, float]:
             if step % cfg.n_critic == 0:
                 run_g[False](real.x, real.adj, weights["lam"])
 
+    return run, cycles * cfg.n_critic * k
+
+
+def _size_child(args: tuple) -> tuple[float, float]:
+    """In a fresh process: steps/s of reward-off training cycles at ``max_atoms`` N, and the
+    process's peak resident memory (MB) after them."""
+    import resource
+
+    n, batch, cycles, threads, device, k = args
+    torch.set_num_threads(threads)
+    device = torch.device(device)
+    run, member_steps = size_cycles(n, batch, cycles, device, k)
     run()  # warm-up
     seconds = timed(run, 3, device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
-    return cycles * cfg.n_critic * k / seconds, peak
+    return member_steps / seconds, peak
 
 
 def bench_sizes(sizes, batch: int, cycles: int, threads: int, device, members=(1,)) -> dict:
@@ -313,8 +322,9 @@ def bench_sizes(sizes, batch: int, cycles: int, threads: int, device, members=(1
 
 
 # A worker process inside one checkout: that checkout's own benchmark and molgan build the
-# default preset's training cycle (1 thread, batch 32) for each (members, reward) row; each
-# line "row index" on stdin runs that row once and answers its seconds.
+# default preset's training cycle (1 thread, batch 32) for each (N, members, reward) row (N 9:
+# QM9 with its rewards; other N: random graphs, reward off); each line "row index" on stdin
+# runs that row once and answers its seconds.
 _CHILD = """
 import importlib.util, json, sys, time, torch
 torch.set_num_threads(1)
@@ -322,16 +332,28 @@ spec = importlib.util.spec_from_file_location("bench", "scripts/benchmark.py")
 bench = importlib.util.module_from_spec(spec); spec.loader.exec_module(bench)
 from molgan.data import load_dataset
 data, cpu, rows = load_dataset(verbose=False), torch.device("cpu"), json.loads(sys.argv[1])
-runs = [bench.training_cycles(data, cpu, 32, r, int(sys.argv[2]), members=k) for k, r in rows]
+cycles = int(sys.argv[2])
+runs = [
+    bench.training_cycles(data, cpu, 32, r, cycles, members=k) if n == 9
+    else bench.size_cycles(n, 32, max(1, cycles // 4), cpu, k)
+    for n, k, r in rows
+]
 for run, _ in runs:
     run()  # warm-up
-print(json.dumps([k * steps for (k, _), (_, steps) in zip(rows, runs)]), flush=True)
+print(json.dumps([s if n != 9 else k * s for (n, k, _), (_, s) in zip(rows, runs)]), flush=True)
 for line in sys.stdin:
     start = time.perf_counter()
     runs[int(line)][0]()
     print(time.perf_counter() - start, flush=True)
 """
-COMPARE_ROWS = ((1, False), (1, True), (8, False), (8, True))
+COMPARE_ROWS = (
+    (9, 1, False),
+    (9, 1, True),
+    (9, 8, False),
+    (9, 8, True),
+    (27, 1, False),
+    (27, 3, False),
+)
 
 
 def bench_against(other: str, cycles: int, repeats: int) -> dict[tuple[int, bool], dict]:
@@ -339,7 +361,7 @@ def bench_against(other: str, cycles: int, repeats: int) -> dict[tuple[int, bool
     the rows of ``COMPARE_ROWS``: one worker process per checkout, and ``repeats`` rounds in
     which each row runs in both, back to back (which goes first alternates), so that each pair
     of timings sees the same machine; a shared machine's drift cancels in the pair's ratio.
-    Returns {(members, reward): {"this", "other": median member-steps/s, "ratio": median of
+    Returns {(N, members, reward): {"this", "other": median member-steps/s, "ratio": median of
     the pairs' ratios}}."""
     import json
     import subprocess
@@ -422,8 +444,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--against",
         metavar="DIR",
-        help="only compare the default preset's training cycle (K 1 and 8, RL off and on, "
-        "batch 32, 1 thread) of this checkout with the checkout in DIR, interleaved",
+        help="only compare the default preset's training cycle (QM9: K 1 and 8, RL off and on; "
+        "N 27: K 1 and 3, RL off; batch 32, 1 thread) of this checkout with the checkout in "
+        "DIR, interleaved",
     )
     args = parser.parse_args(argv)
     if args.against:
@@ -432,15 +455,15 @@ def main(argv: list[str] | None = None) -> int:
             f"\nmember-steps/s, 1 thread, batch 32, the default preset's cycle: medians of "
             f"{args.repeats} rounds; ratio = median of the back-to-back pairs' ratios\n"
         )
-        print("| members | reward | this | other | ratio (range) |\n|---|---|---|---|---|")
+        print("| N | members | reward | this | other | ratio (range) |\n|---|---|---|---|---|---|")
         rows = []
-        for (members, reward), r in table.items():
+        for (n, members, reward), r in table.items():
             low, high = r["ratio_range"]
             print(
-                f"| {members} | {'qed' if reward else 'off'} | {r['this']:,.1f} | "
+                f"| {n} | {members} | {'qed' if reward else 'off'} | {r['this']:,.1f} | "
                 f"{r['other']:,.1f} | {r['ratio']:.3f} ({low:.2f}-{high:.2f}) |"
             )
-            rows.append({"members": members, "reward": reward, **r})
+            rows.append({"max_atoms": n, "members": members, "reward": reward, **r})
         if args.json:
             import json
 

@@ -145,6 +145,7 @@ def test_moses_diagnose_counts_empty_bondless_and_overfull_graphs():
     assert stats["valid"] == 1 / 4 and stats["valid_lenient"] == 2 / 4  # CCO; and C.C
     assert stats["valid_corrected"] == 3 / 4  # F=F -> FF too; the empty graph is nothing
     assert stats["fragments"] == 3 / 2  # CCO 1, C.C 2
+    assert stats["multiple"] == 1 / 4 and stats["rings"] == 0.0  # F=F; CCO has no ring
     assert stats["unique"] == 1.0 and stats["atom_tv"] is None
     share = diagnose.composition(atoms, len(chem.ATOM_TYPES))  # C 4, O 1, F 2 of 7 atoms
     assert share.tolist() == [4 / 7, 0.0, 1 / 7, 2 / 7]
