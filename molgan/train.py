@@ -33,6 +33,7 @@ from molgan.data import (
     fingerprint,
     one_hot,
 )
+from molgan.generator import marginal_logits
 from molgan.models import MolGAN, resolve_device
 from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Population
@@ -236,6 +237,11 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):
         if k or cfg.member(k).seed != cfg.seed:
             torch.manual_seed(cfg.member(k).seed)
         models.append(MolGAN.from_config(cfg, atom_types=data.atom_types))
+    if cfg.marginal_init and blob is None:  # G starts at the data's marginals
+        sizes = len(data.atom_types), len(models[0].bond_types)
+        prior = marginal_logits(data.atoms[train_idx], data.bonds[train_idx], *sizes)
+        for g in (net for m in models for net in (m.generator, m.generator_ema) if net is not None):
+            g.start_at(*prior)
     tilt = balance = None
     if cfg.reward_tilt:
         r_train = r_all.cpu() if r_all is not None else dataset_rewards(data, cfg.reward)

@@ -3,7 +3,7 @@ import torch
 
 from molgan import chem
 from molgan.config import make_config
-from molgan.generator import Generator, discretize, gumbel_noise
+from molgan.generator import Generator, discretize, gumbel_noise, softmax
 from molgan.models import Discriminator, MolGAN, RewardNet
 
 
@@ -47,6 +47,19 @@ def test_discretize_modes(mode):
         assert (out > 0).all() and (out < 1).all()
     (out * torch.randn_like(out)).sum().backward()
     assert logits.grad.abs().sum() > 0  # straight-through keeps a gradient
+
+
+def test_softmax_equals_torch_softmax_in_value_and_gradient_with_masked_channels():
+    logits = torch.randn(3, 5, 5, 4, dtype=torch.float64) * 30  # large: overflow without a shift
+    logits[:, range(5), range(5), 1:] = float("-inf")  # the diagonal's bonds, as G masks them
+    ours = logits.clone().requires_grad_(True)
+    theirs = logits.clone().requires_grad_(True)
+    weight = torch.randn(3, 5, 5, 4, dtype=torch.float64)
+    (softmax(ours) * weight).sum().backward()
+    (torch.softmax(theirs, dim=-1) * weight).sum().backward()
+    assert torch.allclose(softmax(logits), torch.softmax(logits, dim=-1), atol=1e-15)
+    assert softmax(logits)[:, range(5), range(5), 0].eq(1).all()  # masked bonds: exactly 0
+    assert torch.allclose(ours.grad, theirs.grad, atol=1e-12)
 
 
 def test_discretize_rejects_unknown_mode_and_missing_noise():

@@ -14,6 +14,7 @@ import torch
 from molgan import batches, checkpoint, losses, steps
 from molgan.config import REMOVED, REMOVED_IN, Config, make_config
 from molgan.data import load_dataset, one_hot
+from molgan.generator import marginal_logits
 from molgan.models import Discriminator, MolGAN
 from molgan.population import Population
 
@@ -33,6 +34,8 @@ REMEDIES = {
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
+    "walk_steps": 4,
+    "marginal_init": True,
 }
 
 
@@ -377,3 +380,47 @@ def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
     logits = torch.zeros(1, 3, 5, requires_grad=True)
     losses.composition_gap(torch.softmax(logits, -1), real).backward()
     assert (logits.grad[0, :, 1] < 0).all() and (logits.grad[0, :, 4] > 0).all()  # more C, no F
+
+
+def test_walk_steps_give_d_and_the_reward_net_ring_features_also_in_a_population():
+    cfg = make_config("debug", walk_steps=5)
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg)
+    T = len(model.atom_types)
+    assert model.discriminator.convs[0].in_dim == T + 4  # one-hot + returns after 2..5 steps
+    assert model.reward_net.convs[0].in_dim == T + 4
+    x, adj = _batch(B=3, N=cfg.max_atoms, T=T, R=4)
+    ring = Population([model, MolGAN.from_config(cfg)])
+    stacked = ring.discriminator(x.expand(2, *x.shape), adj.expand(2, *adj.shape))  # (K, B, 1)
+    assert torch.allclose(stacked[0], model.discriminator(x, adj), atol=1e-6)
+    with pytest.raises(ValueError, match="walk_steps must be 0"):
+        make_config("debug", walk_steps=1)
+
+
+def test_marginal_logits_are_laplace_smoothed_log_frequencies_per_node_and_pair():
+    atoms = torch.tensor([[1, 2], [1, 0]])  # C O, C pad
+    bonds = torch.zeros(2, 2, 2, dtype=torch.long)
+    bonds[0, 0, 1] = bonds[0, 1, 0] = 2  # C=O in the first graph only
+    x_prior, adj_prior = marginal_logits(atoms, bonds, 3, 4)
+    assert torch.allclose(x_prior[0].exp(), torch.tensor([1, 3, 1]) / 5)  # node 0: C twice
+    assert torch.allclose(x_prior[1].exp(), torch.tensor([2, 1, 2]) / 5)
+    assert torch.allclose(adj_prior[0, 1].exp(), torch.tensor([2, 1, 2, 1]) / 6)
+    assert torch.equal(adj_prior[0, 1], adj_prior[1, 0])
+
+
+def test_marginal_init_starts_g_at_the_datas_bond_types_and_leaves_other_runs_alone(tmp_path):
+    data = load_dataset("data/qm9_debug.smi", atoms="qm9", verbose=False)
+    train = data.split["train"]
+    x_prior, adj_prior = marginal_logits(data.atoms[train], data.bonds[train], 5, 4)
+    runs = {}
+    for flag in (True, False):
+        cfg = make_config("debug", marginal_init=flag, members=2, ema=0.9)
+        torch.manual_seed(0)
+        runs[flag] = train_module._population(cfg, data, None, None, tmp_path / "ckpt.pt")[0]
+    for k in range(2):
+        g, other = runs[True].member(k), runs[False].member(k)
+        for net in (g.generator, g.generator_ema):
+            assert torch.equal(net.edge_head.bias, adj_prior.flatten())
+            assert torch.equal(net.node_head.bias, x_prior.flatten())
+        assert torch.equal(g.generator.edge_head.weight, other.generator.edge_head.weight)
+        assert not torch.equal(other.generator.edge_head.bias, adj_prior.flatten())

@@ -93,6 +93,14 @@ VARIANTS = {
         "latent",
         _TERMS | _TERMS_TENTH | {"gp_per_sample": True},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "walk 8": ("latent", _TERMS | _RL_GP | {"reward": "validity", "walk_steps": 8}),
+    "latent, the terms at a tenth, sized, RL on validity, gp per sample, walk 8": (
+        "latent",
+        _TERMS | _TERMS_TENTH | _RL_GP | {"reward": "validity", "walk_steps": 8},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init": ("latent", _TERMS | _RL_GP | {"reward": "validity", "marginal_init": True}),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
