@@ -18,6 +18,7 @@ MEMBER_SETTINGS = (
     "lam",
     "mode_seeking",
     "valence",
+    "overflow",
     "isolated",
     "spanning",
     "composition",
@@ -118,6 +119,10 @@ class Config:
     valence: float = 0.0
     """Weight of a penalty on G's soft bond orders above each atom's valence (a validity signal
     without RL or RDKit; molgan.losses.valence_excess)."""
+    overflow: float = 0.0
+    """Weight of a penalty on the expected over-valent atoms in G's sampled graphs, each bond
+    drawn from its softmax (molgan.losses.valence_overflow): unlike valence, it sees the risk
+    of uncertain bonds."""
     isolated: float = 0.0
     """Weight of a penalty on G's expected atoms without a bond (molgan.losses.isolated_atoms):
     the valence penalty is zero on a graph without bonds, this one is largest there."""
@@ -250,6 +255,7 @@ class Config:
             "lr_d",
             "mode_seeking",
             "valence",
+            "overflow",
             "isolated",
             "spanning",
             "composition",

@@ -162,6 +162,45 @@ def valence_excess(
     return torch.relu(bonds - capacity).sum(dim=-1).mean(dim=-1)
 
 
+def valence_overflow(
+    x: torch.Tensor, adj: torch.Tensor, valence: torch.Tensor, order: torch.Tensor
+) -> torch.Tensor:
+    """Expected over-valent atoms per graph in G's *samples*: Σ_i Σ_t x_it · P(S_i > v_t), with
+    S_i = Σ_j order(bond i-j) and each bond drawn from its own softmax (as sampling draws it).
+
+    ``valence_excess`` penalises the expected order above the valence, which is zero for an
+    atom whose four possible double bonds each have probability 1/2 — half of whose samples
+    are over-valent. This term sees that risk: the exact distribution of S_i, by dynamic
+    programming over the neighbours j (bond sums above the largest valence pooled).
+
+    Args:
+        x: node type probabilities (..., B, N, T); adj: bond type probabilities
+            (..., B, N, N, R) with a "no bond" diagonal; valence: (T,) valence of each atom type
+            (0 for pad: any bond on a pad counts); order: (R,) integer order of each bond type.
+
+    Returns:
+        Scalar, (...) with leading axes.
+    """
+    top = int(valence.max()) + 1  # sums ≥ top share one bin: every type is over there
+    orders = [int(o) for o in order.tolist()]
+    dist = torch.zeros(*adj.shape[:-2], top + 1, dtype=adj.dtype, device=adj.device)
+    dist[..., 0] = 1.0  # (..., B, N, top + 1): P(S_i = s) over the neighbours seen so far
+    for j in range(adj.shape[-2]):
+        p = adj[..., j, :]  # (..., B, N, R): the bond i-j of every atom i
+        new = dist * p[..., :1]  # no bond
+        for r in range(1, len(orders)):
+            k = min(orders[r], top)
+            moved = torch.cat(  # s -> s + k; sums reaching top pooled in the top bin
+                [dist.new_zeros(*dist.shape[:-1], k), dist[..., : top - k],
+                 dist[..., top - k :].sum(dim=-1, keepdim=True)], dim=-1,
+            )  # fmt: skip
+            new = new + moved * p[..., r : r + 1]
+        dist = new
+    tail = dist.flip(-1).cumsum(-1).flip(-1)  # (..., B, N, top + 1): P(S_i ≥ s)
+    over = tail[..., (valence.long() + 1).clamp(max=top)]  # (..., B, N, T): P(S_i > v_t)
+    return (x * over).sum(dim=(-2, -1)).mean(dim=-1)
+
+
 def isolated_atoms(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     """Expected atoms without a bond per graph: Σ_i P(node i is an atom) · Π_j P(no bond i-j).
 

@@ -178,6 +178,8 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("energy", _energy),
     # G's soft bond orders above each atom's valence (a validity signal without RDKit).
     Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
+    # G's expected over-valent atoms in its samples (the risk the valence term does not see).
+    Term("overflow", lambda nets, f: losses.valence_overflow(f.x, f.adj, *nets.valence)),
     # G's expected atoms without a bond (the valence penalty's blind spot: the empty graph).
     Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
     # G's expected bonds short of atoms - 1 (fewer bonds than one piece needs).

@@ -28,6 +28,7 @@ REMEDIES = {
     "mode_seeking": 1.0,
     "condition": True,
     "valence": 1.0,
+    "overflow": 1.0,
     "isolated": 1.0,
     "spanning": 1.0,
     "composition": 1.0,
@@ -424,3 +425,59 @@ def test_marginal_init_starts_g_at_the_datas_bond_types_and_leaves_other_runs_al
             assert torch.equal(net.node_head.bias, x_prior.flatten())
         assert torch.equal(g.generator.edge_head.weight, other.generator.edge_head.weight)
         assert not torch.equal(other.generator.edge_head.bias, adj_prior.flatten())
+
+
+def _valence_tables():
+    valence = torch.tensor([0.0, 4.0, 3.0, 2.0, 1.0])  # pad, C, N, O, F
+    return valence, torch.tensor([0.0, 1.0, 2.0, 3.0])
+
+
+def test_valence_overflow_sees_the_risk_of_uncertain_double_bonds_that_valence_misses():
+    valence, order = _valence_tables()
+    x = torch.zeros(1, 5, 5)
+    x[0, :, 1] = 1.0  # five carbons
+    adj = torch.zeros(1, 5, 5, 4)
+    adj[..., 0] = 1.0
+    for j in range(1, 5):  # carbon 0: a double bond to each other carbon with probability 1/2
+        adj[0, 0, j] = adj[0, j, 0] = torch.tensor([0.5, 0.0, 0.5, 0.0])
+    assert losses.valence_excess(x, adj, valence, order).item() == 0.0  # expected order 4
+    # carbon 0 holds 2 · Binomial(4, 1/2) bonds: over 4 with probability 5/16
+    overflow = losses.valence_overflow(x, adj, valence, order)
+    assert overflow.item() == pytest.approx(5 / 16)
+
+
+def test_valence_overflow_counts_over_valent_atoms_of_hard_graphs_and_matches_sampling():
+    valence, order = _valence_tables()
+    x, adj = _batch(B=4, N=6, T=5, R=4, seed=3)
+    adj = adj * (1 - torch.eye(6))[..., None]
+    adj[..., 0] += torch.eye(6)  # no self bonds
+    bonds = (adj * order).sum(dim=(-2, -1))  # (B, N)
+    over = (bonds > (x @ valence)).float().sum(-1).mean()
+    assert losses.valence_overflow(x, adj, valence, order).item() == pytest.approx(over.item())
+    torch.manual_seed(0)  # soft graphs: the mean over sampled graphs
+    logits = torch.randn(2, 6, 6, 4) - torch.tensor([0.0, 1.0, 2.0, 3.0])
+    logits = (logits + logits.transpose(1, 2)) / 2
+    logits[:, range(6), range(6), 1:] = float("-inf")
+    soft = torch.softmax(logits, -1)
+    xs = torch.softmax(torch.randn(2, 6, 5), -1)
+    draws = torch.distributions.Categorical(probs=soft).sample((20000,))  # (S, 2, 6, 6)
+    upper = torch.triu(draws, diagonal=1)
+    sym = upper + upper.transpose(-1, -2)
+    held = order[sym].sum(-1)  # (S, 2, 6)
+    mc = (xs * (held[..., None] > valence).float()).sum(-1).sum(-1).mean()
+    up = torch.triu(torch.ones(6, 6, dtype=torch.bool), 1)
+    soft_sym = torch.where(up[..., None], soft, soft.transpose(1, 2))  # the upper triangle's draws
+    exact = losses.valence_overflow(xs, soft_sym, valence, order)
+    assert exact.item() == pytest.approx(mc.item(), abs=0.03)
+
+
+def test_valence_overflow_gradient_sharpens_a_risky_atom():
+    valence, order = _valence_tables()
+    x = torch.zeros(1, 3, 5)
+    x[0, :, 3] = 1.0  # three oxygens
+    logits = torch.zeros(1, 3, 3, 4, requires_grad=True)
+    mask = torch.eye(3, dtype=torch.bool)[None, ..., None] & (torch.arange(4) > 0)
+    adj = torch.softmax(logits.masked_fill(mask, float("-inf")), -1)
+    losses.valence_overflow(x, adj, valence, order).backward()
+    grad = logits.grad[0, 0, 1]  # descent raises "no bond" and lowers double and triple
+    assert grad[0] < 0 and grad[2] > 0 and grad[3] > 0
