@@ -30,7 +30,7 @@ from molgan.molfiles import read_smiles
 from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
-# bond composition and aromatic types (rounds 10-11) at 801c5fa
+# bond composition and aromatic types (rounds 10-11) at 801c5fa, walk steps (round 14) at 03fdd11
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 # the terms at a tenth of their weights (valence 5 -> 0.5): D's gradient against theirs
@@ -94,12 +94,6 @@ VARIANTS = {
         _TERMS | _TERMS_TENTH | {"gp_per_sample": True},
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "walk 8": ("latent", _TERMS | _RL_GP | {"reward": "validity", "walk_steps": 8}),
-    "latent, the terms at a tenth, sized, RL on validity, gp per sample, walk 8": (
-        "latent",
-        _TERMS | _TERMS_TENTH | _RL_GP | {"reward": "validity", "walk_steps": 8},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init": ("latent", _TERMS | _RL_GP | {"reward": "validity", "marginal_init": True}),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, valence 0": (
@@ -127,6 +121,13 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | {"reward": "validity", "marginal_init": True, "overflow": 5.0},
     ),
+    "latent, isolated 10, spanning 30, composition 10, sized, gp per sample, marginal init, "
+    "overflow 5": (
+        "latent",
+        _TERMS | {"spanning": 30.0, "gp_per_sample": True, "marginal_init": True, "overflow": 5.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "overflow 5": ("latent", _TERMS | _RL_GP | {"reward": "validity", "overflow": 5.0}),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
