@@ -11,7 +11,7 @@ Every loss also takes leading axes before the batch axis B (a population's membe
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -163,7 +163,7 @@ def valence_excess(
 
 
 def valence_overflow(
-    x: torch.Tensor, adj: torch.Tensor, valence: torch.Tensor, order: torch.Tensor
+    x: torch.Tensor, adj: torch.Tensor, valence: torch.Tensor, orders: Sequence[int], top: int
 ) -> torch.Tensor:
     """Expected over-valent atoms per graph in G's *samples*: Σ_i Σ_t x_it · P(S_i > v_t), with
     S_i = Σ_j order(bond i-j) and each bond drawn from its own softmax (as sampling draws it).
@@ -176,13 +176,14 @@ def valence_overflow(
     Args:
         x: node type probabilities (..., B, N, T); adj: bond type probabilities
             (..., B, N, N, R) with a "no bond" diagonal; valence: (T,) valence of each atom type
-            (0 for pad: any bond on a pad counts); order: (R,) integer order of each bond type.
+            (0 for pad: any bond on a pad counts); orders: the R bond types' integer orders and
+            top: the largest valence + 1, both on the host (reading them off the device would
+            wait for it in every step).
 
     Returns:
         Scalar, (...) with leading axes.
     """
-    top = int(valence.max()) + 1  # sums ≥ top share one bin: every type is over there
-    orders = [int(o) for o in order.tolist()]
+    # sums ≥ top share one bin: every type is over there
     dist = torch.zeros(*adj.shape[:-2], top + 1, dtype=adj.dtype, device=adj.device)
     dist[..., 0] = 1.0  # (..., B, N, top + 1): P(S_i = s) over the neighbours seen so far
     for j in range(adj.shape[-2]):

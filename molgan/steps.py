@@ -36,17 +36,21 @@ class Nets(NamedTuple):
     gp_critic: torch.nn.Module
     device: torch.device
     valence: tuple[torch.Tensor, torch.Tensor]  # (T,) atom valences, (R,) bond orders
+    limits: tuple[tuple[int, ...], int]  # on the host: bond orders, largest valence + 1
 
 
 def step_nets(model: Population, compile: bool = False) -> Nets:
     """``Nets`` over ``model``; ``compile`` wraps G, D and V in ``torch.compile``."""
     wrap = torch.compile if compile else (lambda net: net)
     g, d, v = model.generator, model.discriminator, model.reward_net
+    valences = [chem.type_valence(a) for a in model.atom_types]
+    orders = tuple(int(chem.BOND_ORDER[b]) for b in model.bond_types)
     tables = (
-        torch.tensor([float(chem.type_valence(a)) for a in model.atom_types], device=model.device),
-        torch.tensor([float(chem.BOND_ORDER[b]) for b in model.bond_types], device=model.device),
+        torch.tensor([float(v) for v in valences], device=model.device),
+        torch.tensor([float(o) for o in orders], device=model.device),
     )
-    return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables)
+    limits = (orders, max(valences) + 1)  # no device sync to read them in a step
+    return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables, limits)
 
 
 class MemberWeights(dict):
@@ -179,7 +183,10 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     # G's soft bond orders above each atom's valence (a validity signal without RDKit).
     Term("valence", lambda nets, f: losses.valence_excess(f.x, f.adj, *nets.valence)),
     # G's expected over-valent atoms in its samples (the risk the valence term does not see).
-    Term("overflow", lambda nets, f: losses.valence_overflow(f.x, f.adj, *nets.valence)),
+    Term(
+        "overflow",
+        lambda nets, f: losses.valence_overflow(f.x, f.adj, nets.valence[0], *nets.limits),
+    ),
     # G's expected atoms without a bond (the valence penalty's blind spot: the empty graph).
     Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
     # G's expected bonds short of atoms - 1 (fewer bonds than one piece needs).

@@ -416,6 +416,10 @@ def _valence_tables():
     return valence, torch.tensor([0.0, 1.0, 2.0, 3.0])
 
 
+def _overflow(x, adj, valence, order):
+    return losses.valence_overflow(x, adj, valence, [int(o) for o in order], int(valence.max()) + 1)
+
+
 def test_valence_overflow_sees_the_risk_of_uncertain_double_bonds_that_valence_misses():
     valence, order = _valence_tables()
     x = torch.zeros(1, 5, 5)
@@ -426,7 +430,7 @@ def test_valence_overflow_sees_the_risk_of_uncertain_double_bonds_that_valence_m
         adj[0, 0, j] = adj[0, j, 0] = torch.tensor([0.5, 0.0, 0.5, 0.0])
     assert losses.valence_excess(x, adj, valence, order).item() == 0.0  # expected order 4
     # carbon 0 holds 2 · Binomial(4, 1/2) bonds: over 4 with probability 5/16
-    overflow = losses.valence_overflow(x, adj, valence, order)
+    overflow = _overflow(x, adj, valence, order)
     assert overflow.item() == pytest.approx(5 / 16)
 
 
@@ -437,7 +441,7 @@ def test_valence_overflow_counts_over_valent_atoms_of_hard_graphs_and_matches_sa
     adj[..., 0] += torch.eye(6)  # no self bonds
     bonds = (adj * order).sum(dim=(-2, -1))  # (B, N)
     over = (bonds > (x @ valence)).float().sum(-1).mean()
-    assert losses.valence_overflow(x, adj, valence, order).item() == pytest.approx(over.item())
+    assert _overflow(x, adj, valence, order).item() == pytest.approx(over.item())
     torch.manual_seed(0)  # soft graphs: the mean over sampled graphs
     logits = torch.randn(2, 6, 6, 4) - torch.tensor([0.0, 1.0, 2.0, 3.0])
     logits = (logits + logits.transpose(1, 2)) / 2
@@ -451,7 +455,7 @@ def test_valence_overflow_counts_over_valent_atoms_of_hard_graphs_and_matches_sa
     mc = (xs * (held[..., None] > valence).float()).sum(-1).sum(-1).mean()
     up = torch.triu(torch.ones(6, 6, dtype=torch.bool), 1)
     soft_sym = torch.where(up[..., None], soft, soft.transpose(1, 2))  # the upper triangle's draws
-    exact = losses.valence_overflow(xs, soft_sym, valence, order)
+    exact = _overflow(xs, soft_sym, valence, order)
     assert exact.item() == pytest.approx(mc.item(), abs=0.03)
 
 
@@ -462,6 +466,6 @@ def test_valence_overflow_gradient_sharpens_a_risky_atom():
     logits = torch.zeros(1, 3, 3, 4, requires_grad=True)
     mask = torch.eye(3, dtype=torch.bool)[None, ..., None] & (torch.arange(4) > 0)
     adj = torch.softmax(logits.masked_fill(mask, float("-inf")), -1)
-    losses.valence_overflow(x, adj, valence, order).backward()
+    _overflow(x, adj, valence, order).backward()
     grad = logits.grad[0, 0, 1]  # descent raises "no bond" and lowers double and triple
     assert grad[0] < 0 and grad[2] > 0 and grad[3] > 0

@@ -154,3 +154,31 @@ def test_moses_diagnose_counts_empty_bondless_and_overfull_graphs():
     assert tv == pytest.approx(3 / 7)
     table = diagnose.summary([{"variant": "v", "steps": 5, "seed": s, **stats} for s in (0, 1)])
     assert "| v | 5 | 1 | 0,1 | 1.8 ± 0.0 |" in table
+
+
+def test_moses_diagnose_fcd_reads_the_first_valid_molecules_and_needs_enough(monkeypatch):
+    import numpy as np
+    from rdkit import Chem
+
+    from molgan import chem, fcd, moses_metrics
+
+    diagnose = script_module("moses_diagnose", "tools")
+    smiles = moses_metrics.moses_smiles("train", limit=12)
+    types = ("*", "C", "N", "O", "F", "S", "Cl", "Br")
+    graphs = [chem.mol_to_graph(Chem.MolFromSmiles(s), 27, types) for s in smiles]
+    graphs = [g for g in graphs if g is not None][:10]
+
+    class Model:  # samples the same ten molecules and one empty graph each time
+        atom_types = types
+
+        def sample_graphs(self, n, generator=None):
+            atoms = np.stack([g[0] for g in graphs] + [np.zeros(27, np.int8)])
+            return atoms, np.stack([g[1] for g in graphs] + [np.zeros((27, 27), np.int8)])
+
+    monkeypatch.setattr(diagnose, "FCD_VALID", 15)  # 10 valid per draw: the second draw fills it
+    reference = moses_metrics.reference_statistics("test")["FCD"]
+    valid = [chem.graph_to_smiles(a, b, atom_types=types) for a, b in graphs]
+    mu, sigma = fcd.statistics((valid * 2)[:15])
+    expected = fcd.frechet_distance(mu, sigma, reference["mu"], reference["sigma"])
+    assert diagnose.fcd_test(Model()) == pytest.approx(expected)
+    assert diagnose.fcd_test(Model(), tries=1) is None  # 10 valid of 11: not enough
