@@ -128,6 +128,19 @@ VARIANTS = {
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "overflow 5": ("latent", _TERMS | _RL_GP | {"reward": "validity", "overflow": 5.0}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on SA, gp per sample, "
+    "marginal init, overflow 5": (
+        "latent",
+        _TERMS | _RL_GP | {"reward": "sa", "marginal_init": True, "overflow": 5.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity at λ 0.8, gp per "
+    "sample, marginal init, overflow 5": (
+        "latent",
+        _TERMS
+        | _RL_GP
+        | {"reward": "validity", "lam": 0.8, "marginal_init": True}
+        | {"overflow": 5.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
