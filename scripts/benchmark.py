@@ -265,7 +265,7 @@ def bench_conv_order(data, device, members: int, repeats: int, calls: int = 10) 
 def size_cycles(n: int, batch: int, cycles: int, device, members: int = 1):
     """A callable running ``cycles`` reward-off training cycles (n_critic D steps, one G step)
     at ``max_atoms`` N on random graphs (the default preset's nets; the cost depends on N, not
-    on chemistry), and the number of member-steps it runs."""
+    on chemistry), and the number of steps it runs (as ``training_cycles``: per member)."""
     torch.manual_seed(0)
     k = members
     cfg = make_config("latent", max_atoms=n, batch_size=batch, lam=1.0, members=k)
@@ -285,7 +285,7 @@ def size_cycles(n: int, batch: int, cycles: int, device, members: int = 1):
             if step % cfg.n_critic == 0:
                 run_g[False](real.x, real.adj, weights["lam"])
 
-    return run, cycles * cfg.n_critic * k
+    return run, cycles * cfg.n_critic
 
 
 def _size_child(args: tuple) -> tuple[float, float]:
@@ -296,13 +296,13 @@ def _size_child(args: tuple) -> tuple[float, float]:
     n, batch, cycles, threads, device, k = args
     torch.set_num_threads(threads)
     device = torch.device(device)
-    run, member_steps = size_cycles(n, batch, cycles, device, k)
+    run, steps_run = size_cycles(n, batch, cycles, device, k)
     run()  # warm-up
     seconds = timed(run, 3, device)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if device.type == "cuda":
         peak = torch.cuda.max_memory_allocated(device) / 2**20
-    return member_steps / seconds, peak
+    return steps_run * k / seconds, peak
 
 
 def bench_sizes(sizes, batch: int, cycles: int, threads: int, device, members=(1,)) -> dict:
@@ -340,7 +340,7 @@ runs = [
 ]
 for run, _ in runs:
     run()  # warm-up
-print(json.dumps([s if n != 9 else k * s for (n, k, _), (_, s) in zip(rows, runs)]), flush=True)
+print(json.dumps([k * steps for (_, k, _), (_, steps) in zip(rows, runs)]), flush=True)
 for line in sys.stdin:
     start = time.perf_counter()
     runs[int(line)][0]()
