@@ -22,6 +22,7 @@ MEMBER_SETTINGS = (
     "isolated",
     "spanning",
     "composition",
+    "bond_composition",
     "gp_weight",
     "energy",
 )
@@ -133,6 +134,10 @@ class Config:
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
     filling graphs with the elements that hold the most bonds."""
+    bond_composition: float = 0.0
+    """Weight of a penalty on the gap between the mean bonds of each order per graph in G's
+    batch and in the real batch (molgan.losses.bond_composition_gap): the data's double bonds,
+    which the valence terms remove first."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -254,6 +259,7 @@ class Config:
             "isolated",
             "spanning",
             "composition",
+            "bond_composition",
             "reward_tilt",
             "energy",
         ):
@@ -434,13 +440,11 @@ REMOVED: dict[str, object] = {
     "spectral_norm": False,
     "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
     "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
-    "bond_composition": 0.0,  # issue 42's rounds 10-11: the data's bond count, not placed
     "walk_steps": 0,  # issue 42's round 14: ring features for D did not break the cages
 }
 REMOVED_AT = {
     "bond_count": "7e41cc0",
     "mask_pad": "e0f4f18",
-    "bond_composition": "801c5fa",
     "walk_steps": "03fdd11",
 }
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""

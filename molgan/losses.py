@@ -255,6 +255,22 @@ def composition_gap(x_fake: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
     return (fake - real).abs().sum(dim=-1)
 
 
+def bond_composition_gap(adj_fake: torch.Tensor, adj_real: torch.Tensor) -> torch.Tensor:
+    """Σ_r |mean bonds of order r per graph in G's batch - in the real batch|: the batch's
+    bond orders against the data's (kekulised: the double bonds of its aromatic rings).
+
+    Args:
+        adj_fake: G's bond type probabilities (..., B, N, N, R), index 0 = no bond, symmetric;
+            adj_real: the real batch's one-hots (..., B', N, N, R).
+
+    Returns:
+        Scalar, (...) with leading axes.
+    """
+    fake = adj_fake[..., 1:].sum(dim=(-3, -2)).mean(dim=-2) / 2  # (..., R-1)
+    real = adj_real[..., 1:].sum(dim=(-3, -2)).mean(dim=-2) / 2  # (..., R-1)
+    return (fake - real).abs().sum(dim=-1)
+
+
 def reward_net_loss(
     v_real: torch.Tensor, r_real: torch.Tensor, v_fake: torch.Tensor, r_fake: torch.Tensor
 ) -> torch.Tensor:

@@ -193,6 +193,8 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
     # G's batch's element composition against the real batch's.
     Term("composition", lambda nets, f: losses.composition_gap(f.x, f.real.x)),
+    # G's batch's bonds of each order against the real batch's (the data's double bonds).
+    Term("bond_composition", lambda nets, f: losses.bond_composition_gap(f.adj, f.real.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

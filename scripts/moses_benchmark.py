@@ -13,7 +13,9 @@ multi-fragment graph is a dotted SMILES that MOSES counts as valid) and ``strict
 multi-fragment graph counts as invalid, molgan's own validity); a third, ``corrected``, reads
 the same graphs after MoFlow's valency correction with the largest fragment kept
 (``--no-corrected``: not). Prints a markdown table: one
-row per member and reading, then the mean ± std over members. ``--train-reference`` scores
+row per member and reading, then the mean ± std over members; ``--mixture``: every member of
+the checkpoint sampled as one model (``molgan.mixture``: sample i from member i mod K, sampling
+seed ``--seed``), one row per reading. ``--train-reference`` scores
 ``-n`` random molecules of the MOSES training split instead (sampling seed ``--seed``): MOSES's
 own "Train" row, to check these metrics against MOSES's published one. ``--report FILES``
 samples nothing: it prints (and with ``--json`` writes) the rows of earlier ``--json`` files
@@ -85,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         help="a third reading: the same graphs after MoFlow's valency correction, largest "
         "fragment kept (never strict validity)",
     )
+    parser.add_argument(
+        "--mixture",
+        action="store_true",
+        help="score the checkpoint's members as one model (a mixture), not one by one",
+    )
     parser.add_argument("--json", help="also write every row and the settings to this file")
     parser.add_argument(
         "--report", nargs="+", metavar="FILE", help="the mean ± std of these --json files' rows"
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         return report(args.report, args.json)
     if not args.checkpoint and not args.train_reference:
         parser.error("give a CHECKPOINT or --train-reference")
-    from molgan import checkpoint, moses_metrics, rundir
+    from molgan import checkpoint, mixture, moses_metrics, rundir
 
     if args.n < 10_000:
         print(f"note: unique@10000 is over {args.n} graphs' valid molecules", file=sys.stderr)
@@ -108,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             blob = checkpoint.read(args.checkpoint)
             count = checkpoint.members_of(blob)
+        if args.mixture:
+            if args.train_reference:
+                raise ValueError("--mixture scores a checkpoint's members, not --train-reference")
+            whole, count = mixture.load(args.checkpoint), 1
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -120,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
 
             seed = args.seed
             generated = random.Random(seed).sample(train_list, args.n)
+        elif args.mixture:
+            model, seed = whole, args.seed
+            k = f"mixture of {len(whole)}"
+            generated = model.sample(args.n, seed=seed, strict=False)
         else:
             model = checkpoint.load(args.checkpoint, member=k)
             seed = args.seed + model.config["seed"]

@@ -32,6 +32,7 @@ REMEDIES = {
     "isolated": 1.0,
     "spanning": 1.0,
     "composition": 1.0,
+    "bond_composition": 1.0,
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
@@ -304,8 +305,8 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
 def test_a_setting_removed_later_names_its_own_last_commit():
     with pytest.raises(ValueError, match="bond_count = 10.0 was removed .* is 7e41cc0"):
         Config.from_dict({"bond_count": 10.0}, "old run")
-    with pytest.raises(ValueError, match="bond_composition = 10.0 was removed .* is 801c5fa"):
-        Config.from_dict({"bond_composition": 10.0}, "old run")
+    with pytest.raises(ValueError, match="walk_steps = 8 was removed .* is 03fdd11"):
+        Config.from_dict({"walk_steps": 8}, "old run")
     with pytest.raises(ValueError, match="atoms aromatic was removed .* is 801c5fa"):
         Config.from_dict({"atoms": "aromatic"}, "old run")
 
@@ -369,6 +370,20 @@ def test_bond_shortfall_counts_the_bonds_missing_for_one_piece():
     assert losses.bond_shortfall(x, adj).item() == 0.0
     x, adj = _graph([1, 2, 3], {})  # the empty graph: two bonds short
     assert losses.bond_shortfall(x, adj).item() == pytest.approx(2.0)
+
+
+def test_bond_composition_gap_is_the_per_graph_bond_order_count_gap_between_batches():
+    ring = _graph([1, 1, 1], {(0, 1): 1, (1, 2): 1, (0, 2): 2})[1]  # 2 single, 1 double
+    chain = _graph([1, 1, 1], {(0, 1): 1, (1, 2): 1})[1]  # 2 single
+    triple = _graph([1, 1, 1], {(0, 1): 3, (1, 2): 1})[1]  # 1 single, 1 triple
+    real = torch.cat([chain, triple])  # per graph: 1.5 single, 0 double, 0.5 triple
+    # single 2 against 1.5, double 1 against 0, triple 0 against 0.5
+    assert losses.bond_composition_gap(ring, real).item() == pytest.approx(0.5 + 1.0 + 0.5)
+    assert losses.bond_composition_gap(real, real).item() == 0.0
+    logits = torch.zeros(1, 3, 3, 4, requires_grad=True)
+    soft = torch.softmax(logits + logits.transpose(1, 2), -1)
+    losses.bond_composition_gap(soft, chain).backward()
+    assert (logits.grad[..., 2] > 0).all()  # the real batch has no double bonds: fewer of them
 
 
 def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():

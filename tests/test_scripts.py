@@ -484,6 +484,12 @@ def test_moses_benchmark_reports_three_readings_of_each_member(tmp_path):
     moses, strict, corrected = rows[:3]
     assert set(moses) >= {"valid", "unique@1000", "SNN/Test", "Scaf/TestSF", "Filters", "Novelty"}
     assert strict["valid"] <= moses["valid"] and strict["valid"] <= corrected["valid"]
+    whole = run(
+        "scripts/moses_benchmark.py", "molgan/pretrained/qm9.pt", "-n", "200", "--no-fcd",
+        "--no-corrected", "--mixture", "--json", tmp_path / "mix.json",
+    )  # fmt: skip
+    assert "| mixture of 3 | strict |" in whole.stdout and "| 0 | strict |" not in whole.stdout
+    assert len(json.loads((tmp_path / "mix.json").read_text())["rows"]) == 2
     samples = tmp_path / "s.smi"
     run("scripts/sample.py", "-n", "100", "--out", samples)
     evaluated = run("scripts/evaluate.py", samples, "--moses", "--no-fcd")

@@ -30,10 +30,11 @@ from molgan.molfiles import read_smiles
 from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
-# bond composition and aromatic types (rounds 10-11) at 801c5fa, walk steps (round 14) at 03fdd11
+# aromatic types (round 11) at 801c5fa, walk steps (round 14) at 03fdd11
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 # the terms at a tenth of their weights (valence 5 -> 0.5): D's gradient against theirs
+_NEW = {"reward": "validity", "marginal_init": True, "overflow": 5.0}  # round 18's additions
 _TERMS_TENTH = {"isolated": 1.0, "spanning": 1.0, "composition": 1.0, "valence": 0.5}
 VARIANTS = {
     "latent (default: valence 5)": ("latent", {}),
@@ -140,6 +141,16 @@ VARIANTS = {
         | _RL_GP
         | {"reward": "validity", "lam": 0.8, "marginal_init": True}
         | {"overflow": 5.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, D sees samples (hard_gumbel)": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"mode": "hard_gumbel"},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, bond composition 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"bond_composition": 10.0},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
