@@ -130,6 +130,11 @@ class Config:
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
+    aromatic_bonds: bool = False
+    """Keep aromatic bonds as a fifth bond type (none, single, double, triple, aromatic)
+    instead of kekulising: an aromatic ring is then one bond type along the ring, not an
+    alternation of single and double bonds for G to place (DiGress's bond types on MOSES).
+    Aromatic bonds count as single in the valence terms."""
     composition: float = 0.0
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from

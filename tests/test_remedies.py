@@ -37,6 +37,7 @@ REMEDIES = {
     "energy": 1.0,
     "reward_tilt": 5.0,
     "marginal_init": True,
+    "aromatic_bonds": True,
 }
 
 

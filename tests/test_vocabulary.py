@@ -157,3 +157,65 @@ def test_a_zinc250k_format_csv_is_read_as_it_is(tmp_path):
     data = load_dataset(path, max_atoms=38, atoms="auto", min_count=1, use_cache=False)
     assert len(data.smiles) == 4
     assert {"N+", "O-", "S", "Cl", "Br", "F"} <= set(data.atom_types)
+
+
+@pytest.mark.parametrize(
+    "smiles",
+    ["c1ccccc1", "Cc1ccc(-n2cccc2)cc1", "c1ccc2[nH]ccc2c1", "c1cnc2[nH]ccc2c1", "O=c1cccc[nH]1",
+     "Cc1nc[nH]c1C", "c1ccc2ccccc2c1", "CS(=O)(=O)c1ccc(C(N)=O)cc1"],
+)  # fmt: skip
+def test_aromatic_bonds_are_their_own_type_and_decode_back_pyrrole_hydrogens_included(smiles):
+    from rdkit import Chem
+
+    types = ("pad", "C", "N", "O", "S")
+    mol = Chem.MolFromSmiles(smiles)
+    atoms, bonds = chem.mol_to_graph(mol, 27, types, aromatic=True)
+    aromatic = chem.AROMATIC_BOND_TYPES.index("aromatic")
+    assert (bonds == aromatic).sum() // 2 == sum(b.GetIsAromatic() for b in mol.GetBonds())
+    # a graph has no hydrogens: the [nH] of a ring that needs one is found again on decoding
+    assert chem.graph_to_smiles(atoms, bonds, atom_types=types) == Chem.MolToSmiles(mol)
+    kekule = chem.mol_to_graph(mol, 27, types)[1]  # the default: kekulised, no aromatic type
+    assert (kekule < aromatic).all() and chem.graph_to_smiles(atoms, kekule, atom_types=types)
+
+
+def test_aromatic_bonds_that_do_not_make_an_aromatic_ring_do_not_decode():
+    types = ("pad", "C", "N")
+    atoms = torch.tensor([1, 1, 1, 1, 1, 2, 0]).numpy()
+    bonds = torch.zeros(7, 7, dtype=torch.long)
+    for i in range(4):  # a chain of aromatic bonds: no ring
+        bonds[i, i + 1] = bonds[i + 1, i] = 4
+    assert chem.graph_to_smiles(atoms, bonds.numpy(), atom_types=types) is None
+    bonds[4, 0] = bonds[0, 4] = 4  # an all-carbon five-ring: no Kekulé form, no N to take an H
+    assert chem.graph_to_smiles(atoms, bonds.numpy(), atom_types=types) is None
+    bonds[4, 0] = bonds[0, 4] = 0
+    bonds[4, 5] = bonds[5, 4] = bonds[5, 0] = bonds[0, 5] = 4  # pyridine
+    assert chem.graph_to_smiles(atoms, bonds.numpy(), atom_types=types) == "c1ccncc1"
+
+
+def test_training_with_aromatic_bonds_learns_five_bond_types_and_keeps_them(tmp_path):
+    path = tmp_path / "d.smi"
+    path.write_text(DRUGS.read_text())
+    data = load_dataset(path, atoms="auto", min_count=2, verbose=False, aromatic=True)
+    assert data.bond_types == chem.AROMATIC_BOND_TYPES and (data.bonds == 4).any()
+    kekule = load_dataset(path, atoms="auto", min_count=2, verbose=False)  # its own cache
+    assert kekule.bond_types == chem.BOND_TYPES and not (kekule.bonds == 4).any()
+    cfg = make_config(
+        "debug", data=str(path), atoms="auto", atoms_min_count=2, batch_size=4, max_steps=4,
+        eval_every=4, eval_samples=8, out_dir=str(tmp_path / "runs"), aromatic_bonds=True,
+        marginal_init=True, overflow=1.0, valence=1.0,
+    )  # fmt: skip
+    model = train_module.train(cfg)
+    assert model.bond_types == chem.AROMATIC_BOND_TYPES and model.generator.R == 5
+    loaded = checkpoint.load(tmp_path / "runs" / cfg.run_name)
+    assert loaded.bond_types == chem.AROMATIC_BOND_TYPES and len(loaded.sample(8, seed=0)) == 8
+    nets = steps.step_nets(steps.Population([model]))
+    assert nets.valence[1].tolist() == [0, 1, 2, 3, 1]  # an aromatic bond counts as single
+    from molgan.pyg import to_pyg
+
+    graphs = loaded.sample_graphs(4)
+    assert to_pyg(*graphs, atom_types=loaded.atom_types, bond_types=loaded.bond_types).num_graphs
+    assert to_pyg(data).edge_attr.shape[1] == 4  # the dataset's own bond types
+    four = torch.zeros(1, 9, 9, dtype=torch.long)
+    four[0, 0, 1] = four[0, 1, 0] = 4
+    with pytest.raises(ValueError, match="bond type 4 but the vocabulary has 4 types"):
+        to_pyg(torch.ones(1, 9, dtype=torch.long).numpy(), four.numpy())

@@ -1,8 +1,10 @@
 """What MolGAN makes at drug-like size after a short run on a MOSES subset (issue 42, "find out
 why it fails at 27 atoms"): per variant and seed, the graphs' atoms and bonds, how many are
-empty, fragmented or over-valent, their double and triple bonds (``multiple``) and rings (of
-the strictly valid ones), and strict / lenient / valency-corrected validity. MOSES's first
-2,000 molecules, kekulised: 20.5 atoms, 22.0 bonds, 6.9 of them double or triple, 2.5 rings.
+empty, fragmented or over-valent, their double and triple bonds (``multiple``), rings,
+aromatic rings and atoms with two or more double bonds (``cumulated``, e.g. allenes; all three
+of the strictly valid ones), and strict / lenient / valency-corrected validity. MOSES's first
+2,000 molecules, kekulised: 20.5 atoms, 22.0 bonds, 6.9 of them double or triple, 2.5 rings,
+2.05 aromatic rings, 0.14 cumulated atoms (sulfonyl S).
 
     python tools/moses_diagnose.py --molecules 2000 --steps 1000 --seeds 0 1 --json diag.json
 
@@ -152,6 +154,23 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | _NEW | {"bond_composition": 10.0},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on QED, gp per sample, "
+    "marginal init, overflow 5": ("latent", _TERMS | _RL_GP | _NEW | {"reward": "qed"}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on QED, gp per sample, "
+    "marginal init, overflow 5, bond composition 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"reward": "qed", "bond_composition": 10.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, aromatic bonds": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, aromatic bonds, bond composition 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "bond_composition": 10.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
@@ -168,6 +187,22 @@ def composition(atoms: np.ndarray, num_types: int) -> np.ndarray:
     """Each non-pad atom type's share of the atoms of graphs (atoms (n, N)), (T-1,)."""
     counts = np.bincount(atoms[atoms > 0].ravel(), minlength=num_types)[1:]
     return counts / max(1, counts.sum())
+
+
+def ring_kinds(smiles: list[str]) -> tuple[float, float]:
+    """Aromatic rings and atoms with ≥ 2 double bonds (allene centres, sulfonyl S), per
+    molecule of ``smiles`` (valid SMILES)."""
+    from rdkit import Chem
+    from rdkit.Chem import rdMolDescriptors
+
+    mols = [Chem.MolFromSmiles(s) for s in smiles]
+    aromatic = [rdMolDescriptors.CalcNumAromaticRings(m) for m in mols]
+    double = Chem.BondType.DOUBLE
+    cumulated = [
+        sum(sum(b.GetBondType() == double for b in a.GetBonds()) >= 2 for a in m.GetAtoms())
+        for m in mols
+    ]
+    return float(np.mean(aromatic)), float(np.mean(cumulated))
 
 
 def graph_stats(
@@ -189,11 +224,14 @@ def graph_stats(
         corrected.append(chem.corrected_smiles(a, b, atom_types) is not None)
     parsed = [s for s in lenient if s]
     one = np.array([s is not None for s in strict])  # rings of a molecule: bonds - atoms + 1
+    aromatic, cumulated = ring_kinds([s for s in strict if s]) if one.any() else (None, None)
     return {
         "atoms": float(n_atoms.mean()),
         "bonds": float(n_bonds.mean()),
         "multiple": float(n_multiple.mean()),
         "rings": float((n_bonds - n_atoms + 1)[one].mean()) if one.any() else None,
+        "aromatic": aromatic,
+        "cumulated": cumulated,
         "empty": float((n_atoms == 0).mean()),
         "no_bond": float(((n_bonds == 0) & (n_atoms > 1)).mean()),
         "fragments": float(np.mean([s.count(".") + 1 for s in parsed])) if parsed else 0.0,
@@ -224,7 +262,8 @@ def summary(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["variant"], r["steps"], r.get("temperature", "1")), []).append(r)
-    keys = ["atoms", "bonds", "multiple", "rings", "fragments", "atom_tv", "valid"]
+    keys = ["atoms", "bonds", "multiple", "rings", "aromatic", "cumulated", "fragments"]
+    keys += ["atom_tv", "valid"]
     keys += ["valid_lenient", "unique", "fcd_test"]
     keys = [k for k in keys if all(r.get(k) is not None for r in rows)]
     pct = {"valid", "valid_lenient", "unique"}
