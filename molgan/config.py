@@ -69,6 +69,9 @@ class Config:
     and each pair's bond type in the training split (DiGress's marginal prior). Without it G's
     first graphs are dense random ones, which the valence terms thin out by dropping every
     double bond for good at N = 27 (docs/results.md, issue 42)."""
+    walk_steps: int = 0
+    """D and the reward net also see each node's random-walk return probabilities after 2..k
+    steps (k-rings show at step k; an R-GCN cannot count rings); 0 = off (paper)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -223,6 +226,8 @@ class Config:
         for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.walk_steps < 0 or self.walk_steps == 1:
+            raise ValueError(f"walk_steps must be 0 (off) or ≥ 2, got {self.walk_steps}")
         if self.max_atoms > MAX_ATOMS_LIMIT:
             raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
         for name in (
@@ -445,13 +450,8 @@ REMOVED: dict[str, object] = {
     "spectral_norm": False,
     "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
     "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
-    "walk_steps": 0,  # issue 42's round 14: ring features for D did not break the cages
 }
-REMOVED_AT = {
-    "bond_count": "7e41cc0",
-    "mask_pad": "e0f4f18",
-    "walk_steps": "03fdd11",
-}
+REMOVED_AT = {"bond_count": "7e41cc0", "mask_pad": "e0f4f18"}
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 
 

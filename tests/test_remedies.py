@@ -36,6 +36,7 @@ REMEDIES = {
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
+    "walk_steps": 4,
     "marginal_init": True,
     "aromatic_bonds": True,
 }
@@ -306,8 +307,8 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
 def test_a_setting_removed_later_names_its_own_last_commit():
     with pytest.raises(ValueError, match="bond_count = 10.0 was removed .* is 7e41cc0"):
         Config.from_dict({"bond_count": 10.0}, "old run")
-    with pytest.raises(ValueError, match="walk_steps = 8 was removed .* is 03fdd11"):
-        Config.from_dict({"walk_steps": 8}, "old run")
+    with pytest.raises(ValueError, match="mask_pad = True was removed .* is e0f4f18"):
+        Config.from_dict({"mask_pad": True}, "old run")
     with pytest.raises(ValueError, match="atoms aromatic was removed .* is 801c5fa"):
         Config.from_dict({"atoms": "aromatic"}, "old run")
 
@@ -396,6 +397,21 @@ def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
     logits = torch.zeros(1, 3, 5, requires_grad=True)
     losses.composition_gap(torch.softmax(logits, -1), real).backward()
     assert (logits.grad[0, :, 1] < 0).all() and (logits.grad[0, :, 4] > 0).all()  # more C, no F
+
+
+def test_walk_steps_give_d_and_the_reward_net_ring_features_also_in_a_population():
+    cfg = make_config("debug", walk_steps=5)
+    torch.manual_seed(0)
+    model = MolGAN.from_config(cfg)
+    T = len(model.atom_types)
+    assert model.discriminator.convs[0].in_dim == T + 4  # one-hot + returns after 2..5 steps
+    assert model.reward_net.convs[0].in_dim == T + 4
+    x, adj = _batch(B=3, N=cfg.max_atoms, T=T, R=4)
+    ring = Population([model, MolGAN.from_config(cfg)])
+    stacked = ring.discriminator(x.expand(2, *x.shape), adj.expand(2, *adj.shape))  # (K, B, 1)
+    assert torch.allclose(stacked[0], model.discriminator(x, adj), atol=1e-6)
+    with pytest.raises(ValueError, match="walk_steps must be 0"):
+        make_config("debug", walk_steps=1)
 
 
 def test_marginal_logits_are_laplace_smoothed_log_frequencies_per_node_and_pair():

@@ -32,7 +32,7 @@ from molgan.molfiles import read_smiles
 from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
-# aromatic types (round 11) at 801c5fa, walk steps (round 14) at 03fdd11
+# aromatic types (round 11) at 801c5fa
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 # the terms at a tenth of their weights (valence 5 -> 0.5): D's gradient against theirs
@@ -170,6 +170,17 @@ VARIANTS = {
     "marginal init, overflow 5, aromatic bonds, bond composition 10": (
         "latent",
         _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "bond_composition": 10.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, aromatic bonds, walk 8": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "walk_steps": 8},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, gp per sample, marginal init, "
+    "overflow 5, aromatic bonds, walk 8": (
+        "latent",
+        _TERMS | {"gp_per_sample": True, "marginal_init": True, "overflow": 5.0}
+        | {"aromatic_bonds": True, "walk_steps": 8},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
