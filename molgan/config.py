@@ -19,6 +19,7 @@ MEMBER_SETTINGS = (
     "mode_seeking",
     "valence",
     "overflow",
+    "aromatic_ends",
     "isolated",
     "spanning",
     "composition",
@@ -138,6 +139,10 @@ class Config:
     instead of kekulising: an aromatic ring is then one bond type along the ring, not an
     alternation of single and double bonds for G to place (DiGress's bond types on MOSES).
     Aromatic bonds count as single in the valence terms."""
+    aromatic_ends: float = 0.0
+    """With aromatic_bonds: weight of a penalty on G's expected atoms with exactly one aromatic
+    bond (molgan.losses.aromatic_ends): aromatic bonds belong in rings, where each atom holds
+    two or three."""
     composition: float = 0.0
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
@@ -266,6 +271,7 @@ class Config:
             "mode_seeking",
             "valence",
             "overflow",
+            "aromatic_ends",
             "isolated",
             "spanning",
             "composition",
@@ -275,6 +281,10 @@ class Config:
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
+        if (self.aromatic_ends or any(self.member_settings.get("aromatic_ends", ()))) and not (
+            self.aromatic_bonds
+        ):
+            raise ValueError("aromatic_ends needs aromatic_bonds (the aromatic bond type)")
         if self.atoms == "aromatic":  # issue 42's round 11: aromatic atom types
             raise ValueError(
                 "atoms aromatic was removed (it lost: docs/ablation.md); the last commit that "

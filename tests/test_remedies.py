@@ -39,6 +39,7 @@ REMEDIES = {
     "walk_steps": 4,
     "marginal_init": True,
     "aromatic_bonds": True,
+    "aromatic_ends": 1.0,
 }
 
 
@@ -386,6 +387,20 @@ def test_bond_composition_gap_is_the_per_graph_bond_order_count_gap_between_batc
     soft = torch.softmax(logits + logits.transpose(1, 2), -1)
     losses.bond_composition_gap(soft, chain).backward()
     assert (logits.grad[..., 2] > 0).all()  # the real batch has no double bonds: fewer of them
+
+
+def test_aromatic_ends_counts_atoms_with_exactly_one_aromatic_bond():
+    chain = _graph([1, 1, 1, 0], {(0, 1): 4, (1, 2): 4}, R=5)  # c:c:c and a pad
+    assert losses.aromatic_ends(chain[0], chain[1][..., 4]).item() == pytest.approx(2.0)
+    ring = _graph([1, 1, 1, 1, 1, 2], {(i, (i + 1) % 6): 4 for i in range(6)}, R=5)  # pyridine
+    assert losses.aromatic_ends(ring[0], ring[1][..., 4]).item() == pytest.approx(0.0, abs=1e-4)
+    x = _graph([1, 1, 1], {})[0]
+    p = torch.zeros(1, 3, 3)
+    p[0, 0, 1] = p[0, 1, 0] = p[0, 0, 2] = p[0, 2, 0] = 0.5  # atom 0: two coin-flip bonds
+    # atom 0: exactly one of two with p 1/2 is 1/2; atoms 1 and 2: one bond of p 1/2 each
+    assert losses.aromatic_ends(x, p).item() == pytest.approx(0.5 + 0.5 + 0.5)
+    with pytest.raises(ValueError, match="aromatic_ends needs aromatic_bonds"):
+        make_config("debug", aromatic_ends=1.0)
 
 
 def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():

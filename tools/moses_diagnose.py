@@ -182,6 +182,16 @@ VARIANTS = {
         _TERMS | {"gp_per_sample": True, "marginal_init": True, "overflow": 5.0}
         | {"aromatic_bonds": True, "walk_steps": 8},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, aromatic bonds, aromatic ends 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "aromatic_ends": 10.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, aromatic bonds, aromatic ends 10, walk 8": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "aromatic_ends": 10.0, "walk_steps": 8},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
