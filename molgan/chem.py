@@ -4,9 +4,6 @@ A graph is a pair of integer arrays: ``atoms`` (N,) of atom-type indices (0 = pa
 ``bonds`` (N, N) of bond-type indices (0 = no bond), symmetric with a zero diagonal. Molecules are
 kekulised, so the bond channels are [none, single, double, triple] as in the paper (Y = 4); the
 official code keeps an aromatic channel, which leaves ~5.9% of QM9 undecodable (spec §3.2).
-``aromatic=True`` keeps that fifth channel (``AROMATIC_BOND_TYPES``) for drug-like data, where
-an aromatic ring is one bond type rather than an alternation to place; decoding reads either
-vocabulary (index 4 is only ever aromatic).
 Nothing here raises on bad chemistry: unparsable or unsanitisable input gives ``None``.
 """
 
@@ -26,13 +23,10 @@ from molgan.rundir import atomic_path
 
 ATOM_TYPES: tuple[str, ...] = ("pad", "C", "N", "O", "F")
 BOND_TYPES: tuple[str, ...] = ("none", "single", "double", "triple")
-AROMATIC_BOND_TYPES: tuple[str, ...] = (*BOND_TYPES, "aromatic")
 # Neutral valences (the data holds no charged atoms: they do not round-trip) and bond orders,
 # by vocabulary name, for a valence check on soft graphs (molgan.losses.valence_excess).
 VALENCE: dict[str, int] = {"pad": 0, "C": 4, "N": 3, "O": 2, "F": 1}
-# An aromatic bond counts as single: the least it holds in a Kekulé form (a ring junction's
-# three aromatic bonds, 4.5 at 1.5 each, are a valid carbon's); sanitising judges the rest.
-BOND_ORDER: dict[str, int] = {"none": 0, "single": 1, "double": 2, "triple": 3, "aromatic": 1}
+BOND_ORDER: dict[str, int] = {"none": 0, "single": 1, "double": 2, "triple": 3}
 
 _ATOMIC_NUM = {"C": 6, "N": 7, "O": 8, "F": 9}
 _TABLE = Chem.GetPeriodicTable()
@@ -40,7 +34,6 @@ _RDKIT_BOND = {
     "single": Chem.BondType.SINGLE,
     "double": Chem.BondType.DOUBLE,
     "triple": Chem.BondType.TRIPLE,
-    "aromatic": Chem.BondType.AROMATIC,
 }
 
 
@@ -220,20 +213,15 @@ def graph_reject_reason(
 
 
 def mol_to_graph(
-    mol: Chem.Mol,
-    max_atoms: int,
-    atom_types: tuple[str, ...] = ATOM_TYPES,
-    aromatic: bool = False,
+    mol: Chem.Mol, max_atoms: int, atom_types: tuple[str, ...] = ATOM_TYPES
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Encode a molecule as dense type-index arrays, kekulised (``aromatic``: aromatic bonds
-    kept as ``AROMATIC_BOND_TYPES``' fifth type).
+    """Encode a molecule as dense type-index arrays, kekulised.
 
     Args:
         mol: a sanitised RDKit molecule (implicit hydrogens).
         max_atoms: N, the number of graph nodes; shorter molecules are padded with type 0.
         atom_types: the vocabulary (index 0 = pad); an atom whose charged type it lacks is
             encoded as its neutral element.
-        aromatic: keep aromatic bonds (else kekulise).
 
     Returns:
         ``(atoms, bonds)`` with shapes (N,) and (N, N), dtype int8, or ``None`` if the molecule has
@@ -242,12 +230,10 @@ def mol_to_graph(
     if graph_reject_reason(mol, max_atoms, atom_types) is not None:
         return None
     mol = Chem.Mol(mol)
-    kinds = AROMATIC_BOND_TYPES if aromatic else BOND_TYPES
-    if not aromatic:
-        try:
-            Chem.Kekulize(mol, clearAromaticFlags=True)
-        except Chem.rdchem.KekulizeException:
-            return None
+    try:
+        Chem.Kekulize(mol, clearAromaticFlags=True)
+    except Chem.rdchem.KekulizeException:
+        return None
     atoms = np.zeros(max_atoms, dtype=np.int8)  # (N,)
     bonds = np.zeros((max_atoms, max_atoms), dtype=np.int8)  # (N, N)
     index = {name: i for i, name in enumerate(atom_types)}
@@ -255,10 +241,10 @@ def mol_to_graph(
         atoms[atom.GetIdx()] = index.get(atom_type(atom), index.get(atom.GetSymbol(), 0))
     for bond in mol.GetBonds():
         name = str(bond.GetBondType()).lower()
-        if name not in kinds:
+        if name not in _RDKIT_BOND:
             return None
         i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
-        bonds[i, j] = bonds[j, i] = kinds.index(name)
+        bonds[i, j] = bonds[j, i] = BOND_TYPES.index(name)
     return atoms, bonds
 
 
@@ -269,54 +255,22 @@ def graph_to_mol(
 
     Args:
         atoms: (N,) atom-type indices into ``atom_types`` (default: QM9's ``ATOM_TYPES``).
-        bonds: (N, N) bond-type indices into ``AROMATIC_BOND_TYPES`` (``BOND_TYPES`` and
-            more); only the upper triangle is read.
+        bonds: (N, N) bond-type indices into ``BOND_TYPES``; only the upper triangle is read.
 
     Returns:
         The sanitised molecule (possibly several fragments), or ``None`` if it is empty or RDKit
-        cannot sanitise it (e.g. a valence violation, an aromatic ring that does not kekulise).
+        cannot sanitise it (e.g. a valence violation).
     """
     mol = _unsanitised(atoms, bonds, atom_types)
     if mol is None:
         return None
-    return _sanitised(mol.GetMol())
-
-
-def _sanitised(mol: Chem.Mol) -> Chem.Mol | None:
-    """``mol`` sanitised, or ``None``. A graph has no hydrogens, so an aromatic ring's pyrrole
-    nitrogen (two aromatic bonds, [nH]) reads as pyridine's and the ring does not kekulise:
-    then such a nitrogen among the atoms RDKit names gets its hydrogen, one at a time (in a
-    five-membered ring first, where pyrrole's is)."""
+    mol = mol.GetMol()
     with quiet_rdkit():
-        Chem.FastFindRings(mol)
-        rings = mol.GetRingInfo()
-        for _ in range(mol.GetNumAtoms() + 1):  # each round gives one more N its hydrogen
-            trial = Chem.Mol(mol)
-            try:
-                Chem.SanitizeMol(trial)
-                return trial
-            except Chem.rdchem.KekulizeException:
-                named = [
-                    i
-                    for p in Chem.DetectChemistryProblems(mol)
-                    if p.GetType() == "KekulizeException"
-                    for i in p.GetAtomIndices()
-                ]
-                bare = [
-                    i
-                    for i in named
-                    if mol.GetAtomWithIdx(i).GetSymbol() == "N"
-                    and mol.GetAtomWithIdx(i).GetDegree() == 2
-                    and mol.GetAtomWithIdx(i).GetNumExplicitHs() == 0
-                    and mol.GetAtomWithIdx(i).GetFormalCharge() == 0
-                ]
-                if not bare:
-                    return None
-                first = min(bare, key=lambda i: not rings.IsAtomInRingOfSize(i, 5))
-                mol.GetAtomWithIdx(first).SetNumExplicitHs(1)
-            except (Chem.rdchem.MolSanitizeException, ValueError, RuntimeError):
-                return None
-    return None
+        try:
+            Chem.SanitizeMol(mol)
+        except (Chem.rdchem.MolSanitizeException, ValueError, RuntimeError):
+            return None
+    return mol
 
 
 def _unsanitised(
@@ -335,12 +289,7 @@ def _unsanitised(
     rows, cols = np.nonzero(np.triu(bonds, k=1))
     for i, j in zip(rows.tolist(), cols.tolist(), strict=False):
         if i in node_to_idx and j in node_to_idx:  # bonds to pad nodes are dropped (PR #13)
-            kind = _RDKIT_BOND[AROMATIC_BOND_TYPES[bonds[i, j]]]
-            mol.AddBond(node_to_idx[i], node_to_idx[j], kind)
-            if kind == Chem.BondType.AROMATIC:  # its atoms are aromatic: sanitising kekulises
-                mol.GetBondBetweenAtoms(node_to_idx[i], node_to_idx[j]).SetIsAromatic(True)
-                mol.GetAtomWithIdx(node_to_idx[i]).SetIsAromatic(True)
-                mol.GetAtomWithIdx(node_to_idx[j]).SetIsAromatic(True)
+            mol.AddBond(node_to_idx[i], node_to_idx[j], _RDKIT_BOND[BOND_TYPES[bonds[i, j]]])
     return mol
 
 

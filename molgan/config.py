@@ -19,11 +19,9 @@ MEMBER_SETTINGS = (
     "mode_seeking",
     "valence",
     "overflow",
-    "aromatic_ends",
     "isolated",
     "spanning",
     "composition",
-    "bond_composition",
     "gp_weight",
     "energy",
 )
@@ -70,9 +68,6 @@ class Config:
     and each pair's bond type in the training split (DiGress's marginal prior). Without it G's
     first graphs are dense random ones, which the valence terms thin out by dropping every
     double bond for good at N = 27 (docs/results.md, issue 42)."""
-    walk_steps: int = 0
-    """D and the reward net also see each node's random-walk return probabilities after 2..k
-    steps (k-rings show at step k; an R-GCN cannot count rings); 0 = off (paper)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -134,23 +129,10 @@ class Config:
     condition: bool = False
     """G and D see a coarse class (heavy-atom count, elements held) drawn from the data's own
     frequencies, so that no class can be dropped (molgan.conditioning)."""
-    aromatic_bonds: bool = False
-    """Keep aromatic bonds as a fifth bond type (none, single, double, triple, aromatic)
-    instead of kekulising: an aromatic ring is then one bond type along the ring, not an
-    alternation of single and double bonds for G to place (DiGress's bond types on MOSES).
-    Aromatic bonds count as single in the valence terms."""
-    aromatic_ends: float = 0.0
-    """With aromatic_bonds: weight of a penalty on G's expected atoms with exactly one aromatic
-    bond (molgan.losses.aromatic_ends): aromatic bonds belong in rings, where each atom holds
-    two or three."""
     composition: float = 0.0
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
     filling graphs with the elements that hold the most bonds."""
-    bond_composition: float = 0.0
-    """Weight of a penalty on the gap between the mean bonds of each order per graph in G's
-    batch and in the real batch (molgan.losses.bond_composition_gap): the data's double bonds,
-    which the valence terms remove first."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -231,8 +213,6 @@ class Config:
         for name in (*positive, "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.walk_steps < 0 or self.walk_steps == 1:
-            raise ValueError(f"walk_steps must be 0 (off) or ≥ 2, got {self.walk_steps}")
         if self.max_atoms > MAX_ATOMS_LIMIT:
             raise ValueError(f"max_atoms must be ≤ {MAX_ATOMS_LIMIT}, got {self.max_atoms}")
         for name in (
@@ -271,20 +251,14 @@ class Config:
             "mode_seeking",
             "valence",
             "overflow",
-            "aromatic_ends",
             "isolated",
             "spanning",
             "composition",
-            "bond_composition",
             "reward_tilt",
             "energy",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
-        if (self.aromatic_ends or any(self.member_settings.get("aromatic_ends", ()))) and not (
-            self.aromatic_bonds
-        ):
-            raise ValueError("aromatic_ends needs aromatic_bonds (the aromatic bond type)")
         if self.atoms == "aromatic":  # issue 42's round 11: aromatic atom types
             raise ValueError(
                 "atoms aromatic was removed (it lost: docs/ablation.md); the last commit that "
@@ -460,8 +434,19 @@ REMOVED: dict[str, object] = {
     "spectral_norm": False,
     "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
     "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
+    "bond_composition": 0.0,  # issue 42's rounds 10, 22: the data's double bonds, as allenes
+    "walk_steps": 0,  # issue 42's rounds 14, 25: ring features for D taught G no ring sizes
+    "aromatic_bonds": False,  # issue 42's rounds 24-26: aromatic rings of every size
+    "aromatic_ends": 0.0,  # issue 42's round 26: aromatic rings, at 18% validity
 }
-REMOVED_AT = {"bond_count": "7e41cc0", "mask_pad": "e0f4f18"}
+REMOVED_AT = {
+    "bond_count": "7e41cc0",
+    "mask_pad": "e0f4f18",
+    "bond_composition": "1ed2aa3",
+    "walk_steps": "1ed2aa3",
+    "aromatic_bonds": "1ed2aa3",
+    "aromatic_ends": "1ed2aa3",
+}
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 
 

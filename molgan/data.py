@@ -51,8 +51,6 @@ class Dataset:
         drops: count of input lines dropped, per reason.
         atom_types: the atom vocabulary (index 0 = pad): QM9's C, N, O, F, or the (element,
             charge) types of the data (``atoms="auto"``).
-        bond_types: the bond vocabulary (index 0 = no bond): ``chem.BOND_TYPES`` (kekulised)
-            or ``chem.AROMATIC_BOND_TYPES``.
     """
 
     atoms: torch.Tensor
@@ -61,7 +59,6 @@ class Dataset:
     split: dict[str, torch.Tensor]
     drops: dict[str, int]
     atom_types: tuple[str, ...] = field(default=chem.ATOM_TYPES)
-    bond_types: tuple[str, ...] = field(default=chem.BOND_TYPES)
 
     @property
     def max_atoms(self) -> int:
@@ -72,15 +69,11 @@ class Dataset:
         return [self.smiles[i] for i in self.split[part].tolist()]
 
 
-def one_hot(
-    atoms: torch.Tensor, bonds: torch.Tensor, num_atom_types: int = 0, num_bond_types: int = 0
-) -> Batch:
-    """Index tensors (B, N) and (B, N, N) -> float one-hot ``Batch(x, adj)`` (default sizes:
-    QM9's atom types, the kekulised bond types)."""
+def one_hot(atoms: torch.Tensor, bonds: torch.Tensor, num_atom_types: int = 0) -> Batch:
+    """Index tensors (B, N) and (B, N, N) -> float one-hot ``Batch(x, adj)``."""
     T = num_atom_types or len(chem.ATOM_TYPES)
-    R = num_bond_types or len(chem.BOND_TYPES)
     x = torch.nn.functional.one_hot(atoms.long(), T).float()  # (B, N, T)
-    adj = torch.nn.functional.one_hot(bonds.long(), R).float()  # (B, N, N, R)
+    adj = torch.nn.functional.one_hot(bonds.long(), len(chem.BOND_TYPES)).float()  # (B, N, N, R)
     return Batch(x, adj)
 
 
@@ -88,10 +81,7 @@ AUTO = "auto"  # atom vocabulary from the data: (element, charge) types of the t
 
 
 def _encode(
-    smiles: str,
-    max_atoms: int,
-    atom_types: tuple[str, ...] | None = chem.ATOM_TYPES,
-    aromatic: bool = False,
+    smiles: str, max_atoms: int, atom_types: tuple[str, ...] | None = chem.ATOM_TYPES
 ) -> tuple | str:
     """Encode one SMILES; returns ``(canonical, atoms, bonds, types)`` or the reason it was
     dropped. ``atom_types`` None (``auto``): the molecule's own types are its vocabulary
@@ -108,20 +98,20 @@ def _encode(
     reason = chem.graph_reject_reason(mol, max_atoms, types)
     if reason is not None:
         return reason
-    graph = chem.mol_to_graph(mol, max_atoms, types, aromatic)
+    graph = chem.mol_to_graph(mol, max_atoms, types)
     if graph is None:
         return "cannot kekulise"
     from rdkit import Chem
 
     target = Chem.MolToSmiles(mol, isomericSmiles=False)  # the graph carries no stereo
     if chem.graph_to_smiles(*graph, atom_types=types) != chem.canonical(target):
-        return "does not round-trip (" + ("a tautomer, charges" if aromatic else "charges") + "/radicals)"
+        return "does not round-trip (charges/radicals)"
     return chem.canonical(target), graph[0], graph[1], types
 
 
 def _encode_chunk(args: tuple) -> list:
-    smiles, max_atoms, atom_types, aromatic = args
-    return [_encode(s, max_atoms, atom_types, aromatic) for s in smiles]
+    smiles, max_atoms, atom_types = args
+    return [_encode(s, max_atoms, atom_types) for s in smiles]
 
 
 def encode_all(
@@ -129,18 +119,14 @@ def encode_all(
     max_atoms: int,
     workers: int | None = None,
     atom_types: tuple[str, ...] | None = chem.ATOM_TYPES,
-    aromatic: bool = False,
 ) -> list:
     """Encode many SMILES (``_encode`` on each), in a process pool when the list is large,
     with a progress bar on a terminal (a first QM9 load takes ~20 s)."""
     workers = workers or min(os.cpu_count() or 1, 8)
     if len(smiles) < 5000 or workers < 2:
-        return _encode_chunk((smiles, max_atoms, atom_types, aromatic))
+        return _encode_chunk((smiles, max_atoms, atom_types))
     size = -(-len(smiles) // (workers * 16))
-    chunks = [
-        (smiles[i : i + size], max_atoms, atom_types, aromatic)
-        for i in range(0, len(smiles), size)
-    ]
+    chunks = [(smiles[i : i + size], max_atoms, atom_types) for i in range(0, len(smiles), size)]
     with progress_bar(len(chunks), f"encoding {len(smiles):,} molecules") as update:
         parts = list(pool_map(_encode_chunk, chunks, workers, update))
     return [item for part in parts for item in part]
@@ -271,11 +257,9 @@ def check_fingerprint(stored: dict, cfg, where: str) -> None:
         )
 
 
-def _cache_path(
-    path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0, bonds=chem.BOND_TYPES
-) -> Path:
+def _cache_path(path: Path, max_atoms: int, types=chem.ATOM_TYPES, min_count: int = 0) -> Path:
     digest = file_digest(path)[:16]
-    vocab = ",".join((types or (AUTO, str(min_count))) + bonds)
+    vocab = ",".join((types or (AUTO, str(min_count))) + chem.BOND_TYPES)
     key = hashlib.sha256(f"{digest}|{max_atoms}|{vocab}|{FORMAT}".encode()).hexdigest()[:16]
     return path.resolve().parent / "cache" / f"{path.name.split('.')[0]}-{key}.pt"
 
@@ -289,7 +273,6 @@ def load_dataset(
     verbose: bool = True,
     atoms: str | Sequence[str] = "qm9",
     min_count: int = 10,
-    aromatic: bool = False,
 ) -> Dataset:
     """Read, filter, encode and split a molecule file, with an on-disk cache.
 
@@ -308,8 +291,6 @@ def load_dataset(
             not round-trip), ``auto`` (every (element, charge) type in at least ``min_count``
             molecules; molecules with a rarer type are dropped and counted), or a comma list.
         min_count: with ``auto``, the fewest molecules a type must be in.
-        aromatic: keep aromatic bonds as a fifth bond type (``chem.AROMATIC_BOND_TYPES``)
-            instead of kekulising.
 
     Raises:
         ValueError: the file is unreadable, empty, or no molecule survives the filters.
@@ -320,21 +301,20 @@ def load_dataset(
     if not path.is_file():
         raise ValueError(f"data file not found: {path}")
     types = vocabulary(atoms)
-    kinds = chem.AROMATIC_BOND_TYPES if aromatic else chem.BOND_TYPES
-    cache = _cache_path(path, max_atoms, types, min_count, kinds)
+    cache = _cache_path(path, max_atoms, types, min_count)
     if use_cache and cache.is_file():
         try:
             blob = torch.load(cache, weights_only=True)
             cached = (blob["atoms"], blob["bonds"], blob["smiles"], blob["drops"])
-            own = tuple(blob.get("atom_types", chem.ATOM_TYPES))
+            kinds = tuple(blob.get("atom_types", chem.ATOM_TYPES))
         except Exception:  # noqa: BLE001 -- a broken cache is rebuilt, never fatal
             blob = None
         if blob is not None:
             split = split_indices(len(cached[2]), split_seed)
-            return Dataset(cached[0], cached[1], cached[2], split, cached[3], own, kinds)
+            return Dataset(cached[0], cached[1], cached[2], split, cached[3], kinds)
 
     entries = read_smiles(path)
-    results = encode_all([s for _, s in entries], max_atoms, atom_types=types, aromatic=aromatic)
+    results = encode_all([s for _, s in entries], max_atoms, atom_types=types)
     drops: Counter[str] = Counter()
     kept, seen = [], set()
     for (number, raw), result in zip(entries, results, strict=False):
@@ -368,7 +348,7 @@ def load_dataset(
         blob = {"atoms": atom_index, "bonds": bonds, "smiles": smiles, "drops": dict(drops)}
         _save_cache(cache, blob | {"atom_types": list(types)})
     split = split_indices(len(smiles), split_seed)
-    return Dataset(atom_index, bonds, smiles, split, dict(drops), tuple(types), kinds)
+    return Dataset(atom_index, bonds, smiles, split, dict(drops), tuple(types))
 
 
 def _common_types(kept: list, min_count: int, drops: Counter) -> tuple[list, tuple[str, ...]]:
@@ -411,7 +391,6 @@ def dataset_of(cfg, vocab: Sequence[str] | None = None, verbose: bool = True) ->
         verbose=verbose,
         atoms=spec,
         min_count=cfg.atoms_min_count,
-        aromatic=cfg.aromatic_bonds,
     )
     if vocab and tuple(vocab) != data.atom_types:
         raise ValueError(

@@ -24,31 +24,6 @@ def mlp(dims: list[int] | tuple[int, ...], dropout: float = 0.0, act=nn.Tanh) ->
     return nn.Sequential(*layers)
 
 
-def walk_returns(adj: torch.Tensor, steps: int) -> torch.Tensor:
-    """Each node's probability of being back after 2, ..., ``steps`` steps of a random walk on
-    the bonds (RRWP / RWSE positional features: a node on a k-ring has returns at step k, which
-    message passing alone cannot count).
-
-    The walk moves from node i to j with probability a_ij / max(deg_i, 1), a_ij = P(bond i-j) =
-    1 - adj_ij0, so a soft (generated) graph walks by its bond probabilities and a node without
-    bonds stays put nowhere (returns 0).
-
-    Args:
-        adj: (..., B, N, N, R) bond types, channel 0 = no bond, diagonal no bond.
-        steps: k ≥ 2.
-
-    Returns:
-        (..., B, N, k - 1).
-    """
-    a = 1.0 - adj[..., 0]  # (..., B, N, N)
-    walk = a / a.sum(dim=-1, keepdim=True).clamp(min=1.0)  # (..., B, N, N) row-stochastic
-    power, out = walk, []
-    for _ in range(steps - 1):
-        power = power @ walk  # (..., B, N, N): walk^(t + 1)
-        out.append(power.diagonal(dim1=-2, dim2=-1))  # (..., B, N)
-    return torch.stack(out, dim=-1)
-
-
 class RelationalGraphConv(nn.Module):
     """Dense relational graph convolution with separate weights per bond type.
 

@@ -202,24 +202,6 @@ def valence_overflow(
     return (x * over).sum(dim=(-2, -1)).mean(dim=-1)
 
 
-def aromatic_ends(x: torch.Tensor, aromatic: torch.Tensor) -> torch.Tensor:
-    """Expected atoms per graph with exactly one aromatic bond: the end of an aromatic chain,
-    which no molecule has (every atom of an aromatic ring holds two, three at a ring fusion).
-    P(exactly one) = Π_j (1 - p_ij) · Σ_j p_ij / (1 - p_ij), with p_ij = P(bond i-j aromatic).
-
-    Args:
-        x: node type probabilities (..., B, N, T), index 0 = no atom; aromatic: the aromatic
-            channel of the bond probabilities (..., B, N, N), zero diagonal.
-
-    Returns:
-        Scalar, (...) with leading axes.
-    """
-    rest = (1.0 - aromatic).clamp_min(1e-6)  # (..., B, N, N)
-    none = rest.log().sum(dim=-1).exp()  # (..., B, N): P(no aromatic bond)
-    one = none * (aromatic / rest).sum(dim=-1)  # (..., B, N): P(exactly one)
-    return ((1.0 - x[..., 0]) * one).sum(dim=-1).mean(dim=-1)
-
-
 def isolated_atoms(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     """Expected atoms without a bond per graph: Σ_i P(node i is an atom) · Π_j P(no bond i-j).
 
@@ -270,22 +252,6 @@ def composition_gap(x_fake: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
     """
     fake = x_fake[..., 1:].sum(dim=-2).mean(dim=-2)  # (..., T-1)
     real = x_real[..., 1:].sum(dim=-2).mean(dim=-2)  # (..., T-1)
-    return (fake - real).abs().sum(dim=-1)
-
-
-def bond_composition_gap(adj_fake: torch.Tensor, adj_real: torch.Tensor) -> torch.Tensor:
-    """Σ_r |mean bonds of order r per graph in G's batch - in the real batch|: the batch's
-    bond orders against the data's (kekulised: the double bonds of its aromatic rings).
-
-    Args:
-        adj_fake: G's bond type probabilities (..., B, N, N, R), index 0 = no bond, symmetric;
-            adj_real: the real batch's one-hots (..., B', N, N, R).
-
-    Returns:
-        Scalar, (...) with leading axes.
-    """
-    fake = adj_fake[..., 1:].sum(dim=(-3, -2)).mean(dim=-2) / 2  # (..., R-1)
-    real = adj_real[..., 1:].sum(dim=(-3, -2)).mean(dim=-2) / 2  # (..., R-1)
     return (fake - real).abs().sum(dim=-1)
 
 

@@ -39,12 +39,6 @@ def graph_to_data(
             f"{len(atom_types)} types ({', '.join(atom_types)}): pass the model's or dataset's "
             "own, atom_types=model.atom_types"
         )
-    if bonds.size and int(bonds.max()) >= len(bond_types):
-        raise ValueError(
-            f"the graph uses bond type {int(bonds.max())} but the vocabulary has "
-            f"{len(bond_types)} types ({', '.join(bond_types)}): pass the model's or dataset's "
-            "own, bond_types=model.bond_types"
-        )
     keep = np.nonzero(atoms > 0)[0]  # real atoms, in node order
     index = {int(node): i for i, node in enumerate(keep)}
     x = torch.zeros(len(keep), len(atom_types) - 1)
@@ -69,7 +63,6 @@ def to_pyg(
     bonds: np.ndarray | None = None,
     *,
     atom_types: Sequence[str] | None = None,
-    bond_types: Sequence[str] | None = None,
     max_atoms: int = 38,
     batch: bool = True,
 ):
@@ -83,8 +76,6 @@ def to_pyg(
         atom_types: the atom vocabulary (index 0 = pad): for arrays, the model's
             (``model.atom_types``; default QM9's); for SMILES, default QM9's when every
             molecule fits it, else the (element, charge) types of the given molecules.
-        bond_types: for arrays, the model's (``model.bond_types``; default the kekulised
-            ``chem.BOND_TYPES``).
         max_atoms: with SMILES, the most heavy atoms a molecule may have.
         batch: return one ``Batch``; else a list of ``Data``.
 
@@ -94,9 +85,8 @@ def to_pyg(
     """
     from torch_geometric.data import Batch
 
-    kinds = tuple(bond_types or chem.BOND_TYPES)
     if isinstance(source, Dataset):
-        types, kinds = source.atom_types, source.bond_types
+        types = source.atom_types
         graphs = zip(source.atoms.numpy(), source.bonds.numpy(), source.smiles, strict=True)
     elif bonds is not None:
         types = tuple(atom_types or chem.ATOM_TYPES)
@@ -106,7 +96,7 @@ def to_pyg(
         graphs = ((a, b, None) for a, b in zip(atoms, np.asarray(bonds), strict=True))
     else:
         types, graphs = _encoded_all(list(source), max_atoms, atom_types)
-    items = [graph_to_data(a, b, s, types, kinds) for a, b, s in graphs]
+    items = [graph_to_data(a, b, s, types) for a, b, s in graphs]
     return Batch.from_data_list(items) if batch else items
 
 

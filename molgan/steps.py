@@ -175,7 +175,6 @@ def _energy(nets: Nets, fake: Fake) -> torch.Tensor:
     return losses.energy_distance(losses.graph_features(fake.x, fake.adj), real)
 
 
-AROMATIC = chem.AROMATIC_BOND_TYPES.index("aromatic")  # the bond channel of aromatic_bonds
 GENERATOR_TERMS: tuple[Term, ...] = (
     # MSGAN's mode-seeking term: distinct z should give distinct graphs.
     Term("mode_seeking", lambda nets, f: losses.mode_seeking(f.x, f.adj, f.z)),
@@ -188,16 +187,12 @@ GENERATOR_TERMS: tuple[Term, ...] = (
         "overflow",
         lambda nets, f: losses.valence_overflow(f.x, f.adj, nets.valence[0], *nets.limits),
     ),
-    # G's expected ends of aromatic chains (aromatic bonds belong in rings; aromatic_bonds).
-    Term("aromatic_ends", lambda nets, f: losses.aromatic_ends(f.x, f.adj[..., AROMATIC])),
     # G's expected atoms without a bond (the valence penalty's blind spot: the empty graph).
     Term("isolated", lambda nets, f: losses.isolated_atoms(f.x, f.adj)),
     # G's expected bonds short of atoms - 1 (fewer bonds than one piece needs).
     Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
     # G's batch's element composition against the real batch's.
     Term("composition", lambda nets, f: losses.composition_gap(f.x, f.real.x)),
-    # G's batch's bonds of each order against the real batch's (the data's double bonds).
-    Term("bond_composition", lambda nets, f: losses.bond_composition_gap(f.adj, f.real.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

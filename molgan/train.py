@@ -127,7 +127,7 @@ def _train(
         check_fingerprint(blob["data"], cfg, str(run_dir / rundir.CKPT))
     data = dataset_of(cfg, blob.get("vocab", {}).get("atoms") if blob else None)  # the run's own
     data_id = blob["data"] if blob is not None and "data" in blob else fingerprint(cfg)
-    train_idx, types, R = data.split["train"], data.atom_types, len(data.bond_types)
+    train_idx, types = data.split["train"], data.atom_types
     schedule = _schedule(cfg, len(train_idx), blob)
     total, steps_per_epoch, _, rl_from = schedule
     lams = cfg.member_settings.get("lam", (cfg.lam,) * K)
@@ -177,7 +177,7 @@ def _train(
                 ).to(device)  # (K, M): one copy per epoch, not per step
                 order_epoch = epoch
             idx = order[:, pos * cfg.batch_size : (pos + 1) * cfg.batch_size]  # (K, B)
-            real = one_hot(atoms_all[idx], bonds_all[idx], len(types), R)  # (K, B, N, T), (..., R)
+            real = one_hot(atoms_all[idx], bonds_all[idx], len(types))  # (K, B, N, T), (..., R)
             run.latest |= run_d(real.x, real.adj)
             if pending is not None:  # the last G step's V step, its RDKit work beside this D step
                 run.latest |= settle(pending)
@@ -236,7 +236,7 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):
     for k in range(cfg.members):
         if k or cfg.member(k).seed != cfg.seed:
             torch.manual_seed(cfg.member(k).seed)
-        models.append(MolGAN.from_config(cfg, data.atom_types, data.bond_types))
+        models.append(MolGAN.from_config(cfg, atom_types=data.atom_types))
     if cfg.marginal_init and blob is None:  # G starts at the data's marginals
         sizes = len(data.atom_types), len(models[0].bond_types)
         prior = marginal_logits(data.atoms[train_idx], data.bonds[train_idx], *sizes)

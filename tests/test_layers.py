@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch_geometric.nn import RGCNConv
 
-from molgan.layers import GraphAggregation, RelationalGraphConv, mlp, walk_returns
+from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
 
 
 def _random_graph(n=7, relations=3, seed=0):
@@ -102,37 +102,3 @@ def test_aggregating_inputs_first_gives_the_messages_first_values_and_gradients(
     (grad_slow,) = torch.autograd.grad(slow.square().sum(), h)
     torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grad_fast, grad_slow, rtol=1e-5, atol=1e-5)
-
-
-def _bonds(n: int, pairs) -> torch.Tensor:
-    """One graph's (1, n, n, 4) one-hot bond tensor with single bonds on ``pairs``."""
-    adj = torch.zeros(1, n, n, 4)
-    adj[..., 0] = 1.0
-    for i, j in pairs:
-        adj[0, i, j] = adj[0, j, i] = torch.tensor([0.0, 1.0, 0.0, 0.0])
-    return adj
-
-
-def test_walk_returns_see_ring_sizes_that_a_chain_and_a_pad_lack():
-    triangle = walk_returns(_bonds(4, [(0, 1), (1, 2), (2, 0)]), 4)[0]  # node 3: a pad
-    hexagon = walk_returns(_bonds(6, [(i, (i + 1) % 6) for i in range(6)]), 6)[0]
-    chain = walk_returns(_bonds(6, [(i, i + 1) for i in range(5)]), 6)[0]
-    # on a triangle: back after 2 steps 1/2, after 3 steps 2 · (1/2)^3 = 1/4
-    assert torch.allclose(triangle[0], torch.tensor([0.5, 0.25, 0.375]))
-    assert triangle[3].eq(0).all()  # no bonds: the walk never returns
-    assert hexagon[:, 1].eq(0).all() and chain[:, 1].eq(0).all()  # no odd cycle, no odd return
-    # around a hexagon: closed walks of 6 steps (20 back-and-forth + 2 around) / 2^6
-    assert torch.allclose(hexagon[:, 4], torch.full((6,), 22 / 64))
-    assert torch.allclose(chain[:, 4], torch.tensor([20, 35, 27, 27, 35, 20]) / 64)
-    assert hexagon.shape == (6, 5)
-
-
-def test_walk_returns_follow_a_node_permutation_and_take_soft_bonds_and_members():
-    torch.manual_seed(0)
-    adj = torch.softmax(torch.randn(2, 3, 7, 7, 4), dim=-1)
-    adj = (adj + adj.transpose(-3, -2)) / 2
-    perm = torch.randperm(7)
-    out = walk_returns(adj, 5)  # (K, B, N, 4)
-    moved = walk_returns(adj[..., perm, :, :][..., perm, :], 5)
-    assert out.shape == (2, 3, 7, 4) and (out >= 0).all() and (out <= 1).all()
-    assert torch.allclose(moved, out[..., perm, :], atol=1e-6)

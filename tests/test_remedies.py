@@ -32,14 +32,10 @@ REMEDIES = {
     "isolated": 1.0,
     "spanning": 1.0,
     "composition": 1.0,
-    "bond_composition": 1.0,
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
-    "walk_steps": 4,
     "marginal_init": True,
-    "aromatic_bonds": True,
-    "aromatic_ends": 1.0,
 }
 
 
@@ -308,8 +304,10 @@ def test_training_with_every_remedy_on_stays_finite(tiny_config):
 def test_a_setting_removed_later_names_its_own_last_commit():
     with pytest.raises(ValueError, match="bond_count = 10.0 was removed .* is 7e41cc0"):
         Config.from_dict({"bond_count": 10.0}, "old run")
-    with pytest.raises(ValueError, match="mask_pad = True was removed .* is e0f4f18"):
-        Config.from_dict({"mask_pad": True}, "old run")
+    with pytest.raises(ValueError, match="bond_composition = 10.0 was removed .* is 1ed2aa3"):
+        Config.from_dict({"bond_composition": 10.0}, "old run")
+    with pytest.raises(ValueError, match="aromatic_bonds = True was removed .* is 1ed2aa3"):
+        Config.from_dict({"aromatic_bonds": True}, "old run")
     with pytest.raises(ValueError, match="atoms aromatic was removed .* is 801c5fa"):
         Config.from_dict({"atoms": "aromatic"}, "old run")
 
@@ -375,34 +373,6 @@ def test_bond_shortfall_counts_the_bonds_missing_for_one_piece():
     assert losses.bond_shortfall(x, adj).item() == pytest.approx(2.0)
 
 
-def test_bond_composition_gap_is_the_per_graph_bond_order_count_gap_between_batches():
-    ring = _graph([1, 1, 1], {(0, 1): 1, (1, 2): 1, (0, 2): 2})[1]  # 2 single, 1 double
-    chain = _graph([1, 1, 1], {(0, 1): 1, (1, 2): 1})[1]  # 2 single
-    triple = _graph([1, 1, 1], {(0, 1): 3, (1, 2): 1})[1]  # 1 single, 1 triple
-    real = torch.cat([chain, triple])  # per graph: 1.5 single, 0 double, 0.5 triple
-    # single 2 against 1.5, double 1 against 0, triple 0 against 0.5
-    assert losses.bond_composition_gap(ring, real).item() == pytest.approx(0.5 + 1.0 + 0.5)
-    assert losses.bond_composition_gap(real, real).item() == 0.0
-    logits = torch.zeros(1, 3, 3, 4, requires_grad=True)
-    soft = torch.softmax(logits + logits.transpose(1, 2), -1)
-    losses.bond_composition_gap(soft, chain).backward()
-    assert (logits.grad[..., 2] > 0).all()  # the real batch has no double bonds: fewer of them
-
-
-def test_aromatic_ends_counts_atoms_with_exactly_one_aromatic_bond():
-    chain = _graph([1, 1, 1, 0], {(0, 1): 4, (1, 2): 4}, R=5)  # c:c:c and a pad
-    assert losses.aromatic_ends(chain[0], chain[1][..., 4]).item() == pytest.approx(2.0)
-    ring = _graph([1, 1, 1, 1, 1, 2], {(i, (i + 1) % 6): 4 for i in range(6)}, R=5)  # pyridine
-    assert losses.aromatic_ends(ring[0], ring[1][..., 4]).item() == pytest.approx(0.0, abs=1e-4)
-    x = _graph([1, 1, 1], {})[0]
-    p = torch.zeros(1, 3, 3)
-    p[0, 0, 1] = p[0, 1, 0] = p[0, 0, 2] = p[0, 2, 0] = 0.5  # atom 0: two coin-flip bonds
-    # atom 0: exactly one of two with p 1/2 is 1/2; atoms 1 and 2: one bond of p 1/2 each
-    assert losses.aromatic_ends(x, p).item() == pytest.approx(0.5 + 0.5 + 0.5)
-    with pytest.raises(ValueError, match="aromatic_ends needs aromatic_bonds"):
-        make_config("debug", aromatic_ends=1.0)
-
-
 def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
     fake = _graph([1, 1, 4, 0], {})[0].expand(2, -1, -1)  # C, C, F, pad twice: 2 C and 1 F
     real = torch.cat([_graph([1, 2, 0, 0], {})[0], _graph([1, 1, 1, 2], {})[0]])  # mean 2 C, 1 N
@@ -412,21 +382,6 @@ def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
     logits = torch.zeros(1, 3, 5, requires_grad=True)
     losses.composition_gap(torch.softmax(logits, -1), real).backward()
     assert (logits.grad[0, :, 1] < 0).all() and (logits.grad[0, :, 4] > 0).all()  # more C, no F
-
-
-def test_walk_steps_give_d_and_the_reward_net_ring_features_also_in_a_population():
-    cfg = make_config("debug", walk_steps=5)
-    torch.manual_seed(0)
-    model = MolGAN.from_config(cfg)
-    T = len(model.atom_types)
-    assert model.discriminator.convs[0].in_dim == T + 4  # one-hot + returns after 2..5 steps
-    assert model.reward_net.convs[0].in_dim == T + 4
-    x, adj = _batch(B=3, N=cfg.max_atoms, T=T, R=4)
-    ring = Population([model, MolGAN.from_config(cfg)])
-    stacked = ring.discriminator(x.expand(2, *x.shape), adj.expand(2, *adj.shape))  # (K, B, 1)
-    assert torch.allclose(stacked[0], model.discriminator(x, adj), atol=1e-6)
-    with pytest.raises(ValueError, match="walk_steps must be 0"):
-        make_config("debug", walk_steps=1)
 
 
 def test_marginal_logits_are_laplace_smoothed_log_frequencies_per_node_and_pair():

@@ -32,11 +32,12 @@ from molgan.molfiles import read_smiles
 from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
-# aromatic types (round 11) at 801c5fa
+# aromatic types (round 11) at 801c5fa; bond composition (rounds 10, 22-24), aromatic bonds,
+# aromatic ends and walk steps (rounds 14, 24-26) at 1ed2aa3
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
-# the terms at a tenth of their weights (valence 5 -> 0.5): D's gradient against theirs
 _NEW = {"reward": "validity", "marginal_init": True, "overflow": 5.0}  # round 18's additions
+# the terms at a tenth of their weights (valence 5 -> 0.5): D's gradient against theirs
 _TERMS_TENTH = {"isolated": 1.0, "spanning": 1.0, "composition": 1.0, "valence": 0.5}
 VARIANTS = {
     "latent (default: valence 5)": ("latent", {}),
@@ -149,49 +150,8 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | _NEW | {"mode": "hard_gumbel"},
     ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, bond composition 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"bond_composition": 10.0},
-    ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on QED, gp per sample, "
     "marginal init, overflow 5": ("latent", _TERMS | _RL_GP | _NEW | {"reward": "qed"}),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on QED, gp per sample, "
-    "marginal init, overflow 5, bond composition 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"reward": "qed", "bond_composition": 10.0},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, aromatic bonds": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, aromatic bonds, bond composition 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "bond_composition": 10.0},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, aromatic bonds, walk 8": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "walk_steps": 8},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, gp per sample, marginal init, "
-    "overflow 5, aromatic bonds, walk 8": (
-        "latent",
-        _TERMS | {"gp_per_sample": True, "marginal_init": True, "overflow": 5.0}
-        | {"aromatic_bonds": True, "walk_steps": 8},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, aromatic bonds, aromatic ends 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "aromatic_ends": 10.0},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, aromatic bonds, aromatic ends 10, walk 8": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"aromatic_bonds": True, "aromatic_ends": 10.0, "walk_steps": 8},
-    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
