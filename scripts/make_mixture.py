@@ -21,6 +21,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", required=True, help="the mixture file to write (.pt)")
     parser.add_argument("--force", action="store_true", help="replace an existing --out")
+    parser.add_argument(
+        "--compact",
+        action="store_true",
+        help="half precision, each atom pair's bond weights stored once: under half the size, "
+        "the same samples up to float rounding (how the shipped models are stored)",
+    )
     args = parser.parse_args(argv)
     from molgan import mixture
     from molgan.rundir import WriteError, output_path
@@ -30,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
         if out.exists() and not args.force:
             raise ValueError(f"--out {out} exists; pass --force to replace it")
         chosen = mixture.sources(args.checkpoint)
-        path = mixture.export(chosen, out)
+        path = mixture.export(chosen, out, compact=args.compact)
     except (ValueError, WriteError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

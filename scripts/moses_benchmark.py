@@ -92,6 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score the checkpoint's members as one model (a mixture), not one by one",
     )
+    parser.add_argument(
+        "--temperature",
+        default="1",
+        help="sampling temperature T, or ATOMS:BONDS (molgan.sample's temperature; 1 = as "
+        "trained): above 1 trades validity for distinct molecules",
+    )
     parser.add_argument("--json", help="also write every row and the settings to this file")
     parser.add_argument(
         "--report", nargs="+", metavar="FILE", help="the mean ± std of these --json files' rows"
@@ -102,12 +108,16 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint and not args.train_reference:
         parser.error("give a CHECKPOINT or --train-reference")
     from molgan import checkpoint, mixture, moses_metrics, rundir
+    from molgan.decoding import parse_temperature
 
     if args.n < 10_000:
         print(f"note: unique@10000 is over {args.n} graphs' valid molecules", file=sys.stderr)
     try:
         if args.json:
             rundir.output_path(args.json, "--json")
+        temperature = parse_temperature(args.temperature)
+        if args.train_reference and temperature != 1:
+            raise ValueError("--temperature applies to a model's samples, not --train-reference")
         train_list = moses_metrics.moses_smiles("train")
         train = set(train_list)
         if args.train_reference:
@@ -125,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     shown = [key for key in SHOWN if args.fcd or not key.startswith("FCD")]
     rows = []
     for k in range(count):
-        start = time.perf_counter()
+        start, label = time.perf_counter(), k
         if args.train_reference:
             import random
 
@@ -133,25 +143,27 @@ def main(argv: list[str] | None = None) -> int:
             generated = random.Random(seed).sample(train_list, args.n)
         elif args.mixture:
             model, seed = whole, args.seed
-            k = f"mixture of {len(whole)}"
-            generated = model.sample(args.n, seed=seed, strict=False)
+            label = f"mixture of {len(whole)}"
         else:
             model = checkpoint.load(args.checkpoint, member=k)
             seed = args.seed + model.config["seed"]
-            generated = model.sample(args.n, seed=seed, strict=False)
+        if not args.train_reference:
+            options = {"seed": seed, "temperature": temperature}
+            generated = model.sample(args.n, strict=False, **options)
         strict = [s if s and "." not in s else None for s in generated]
         readings = [("moses", generated), ("strict", strict)]
         if args.corrected and not args.train_reference:  # the same graphs, corrected
-            readings.append(("corrected", model.sample(args.n, seed=seed, correct=True)))
+            readings.append(("corrected", model.sample(args.n, correct=True, **options)))
         for reading, smiles in readings:
             with warnings.catch_warnings():  # unique@k of fewer than k: MOSES warns as well
                 warnings.simplefilter("ignore", UserWarning)
                 result = moses_metrics.evaluate(
                     smiles, train=train, workers=args.workers, fcd=args.fcd
                 )
-            rows.append({"member": k, "sampling_seed": seed, "reading": reading, **result})
+            row = {"member": label, "sampling_seed": seed, "temperature": temperature}
+            rows.append({**row, "reading": reading, **result})
             print(
-                f"member {k} ({reading}, {time.perf_counter() - start:.0f} s): "
+                f"member {label} ({reading}, {time.perf_counter() - start:.0f} s): "
                 + ", ".join(f"{key} {result[key]:.4f}" for key in shown),
                 file=sys.stderr,
             )
@@ -165,7 +177,10 @@ def main(argv: list[str] | None = None) -> int:
             "step": step,
             "n": args.n,
             "fcd": args.fcd,
-            "sampling_seed": f"{args.seed} + training seed",
+            "sampling_seed": args.seed
+            if args.mixture or args.train_reference
+            else f"{args.seed} + training seed",
+            "temperature": temperature,
             "versions": _versions(),
             "rows": rows,
             "summary": summary,

@@ -3,7 +3,14 @@ import torch
 
 from molgan import chem
 from molgan.config import make_config
-from molgan.generator import Generator, discretize, gumbel_noise, softmax
+from molgan.generator import (
+    Generator,
+    discretize,
+    fold_edges,
+    gumbel_noise,
+    softmax,
+    unfold_edges,
+)
 from molgan.models import Discriminator, MolGAN, RewardNet
 
 
@@ -26,6 +33,26 @@ def test_generator_edges_are_symmetric_without_self_bonds(tiny_model):
     assert torch.allclose(adj, adj.transpose(1, 2))
     diag = adj.diagonal(dim1=1, dim2=2)  # (B, R, N)
     assert torch.all(diag[:, 0] == 1) and torch.all(diag[:, 1:] == 0)
+
+
+def test_a_folded_edge_head_keeps_one_row_per_pair_and_unfolds_to_the_same_logits():
+    """G symmetrises its edge logits and masks the diagonal, so the head's symmetric part
+    above the diagonal is all a sampling file needs (N(N-1)/2 of N² rows per bond type)."""
+    torch.manual_seed(0)
+    gen = Generator(7, (11, 13), num_nodes=6, num_atom_types=5, num_bond_types=4)
+    folded = fold_edges(gen.state_dict(), 6, 4)
+    assert folded["edge_head.weight"].shape == (15 * 4, 13)
+    assert folded["edge_head.bias"].shape == (15 * 4,)
+    twin = Generator(7, (11, 13), num_nodes=6, num_atom_types=5, num_bond_types=4)
+    twin.load_state_dict(unfold_edges(folded, 6, 4))
+    z = torch.randn(9, 7)
+    a, b = gen(z), twin(z)
+    assert torch.equal(a.x_logits, b.x_logits)
+    off = ~torch.eye(6, dtype=torch.bool)  # the diagonal is "no bond" in both, at any logit
+    assert torch.allclose(a.adj_logits[:, off], b.adj_logits[:, off], atol=1e-6)
+    assert torch.allclose(torch.softmax(a.adj_logits, -1), torch.softmax(b.adj_logits, -1))
+    weight = twin.edge_head.weight.unflatten(0, (6, 6, 4))
+    assert torch.equal(weight, weight.transpose(0, 1)) and not weight[2, 2].any()
 
 
 def test_gumbel_noise_is_symmetric_on_request():

@@ -56,6 +56,24 @@ def test_pretrained_model_or_a_clear_message():
             molgan.sample(5, seed=0)
 
 
+def test_the_shipped_moses_model_samples_by_name_and_a_file_of_that_name_comes_first(
+    ckpt, tmp_path, monkeypatch
+):
+    """``molgan.sample(n, "moses")``: the drug-like mixture shipped beside the QM9 model, with
+    MOSES's vocabulary and 27 nodes; a checkpoint file named ``moses`` is still read as a file."""
+    model = molgan.load("moses")
+    assert len(model) == 3 and model.members[0].sampler.N == 27
+    assert {"S", "Cl", "Br"} <= set(model.atom_types)
+    out = molgan.sample(40, "moses", seed=0)
+    assert out == model.sample(40, seed=0)
+    assert any(s and sum(c.isupper() for c in s) >= 15 for s in out)  # not QM9-sized
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "moses").write_bytes(ckpt.read_bytes())
+    assert molgan.sample(10, "moses", seed=0) == molgan.sample(10, ckpt, seed=0)
+    with pytest.raises(ValueError, match="no pretrained model named 'zinc'.*qm9, moses"):
+        checkpoint.pretrained("zinc")
+
+
 @pytest.mark.gpu
 def test_cpu_and_gpu_models_give_the_same_samples(ckpt):
     assert molgan.sample(64, ckpt, seed=0, device="cuda") == molgan.sample(64, ckpt, seed=0)

@@ -1,10 +1,11 @@
 """What MolGAN makes at drug-like size after a short run on a MOSES subset (issue 42, "find out
 why it fails at 27 atoms"): per variant and seed, the graphs' atoms and bonds, how many are
 empty, fragmented or over-valent, their double and triple bonds (``multiple``), rings,
-aromatic rings and atoms with two or more double bonds (``cumulated``, e.g. allenes; all three
-of the strictly valid ones), and strict / lenient / valency-corrected validity. MOSES's first
+aromatic rings, atoms with two or more double bonds (``cumulated``, e.g. allenes) and 3-rings
+(``three_rings``; all four of the strictly valid ones), the share of those passing MOSES's
+filters (``filters``), and strict / lenient / valency-corrected validity. MOSES's first
 2,000 molecules, kekulised: 20.5 atoms, 22.0 bonds, 6.9 of them double or triple, 2.5 rings,
-2.05 aromatic rings, 0.14 cumulated atoms (sulfonyl S).
+2.05 aromatic rings, 0.14 cumulated atoms (sulfonyl S), 0.01 3-rings; all pass the filters.
 
     python tools/moses_diagnose.py --molecules 2000 --steps 1000 --seeds 0 1 --json diag.json
 
@@ -156,6 +157,23 @@ VARIANTS = {
     "marginal init, overflow 5, energy 5": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 5.0}),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, energy 2": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 2.0}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on MOSES's filters, gp per "
+    "sample, marginal init, overflow 5": ("latent", _TERMS | _RL_GP | _NEW | {"reward": "filters"}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on MOSES's filters, gp per "
+    "sample, marginal init, overflow 5, energy 2": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"reward": "filters", "energy": 2.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, triangles 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"triangles": 10.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, triangles 10, energy 2": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"triangles": 10.0, "energy": 2.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
@@ -174,11 +192,13 @@ def composition(atoms: np.ndarray, num_types: int) -> np.ndarray:
     return counts / max(1, counts.sum())
 
 
-def ring_kinds(smiles: list[str]) -> tuple[float, float]:
-    """Aromatic rings and atoms with ≥ 2 double bonds (allene centres, sulfonyl S), per
-    molecule of ``smiles`` (valid SMILES)."""
+def ring_kinds(smiles: list[str]) -> tuple[float, float, float, float]:
+    """Aromatic rings, atoms with ≥ 2 double bonds (allene centres, sulfonyl S) and 3-rings
+    per molecule of ``smiles`` (valid SMILES), and the share passing MOSES's filters."""
     from rdkit import Chem
     from rdkit.Chem import rdMolDescriptors
+
+    from molgan.moses_metrics import passes_filters
 
     mols = [Chem.MolFromSmiles(s) for s in smiles]
     aromatic = [rdMolDescriptors.CalcNumAromaticRings(m) for m in mols]
@@ -187,7 +207,9 @@ def ring_kinds(smiles: list[str]) -> tuple[float, float]:
         sum(sum(b.GetBondType() == double for b in a.GetBonds()) >= 2 for a in m.GetAtoms())
         for m in mols
     ]
-    return float(np.mean(aromatic)), float(np.mean(cumulated))
+    three = [sum(len(r) == 3 for r in m.GetRingInfo().AtomRings()) for m in mols]
+    passes = [passes_filters(m) for m in mols]
+    return tuple(float(np.mean(v)) for v in (aromatic, cumulated, three, passes))
 
 
 def graph_stats(
@@ -209,7 +231,8 @@ def graph_stats(
         corrected.append(chem.corrected_smiles(a, b, atom_types) is not None)
     parsed = [s for s in lenient if s]
     one = np.array([s is not None for s in strict])  # rings of a molecule: bonds - atoms + 1
-    aromatic, cumulated = ring_kinds([s for s in strict if s]) if one.any() else (None, None)
+    kinds = ring_kinds([s for s in strict if s]) if one.any() else (None,) * 4
+    aromatic, cumulated, three_rings, filters = kinds
     return {
         "atoms": float(n_atoms.mean()),
         "bonds": float(n_bonds.mean()),
@@ -217,6 +240,8 @@ def graph_stats(
         "rings": float((n_bonds - n_atoms + 1)[one].mean()) if one.any() else None,
         "aromatic": aromatic,
         "cumulated": cumulated,
+        "three_rings": three_rings,
+        "filters": filters,
         "empty": float((n_atoms == 0).mean()),
         "no_bond": float(((n_bonds == 0) & (n_atoms > 1)).mean()),
         "fragments": float(np.mean([s.count(".") + 1 for s in parsed])) if parsed else 0.0,
@@ -247,11 +272,11 @@ def summary(rows: list[dict]) -> str:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         groups.setdefault((r["variant"], r["steps"], r.get("temperature", "1")), []).append(r)
-    keys = ["atoms", "bonds", "multiple", "rings", "aromatic", "cumulated", "fragments"]
-    keys += ["atom_tv", "valid"]
-    keys += ["valid_lenient", "unique", "fcd_test"]
+    keys = ["atoms", "bonds", "multiple", "rings", "aromatic", "cumulated", "three_rings"]
+    keys += ["fragments", "atom_tv", "valid"]
+    keys += ["valid_lenient", "unique", "filters", "fcd_test"]
     keys = [k for k in keys if all(r.get(k) is not None for r in rows)]
-    pct = {"valid", "valid_lenient", "unique"}
+    pct = {"valid", "valid_lenient", "unique", "filters"}
     lines = ["| variant | steps | T | seeds | " + " | ".join(keys) + " |"]
     lines.append("|---|---|---|---|" + "---|" * len(keys))
     for (variant, steps, t), group in groups.items():
