@@ -29,14 +29,10 @@ from molgan import chem
 from molgan.pool import _die_with_parent, pool_map, progress_bar
 
 RAW_SCORES = ("qed", "logp", "sa", "np")
-EXTRA_SCORES = ("filters",)  # need the molsets package (MOSES's filter patterns)
-REWARDS = (
-    *("validity", "qed", "logp", "sa", "np", "diversity", "drugcandidate", "novelty", "unique"),
-    *EXTRA_SCORES,
-)
+REWARDS = ("validity", "qed", "logp", "sa", "np", "diversity", "drugcandidate", "novelty", "unique")
 POOL_THRESHOLD = 2000  # uncached molecules above which a process pool pays for its start-up
 PROGRESS_THRESHOLD = 20_000  # uncached molecules above which scoring shows progress
-_MEMO: dict[str, dict[str, float]] = {name: {} for name in (*RAW_SCORES, *EXTRA_SCORES)}
+_MEMO: dict[str, dict[str, float]] = {name: {} for name in RAW_SCORES}
 _MEMO_LIMIT = 2_000_000
 
 
@@ -98,20 +94,11 @@ def np_score(mol: Chem.Mol) -> float:
     return score
 
 
-def passes_filters(mol: Chem.Mol) -> float:
-    """1.0 if the molecule passes MOSES's filters (``moses_metrics.passes_filters``: MCF and
-    PAINS patterns, rings under 8 atoms, no charge), else 0.0."""
-    from molgan import moses_metrics
-
-    return float(moses_metrics.passes_filters(mol))
-
-
 _RAW: dict[str, Callable[[Chem.Mol], float]] = {
     "qed": QED.qed,
     "logp": Crippen.MolLogP,
     "sa": lambda mol: _sa_module().calculateScore(mol),
     "np": np_score,
-    "filters": passes_filters,
 }
 
 
@@ -135,20 +122,16 @@ def raw_scores(
 
     Args:
         smiles: B SMILES strings or ``None``.
-        names: any of ``qed``, ``logp``, ``sa``, ``np``, ``filters`` (needs molsets).
+        names: any of ``qed``, ``logp``, ``sa``, ``np``.
         workers: process count for large sets; 1 disables the pool.
 
     Returns:
         ``{name: (B,) float array}``.
     """
     names = tuple(names)
-    unknown = set(names) - set(_RAW)
+    unknown = set(names) - set(RAW_SCORES)
     if unknown:
-        raise ValueError(f"unknown score(s) {sorted(unknown)}; choose from {tuple(_RAW)}")
-    if "filters" in names:
-        from molgan import moses_metrics
-
-        moses_metrics.filter_patterns()  # without molsets: a one-line error here, not in a pool
+        raise ValueError(f"unknown score(s) {sorted(unknown)}; choose from {RAW_SCORES}")
     todo = sorted({s for s in smiles if s and any(s not in _MEMO[n] for n in names)})
     if todo:
         workers = workers or os.cpu_count() or 1
@@ -272,7 +255,7 @@ def diversity_reference(train_smiles: Sequence[str], k: int = 100, seed: int = 0
 def score_table(
     smiles: Sequence[str | None],
     train_smiles: Iterable[str] | None = None,
-    names: Iterable[str] | None = None,
+    names: Iterable[str] = REWARDS,
 ) -> dict[str, np.ndarray]:
     """Normalised per-molecule scores in [0, 1]; an invalid molecule scores 0 on every one.
 
@@ -281,12 +264,12 @@ def score_table(
             no dummy atoms) score above 0.
         train_smiles: reference set for ``novelty``, ``diversity`` and ``drugcandidate``; without
             it every molecule counts as novel and diversity is measured against ``smiles`` itself.
-        names: which scores to return (see ``REWARDS``; default: all but ``EXTRA_SCORES``).
+        names: which scores to return (see ``REWARDS``).
 
     Returns:
         ``{name: (B,) float array in [0, 1]}``.
     """
-    names = tuple(n for n in REWARDS if n not in EXTRA_SCORES) if names is None else tuple(names)
+    names = tuple(names)
     unknown = set(names) - set(REWARDS)
     if unknown:
         raise ValueError(f"unknown reward(s) {sorted(unknown)}; choose from {REWARDS}")
@@ -303,7 +286,6 @@ def score_table(
         "sa": {"sa"},
         "np": {"np"},
         "drugcandidate": {"logp", "sa"},
-        "filters": {"filters"},
     }
     raw = raw_scores(kept, sorted(set().union(*(needs.get(n, set()) for n in names))))
     out: dict[str, np.ndarray] = {}
@@ -319,8 +301,6 @@ def score_table(
             value = normalize_sa(raw["sa"])
         elif name == "np":
             value = normalize_np(raw["np"])
-        elif name == "filters":
-            value = raw["filters"]
         elif name == "novelty":
             value = novel
         elif name == "unique":
