@@ -24,7 +24,6 @@ MEMBER_SETTINGS = (
     "composition",
     "gp_weight",
     "energy",
-    "triangles",
 )
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
@@ -134,9 +133,6 @@ class Config:
     """Weight of a penalty on the gap between the mean atoms of each element per graph in G's
     batch and in the real batch (molgan.losses.composition_gap): keeps the valence terms from
     filling graphs with the elements that hold the most bonds."""
-    triangles: float = 0.0
-    """Weight of a penalty on G's expected 3-rings per graph above the real batch's
-    (molgan.losses.triangle_gap)."""
     size_mask: bool = False
     """With condition: G makes exactly the heavy-atom count its class asks for (nodes past it
     are pads without bonds, as in the data), so the size comes from the data's frequencies,
@@ -260,7 +256,6 @@ class Config:
             "composition",
             "reward_tilt",
             "energy",
-            "triangles",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
@@ -443,6 +438,7 @@ REMOVED: dict[str, object] = {
     "walk_steps": 0,  # issue 42's rounds 14, 25: ring features for D taught G no ring sizes
     "aromatic_bonds": False,  # issue 42's rounds 24-26: aromatic rings of every size
     "aromatic_ends": 0.0,  # issue 42's round 26: aromatic rings, at 18% validity
+    "triangles": 0.0,  # issue 42's round 30: no 3-rings, but no better filters or FCD
 }
 REMOVED_AT = {
     "bond_count": "7e41cc0",
@@ -451,6 +447,7 @@ REMOVED_AT = {
     "walk_steps": "1ed2aa3",
     "aromatic_bonds": "1ed2aa3",
     "aromatic_ends": "1ed2aa3",
+    "triangles": "ebf11e2",
 }
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 

@@ -238,30 +238,6 @@ def bond_shortfall(x: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:
     return torch.relu(atom.sum(dim=-1) - 1.0 - bonds).mean(dim=-1)
 
 
-def triangles(adj: torch.Tensor) -> torch.Tensor:
-    """Expected 3-rings per graph, tr(P³)/6 with P the bond probabilities (1 - "no bond").
-
-    Args:
-        adj: bond type probabilities (..., B, N, N, R), index 0 = no bond, "no bond" diagonal.
-
-    Returns:
-        (..., B).
-    """
-    p = 1.0 - adj[..., 0]  # (..., B, N, N)
-    return torch.einsum("...ij,...jk,...ki->...", p, p, p) / 6
-
-
-def triangle_gap(adj_fake: torch.Tensor, adj_real: torch.Tensor) -> torch.Tensor:
-    """max(0, expected 3-rings per graph in G's batch - in the real batch): G's cycles are
-    most often triangles (aziridines, epoxides: MOSES's filters reject them), the data's
-    rarely.
-
-    Returns:
-        Scalar, (...) with leading axes.
-    """
-    return torch.relu(triangles(adj_fake).mean(dim=-1) - triangles(adj_real).mean(dim=-1))
-
-
 def composition_gap(x_fake: torch.Tensor, x_real: torch.Tensor) -> torch.Tensor:
     """Σ_t |mean atoms of type t per graph in G's batch - in the real batch| (pads excluded):
     the batch's element composition against the data's, which the valence terms alone bend

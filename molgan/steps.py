@@ -193,8 +193,6 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
     # G's batch's element composition against the real batch's.
     Term("composition", lambda nets, f: losses.composition_gap(f.x, f.real.x)),
-    # G's expected 3-rings per graph above the real batch's.
-    Term("triangles", lambda nets, f: losses.triangle_gap(f.adj, f.real.adj)),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

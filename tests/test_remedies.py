@@ -32,7 +32,6 @@ REMEDIES = {
     "isolated": 1.0,
     "spanning": 1.0,
     "composition": 1.0,
-    "triangles": 1.0,
     "size_mask": True,
     "energy": 1.0,
     "reward_tilt": 5.0,
@@ -372,21 +371,6 @@ def test_bond_shortfall_counts_the_bonds_missing_for_one_piece():
     assert losses.bond_shortfall(x, adj).item() == 0.0
     x, adj = _graph([1, 2, 3], {})  # the empty graph: two bonds short
     assert losses.bond_shortfall(x, adj).item() == pytest.approx(2.0)
-
-
-def test_triangles_count_three_rings_and_the_gap_only_penalises_more_than_the_data():
-    ring3 = {(0, 1): 1, (1, 2): 1, (0, 2): 2}  # an epoxide-like 3-ring, one double bond
-    ring4 = {(0, 1): 1, (1, 2): 1, (2, 3): 1, (0, 3): 1}  # a 4-ring: no triangle
-    both = _graph([1, 1, 1, 1, 1], ring3 | {(2, 3): 1, (3, 4): 1, (2, 4): 1})[1]  # two 3-rings
-    four = _graph([1, 1, 1, 1], ring4)[1]
-    assert losses.triangles(_graph([1, 1, 3], ring3)[1]).tolist() == pytest.approx([1.0])
-    assert losses.triangles(four).tolist() == [0.0]
-    assert losses.triangles(both).tolist() == pytest.approx([2.0])
-    half = _graph([1, 1, 1], ring3)[1] * 0.5 + _graph([1, 1, 1], {})[1] * 0.5  # each bond 1/2
-    assert losses.triangles(half).tolist() == pytest.approx([0.125])  # P(all three) = 1/8
-    fake, real = torch.cat([both, both]), torch.cat([both, _graph([1] * 5, {})[1]])  # 2 vs 1
-    assert losses.triangle_gap(fake, real).item() == pytest.approx(1.0)
-    assert losses.triangle_gap(real, fake).item() == 0.0  # fewer than the data: no penalty
 
 
 def test_composition_gap_is_the_per_graph_element_count_gap_between_batches():
