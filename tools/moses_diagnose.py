@@ -158,6 +158,8 @@ VARIANTS = {
     "marginal init, overflow 5, energy 5": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 5.0}),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, energy 2": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 2.0}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, positions": ("latent", _TERMS | _RL_GP | _NEW | {"positions": True}),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
