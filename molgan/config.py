@@ -68,10 +68,6 @@ class Config:
     and each pair's bond type in the training split (DiGress's marginal prior). Without it G's
     first graphs are dense random ones, which the valence terms thin out by dropping every
     double bond for good at N = 27 (docs/results.md, issue 42)."""
-    positions: bool = False
-    """D and the reward net see each node's index (a one-hot of N beside its atom type), so
-    they can read the node order of the data's graphs (SMILES order: 74% of MOSES's bonds join
-    atoms i and i + 1), which G, an MLP with a slot per node, already follows."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -443,6 +439,7 @@ REMOVED: dict[str, object] = {
     "aromatic_bonds": False,  # issue 42's rounds 24-26: aromatic rings of every size
     "aromatic_ends": 0.0,  # issue 42's round 26: aromatic rings, at 18% validity
     "triangles": 0.0,  # issue 42's round 30: no 3-rings, but no better filters or FCD
+    "positions": False,  # issue 42's round 31: D seeing node indices moved no goal column
 }
 REMOVED_AT = {
     "bond_count": "7e41cc0",
@@ -452,6 +449,7 @@ REMOVED_AT = {
     "aromatic_bonds": "1ed2aa3",
     "aromatic_ends": "1ed2aa3",
     "triangles": "ebf11e2",
+    "positions": "c23919e",
 }
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 

@@ -37,8 +37,6 @@ class GraphEncoder(nn.Module):
         dropout: dropout after each layer.
         normalize: degree normalisation in the R-GCN layers.
         cond_dim: length C of a class vector appended to the graph embedding (0 = none).
-        num_nodes: N > 0 appends a one-hot of each node's index to its features (0 = none:
-            permutation-invariant).
     """
 
     def __init__(
@@ -51,18 +49,15 @@ class GraphEncoder(nn.Module):
         dropout: float = 0.0,
         normalize: bool = False,
         cond_dim: int = 0,
-        num_nodes: int = 0,
     ) -> None:
         super().__init__()
         self.cond_dim = cond_dim
-        self.register_buffer("position", torch.eye(num_nodes), persistent=False)  # (N, N)
-        node_dim = num_atom_types + num_nodes
-        dims_in = [node_dim] + [d + node_dim for d in conv_dims[:-1]]
+        dims_in = [num_atom_types] + [d + num_atom_types for d in conv_dims[:-1]]
         self.convs = nn.ModuleList(
             RelationalGraphConv(d_in, d_out, num_bond_types, normalize)
             for d_in, d_out in zip(dims_in, conv_dims, strict=False)
         )
-        self.aggregate = GraphAggregation(conv_dims[-1] + node_dim, agg_dim)
+        self.aggregate = GraphAggregation(conv_dims[-1] + num_atom_types, agg_dim)
         self.head = mlp((agg_dim + cond_dim, *head_dims), dropout)
         self.out = nn.Linear(head_dims[-1] if head_dims else agg_dim + cond_dim, 1)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
@@ -72,8 +67,6 @@ class GraphEncoder(nn.Module):
     ) -> torch.Tensor:
         """x (B, N, T), adj (B, N, N, R) [, class vectors cond (B, C)] -> (B, F) features
         before the final Linear."""
-        if self.position.numel():  # (B, N, T + N): each node's index beside its type
-            x = torch.cat([x, self.position.expand(*x.shape[:-1], -1)], dim=-1)
         h = x
         for i, conv in enumerate(self.convs):
             h = self.dropout(torch.tanh(conv(h if i == 0 else torch.cat([h, x], -1), adj)))
@@ -149,7 +142,6 @@ class MolGAN(nn.Module):
             head_dims=cfg.head_dims,
             dropout=cfg.dropout,
             normalize=cfg.normalize_conv,
-            num_nodes=cfg.max_atoms if cfg.positions else 0,
         )
         # A conditional model (``condition``): G and D see a coarse class of the molecule,
         # sampled from the training frequencies in ``class_prior`` (molgan.conditioning).

@@ -61,9 +61,9 @@ class _Replay:
         dict(lam=0.5),
         dict(lam=0.5, mode_seeking=1.0, condition=True, valence=5.0),
         dict(lam=0.3, mode="hard_gumbel", gp_per_sample=True),
-        dict(lam=0.5, energy=2.0, condition=True, positions=True),
+        dict(lam=0.5, energy=2.0, condition=True),
     ],
-    ids=["plain", "latent-remedies", "hard-gumbel", "energy-positions"],
+    ids=["plain", "latent-remedies", "hard-gumbel", "energy"],
 )
 def test_population_steps_equal_each_member_stepped_alone(tiny_path, monkeypatch, preset_overrides):
     """One D, G and V step of a population of 3 (member settings differing) moves each member's

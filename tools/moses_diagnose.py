@@ -35,7 +35,7 @@ from molgan.train import train
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
 # aromatic types (round 11) at 801c5fa; bond composition (rounds 10, 22-24), aromatic bonds,
 # aromatic ends and walk steps (rounds 14, 24-26) at 1ed2aa3, RL on filters (round 29) at 6493550,
-# triangles (round 30) at ebf11e2
+# triangles (round 30) at ebf11e2, positions (round 31) at c23919e
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 _NEW = {"reward": "validity", "marginal_init": True, "overflow": 5.0}  # round 18's additions
@@ -158,8 +158,6 @@ VARIANTS = {
     "marginal init, overflow 5, energy 5": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 5.0}),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, energy 2": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 2.0}),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, positions": ("latent", _TERMS | _RL_GP | _NEW | {"positions": True}),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
