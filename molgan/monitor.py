@@ -83,12 +83,15 @@ def stop_reason(
 
 def progress_line(rows: list[dict], K: int) -> str:
     """One progress line: a single run's losses and scores; a population's means over its
-    running members, with the range of the scores."""
+    running members, with the range of the scores. ``g`` is G's adversarial loss and ``rl`` its
+    RL term (shown while RL is on), not their α-rescaled mix ``loss/g``: with λ 0.5 that mix is
+    exactly 0 whenever the two have opposite signs (α = |L_WGAN| / |L_RL|)."""
     if not rows:
         return "every member stopped"
     names = {
         "loss/d": "d",
-        "loss/g": "g",
+        "loss/wgan": "g",
+        "loss/rl": "rl",
         "loss/v": "v",
         "loss/gp": "gp",
         "score/valid": "valid",
@@ -101,7 +104,7 @@ def progress_line(rows: list[dict], K: int) -> str:
     for key, short in names.items():
         values = [r[key] for r in rows if isinstance(r.get(key), float)]
         values = [v for v in values if math.isfinite(v)]
-        if not values:
+        if not values or (key == "loss/rl" and not any(values)):  # RL off: no rl column
             continue
         text = f"{short} {sum(values) / len(values):.3f}"
         if len(values) > 1 and key.startswith("score/"):

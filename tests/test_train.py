@@ -427,3 +427,15 @@ def test_a_v_step_taken_one_d_step_later_gives_the_same_run(tiny_config):
     strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time/")} for r in rs]  # noqa: E731
     assert strip(_log(later)) == strip(_log(at_once))
     assert any(r["loss/v"] != 0 for r in _log(later))
+
+
+def test_progress_line_shows_the_adversarial_loss_and_rl_not_their_rescaled_mix():
+    from molgan.monitor import progress_line
+
+    timing = {"time/it_per_s": 10.0, "time/eta_s": 60.0}
+    # λ 0.5, L_WGAN 1.2, L_RL -0.3: α = 4, so the mix 0.5·1.2 + 0.5·4·(-0.3) is exactly 0
+    rl_on = {"step": 5, "loss/g": 0.0, "loss/wgan": 1.2, "loss/rl": -0.3, "loss/d": -2.0}
+    line = progress_line([rl_on | timing], K=1)
+    assert "| g 1.200 |" in line and "| rl -0.300 |" in line
+    rl_off = {"step": 5, "loss/g": 1.2, "loss/wgan": 1.2, "loss/rl": 0.0, "loss/d": -2.0}
+    assert "rl" not in progress_line([rl_off | timing], K=1)

@@ -158,6 +158,16 @@ VARIANTS = {
     "marginal init, overflow 5, energy 5": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 5.0}),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, energy 2": ("latent", _TERMS | _RL_GP | _NEW | {"energy": 2.0}),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, G 256-512-1024": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"gen_dims": (256, 512, 1024)},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, D 128-64-64, agg 256, head 256": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"conv_dims": (128, 64, 64), "agg_dim": 256, "head_dims": (256,)},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
