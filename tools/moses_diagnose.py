@@ -168,6 +168,11 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | _NEW | {"conv_dims": (128, 64, 64), "agg_dim": 256, "head_dims": (256,)},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, mode seeking 5": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"mode_seeking": 5.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
