@@ -182,3 +182,14 @@ def test_moses_diagnose_fcd_reads_the_first_valid_molecules_and_needs_enough(mon
     expected = fcd.frechet_distance(mu, sigma, reference["mu"], reference["sigma"])
     assert diagnose.fcd_test(Model()) == pytest.approx(expected)
     assert diagnose.fcd_test(Model(), tries=1) is None  # 10 valid of 11: not enough
+
+
+def test_decoder_probe_reproduces_a_few_moses_molecules_with_their_aromatic_rings(tmp_path):
+    probe = script_module("decoder_probe", "tools")
+    out = tmp_path / "probe.json"
+    argv = ["--molecules", "40", "--steps", "300", "--samples", "50", "--json", str(out)]
+    assert probe.main(argv) == 0
+    rows = {row["reading"]: row for row in json.loads(out.read_text())["rows"]}
+    assert rows["recon"]["exact"] > 0.8  # G, trained as a decoder, spells them back
+    assert rows["recon"]["aromatic"] == pytest.approx(rows["data"]["aromatic"], abs=0.3)
+    assert rows["gauss T=1"]["n"] == 50
