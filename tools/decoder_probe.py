@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from molgan import chem
 from molgan.config import make_config
 from molgan.data import dataset_of, moses_file
-from molgan.generator import Generator
+from molgan.generator import Generator, gumbel_noise
 from molgan.layers import mlp
 from molgan.molfiles import read_smiles
 
@@ -142,24 +142,24 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             reading("recon", decode(x.numpy(), e.numpy(), data.atom_types), known, exact=exact)
         )
-        z = codes.detach()
-        mean, cov = z.mean(0), torch.cov(z.T) + 1e-4 * torch.eye(z.shape[1])
-        if args.vae is not None:  # the prior
-            mean, cov = torch.zeros_like(mean), torch.eye(z.shape[1])
-        gauss = torch.distributions.MultivariateNormal(mean, cov)
+        z = codes.detach()  # (M, Z)
+        if args.vae is None:  # a Gaussian fitted to the learned codes
+            gauss = torch.distributions.MultivariateNormal(
+                z.mean(0), torch.cov(z.T) + 1e-4 * torch.eye(z.shape[1])
+            )
+        else:  # the VAE's prior
+            gauss = torch.distributions.MultivariateNormal(
+                z.new_zeros(z.shape[1]), torch.eye(z.shape[1])
+            )
         gen = torch.Generator().manual_seed(args.seed + 1)
         torch.manual_seed(args.seed + 1)
         out = G(gauss.sample((args.samples,)))
-        for name, temp in (("gauss argmax", 0.0), ("gauss T=1", 1.0)):
-            if temp == 0.0:
-                x, e = out.x_logits.argmax(-1), out.adj_logits.argmax(-1)
-            else:
-                gx = -torch.log(-torch.log(torch.rand(out.x_logits.shape, generator=gen)))
-                ge = -torch.log(-torch.log(torch.rand(out.adj_logits.shape, generator=gen)))
-                ge = torch.triu(ge.permute(0, 3, 1, 2), 1)
-                ge = (ge + ge.transpose(-1, -2)).permute(0, 2, 3, 1)  # one draw per pair
-                x, e = (out.x_logits + gx).argmax(-1), (out.adj_logits + ge).argmax(-1)
-            rows.append(reading(name, decode(x.numpy(), e.numpy(), data.atom_types), known))
+        x, e = out.x_logits.argmax(-1), out.adj_logits.argmax(-1)
+        rows.append(reading("gauss argmax", decode(x.numpy(), e.numpy(), data.atom_types), known))
+        gx = gumbel_noise(out.x_logits.shape, generator=gen)  # as molgan samples, T = 1
+        ge = gumbel_noise(out.adj_logits.shape, symmetric=True, generator=gen)
+        x, e = (out.x_logits + gx).argmax(-1), (out.adj_logits + ge).argmax(-1)
+        rows.append(reading("gauss T=1", decode(x.numpy(), e.numpy(), data.atom_types), known))
     data_row = reading("data", list(data.smiles[: args.samples]), known)
     rows.append(data_row)
     for row in rows:
