@@ -68,6 +68,12 @@ class Config:
     and each pair's bond type in the training split (DiGress's marginal prior). Without it G's
     first graphs are dense random ones, which the valence terms thin out by dropping every
     double bond for good at N = 27 (docs/results.md, issue 42)."""
+    pretrain: int = 0
+    """G first learns to decode the training graphs as a VAE's decoder for this many steps of
+    128 graphs (an MLP encoder, dropped afterwards), and adversarial training starts from there
+    (molgan.pretrain). 0 = off."""
+    pretrain_beta: float = 1.0
+    """With pretrain: the weight of the VAE's KL term (per atom or pair variable)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -222,6 +228,7 @@ class Config:
             "seed",
             "split_seed",
             "atoms_min_count",
+            "pretrain",
         ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -256,6 +263,7 @@ class Config:
             "composition",
             "reward_tilt",
             "energy",
+            "pretrain_beta",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")

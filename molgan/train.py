@@ -37,6 +37,7 @@ from molgan.generator import marginal_logits
 from molgan.models import MolGAN, resolve_device
 from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Population
+from molgan.pretrain import pretrain_decoder
 from molgan.runstate import Callback, Interrupted, RunState
 from molgan.steps import fake_rewards, make_optimizers, member_weights, step_functions, step_nets
 
@@ -134,7 +135,7 @@ def _train(
     use_rl = min(lams) < 1.0
     train_set = set(data.smiles_of("train"))
     r_all = dataset_rewards(data, cfg.reward).to(device) if use_rl else None  # (M,)
-    population, weights = _population(cfg, data, r_all, blob, run_dir / rundir.CKPT)
+    population, weights = _population(cfg, data, r_all, blob, run_dir / rundir.CKPT, device)
     population = population.to(device)
     graphs = cfg.cuda_graphs and device.type == "cuda" and not cfg.compile  # compile: eager
     opts = make_optimizers(population, cfg, capturable=graphs)
@@ -227,7 +228,7 @@ def _schedule(cfg: Config, train_size: int, blob) -> tuple[int, int, int, int]:
     return total, steps_per_epoch, eval_every, rl_from
 
 
-def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):
+def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path, device=None):
     """The run's members (member k starts with the weights of a single run of its seed, or
     its checkpoint's) and the sampling weights of the training molecules (reward tilt, class
     balance; ``None`` = uniform)."""
@@ -242,6 +243,16 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path):
         prior = marginal_logits(data.atoms[train_idx], data.bonds[train_idx], *sizes)
         for g in (net for m in models for net in (m.generator, m.generator_ema) if net is not None):
             g.start_at(*prior)
+    if cfg.pretrain and blob is None:  # G starts as a VAE's decoder of the training graphs
+        for k, model in enumerate(models):
+            print(f"pretraining member {k}'s G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
+            pretrain_decoder(
+                model.generator, data.atoms[train_idx], data.bonds[train_idx],
+                steps=cfg.pretrain, beta=cfg.pretrain_beta, lr=cfg.lr,
+                seed=cfg.member(k).seed, device=device, verbose=cfg.progress,
+            )  # fmt: skip
+            if model.generator_ema is not None:
+                model.generator_ema.load_state_dict(model.generator.state_dict())
     tilt = balance = None
     if cfg.reward_tilt:
         r_train = r_all.cpu() if r_all is not None else dataset_rewards(data, cfg.reward)

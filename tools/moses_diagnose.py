@@ -173,6 +173,33 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | _NEW | {"mode_seeking": 5.0},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps)": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"pretrain": 4000},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, G pretrained as a VAE decoder (4000 steps), β 0.1, valence 0": (
+        "latent",
+        _TERMS
+        | _RL_GP
+        | _NEW
+        | {"pretrain": 4000, "pretrain_beta": 0.1}
+        | {"valence": 0.0, "overflow": 0.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, gp per sample, "
+    "marginal init, G pretrained as a VAE decoder (4000 steps), β 0.1, valence 0": (
+        "latent",
+        _TERMS
+        | _NEW
+        | {"pretrain": 4000, "pretrain_beta": 0.1, "gp_per_sample": True}
+        | {"valence": 0.0, "overflow": 0.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},

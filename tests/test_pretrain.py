@@ -1,0 +1,94 @@
+"""G pre-trained as a VAE's decoder (``Config.pretrain``, ``molgan.pretrain``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import torch
+
+from molgan import chem
+from molgan.config import make_config
+from molgan.data import load_dataset
+from molgan.generator import Generator
+from molgan.pretrain import pretrain_decoder
+
+train_module = importlib.import_module("molgan.train")
+
+
+def _graphs(smiles: list[str], N: int = 9):
+    graphs = [chem.mol_to_graph(chem.Chem.MolFromSmiles(s), N) for s in smiles]
+    atoms = torch.tensor(np.stack([g[0] for g in graphs]))  # (M, N)
+    bonds = torch.tensor(np.stack([g[1] for g in graphs]))  # (M, N, N)
+    return atoms, bonds
+
+
+def _argmax_smiles(g: Generator, n: int, cond=None) -> list[str | None]:
+    with torch.no_grad():
+        out = g(torch.randn(n, g.z_dim, generator=torch.Generator().manual_seed(5)), cond)
+    x, e = out.x_logits.argmax(-1).numpy(), out.adj_logits.argmax(-1).numpy()
+    return [chem.graph_to_smiles(a, b) for a, b in zip(x, e, strict=True)]
+
+
+def test_a_decoder_pretrained_on_one_molecule_spells_it_from_fresh_codes():
+    atoms, bonds = _graphs(["OC1=CC=CC=C1"])  # phenol: an aromatic ring in Kekulé form
+    torch.manual_seed(0)
+    g = Generator(8, (32, 64), 9, 5, 4)
+    assert "Oc1ccccc1" not in _argmax_smiles(g, 64)
+    losses = pretrain_decoder(g, atoms, bonds, steps=150, beta=1.0, lr=1e-2, seed=0, encoder=(64,))
+    assert losses["atoms"] < 0.01 and losses["bonds"] < 0.01
+    # codes far from the one it learned (N(0, I) has a tail; its codes have norm √Z) may not
+    assert _argmax_smiles(g, 64).count("Oc1ccccc1") >= 48
+
+
+def test_a_conditional_sized_decoder_learns_the_size_its_class_asks_for():
+    from molgan import conditioning
+
+    atoms, bonds = _graphs(["CCO", "CC(C)CCO"])
+    torch.manual_seed(0)
+    g = Generator(8, (32, 64), 9, 5, 4, cond_dim=conditioning.class_dim(9, 5), sized=True)
+    pretrain_decoder(g, atoms, bonds, steps=200, beta=1.0, lr=1e-2, seed=0, encoder=(64,))
+    x = torch.nn.functional.one_hot(atoms.long(), 5).float()
+    cond = conditioning.one_hot_classes(x).repeat_interleave(4, 0)  # (8, C): each class 4 times
+    assert _argmax_smiles(g, 8, cond) == ["CCO"] * 4 + ["CC(C)CCO"] * 4
+
+
+def test_pretraining_is_reproducible_from_its_seed_and_leaves_the_global_rng_alone():
+    atoms, bonds = _graphs(["CCO", "C1CC1", "CC#N"])
+    weights = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(0)
+        g = Generator(8, (16, 32), 9, 5, 4)
+        state = torch.random.get_rng_state()
+        pretrain_decoder(g, atoms, bonds, steps=5, beta=1.0, lr=1e-3, seed=seed, encoder=(64,))
+        assert torch.equal(torch.random.get_rng_state(), state)
+        weights.append(g.node_head.weight.detach().clone())
+    assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
+
+
+def test_pretrain_sets_each_members_g_and_its_ema_copy_and_leaves_d_alone(tmp_path, capsys):
+    data = load_dataset("data/qm9_debug.smi", atoms="qm9", verbose=False)
+    runs = {}
+    for steps in (20, 0):
+        cfg = make_config("debug", pretrain=steps, members=2, ema=0.9, progress=False)
+        torch.manual_seed(0)
+        runs[steps] = train_module._population(cfg, data, None, None, tmp_path / "c.pt")[0]
+    for k in range(2):
+        member, before = runs[20].member(k), runs[0].member(k)
+        assert torch.equal(member.generator.node_head.weight, member.generator_ema.node_head.weight)
+        assert not torch.equal(member.generator.node_head.weight, before.generator.node_head.weight)
+        for name, value in member.discriminator.state_dict().items():
+            assert torch.equal(value, before.discriminator.state_dict()[name])
+    first, second = (runs[20].member(k).generator.node_head.weight for k in range(2))
+    assert not torch.equal(first, second)  # each member from its own seed
+    assert "pretraining member 1" in capsys.readouterr().err
+
+
+def test_a_resumed_run_is_not_pretrained_again(tiny_config, capsys):
+    cfg = dataclasses.replace(tiny_config, pretrain=10)
+    train_module.train(cfg)
+    assert "pretraining member 0" in capsys.readouterr().err
+    train_module.train(dataclasses.replace(cfg, resume=True, max_steps=9))
+    err = capsys.readouterr().err
+    assert "resuming" in err and "pretraining" not in err
