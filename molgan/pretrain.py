@@ -21,6 +21,7 @@ from molgan.layers import mlp
 
 BATCH = 128  # graphs per pre-training step
 ENCODER = (1024, 512)  # the encoder's hidden sizes (ReLU)
+LR = 1e-3  # Adam's learning rate for G and the encoder (training's own lr may be lower)
 
 
 def pretrain_decoder(
@@ -30,8 +31,8 @@ def pretrain_decoder(
     *,
     steps: int,
     beta: float,
-    lr: float,
     seed: int,
+    lr: float = LR,
     encoder: tuple[int, ...] = ENCODER,
     device=None,
     verbose: bool = False,
