@@ -92,3 +92,13 @@ def test_a_resumed_run_is_not_pretrained_again(tiny_config, capsys):
     train_module.train(dataclasses.replace(cfg, resume=True, max_steps=9))
     err = capsys.readouterr().err
     assert "resuming" in err and "pretraining" not in err
+
+
+def test_pretraining_on_a_device_leaves_g_where_it_was(device):
+    atoms, bonds = _graphs(["CCO", "C1CC1"])
+    torch.manual_seed(0)
+    g = Generator(8, (16, 32), 9, 5, 4)
+    before = g.node_head.weight.detach().clone()
+    pretrain_decoder(g, atoms, bonds, steps=3, beta=1.0, seed=0, device=device, encoder=(16,))
+    assert g.node_head.weight.device.type == "cpu"
+    assert not torch.equal(g.node_head.weight, before)
