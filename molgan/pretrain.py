@@ -33,13 +33,13 @@ def pretrain_decoder(
     beta: float,
     seed: int,
     lr: float = LR,
-    encoder: tuple[int, ...] = ENCODER,
+    encoder_dims: tuple[int, ...] = ENCODER,
     device=None,
     verbose: bool = False,
 ) -> dict[str, float]:
     """Train ``generator`` (a single ``Generator``) in place as a VAE's decoder of the graphs
     ``atoms`` (M, N) and ``bonds`` (M, N, N) (type indices) for ``steps`` steps of ``BATCH``;
-    ``encoder``: the encoder's hidden sizes.
+    ``encoder_dims``: the encoder's hidden sizes.
 
     The codes are layer-normed means plus unit-scale noise (a code of norm ~√Z, as z ~ N(0, I)).
     A conditional G is given each graph's class vector. All randomness comes from ``seed``
@@ -57,9 +57,8 @@ def pretrain_decoder(
     variables = N + int(upper.sum())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        sizes = encoder
-        encoder = mlp((N * T + int(upper.sum()) * R, *sizes), act=torch.nn.ReLU)
-        head = torch.nn.Linear(sizes[-1], 2 * Z)
+        encoder = mlp((N * T + int(upper.sum()) * R, *encoder_dims), act=torch.nn.ReLU)
+        head = torch.nn.Linear(encoder_dims[-1], 2 * Z)
     home = next(generator.parameters()).device
     for net in (generator, encoder, head):
         net.to(device or home)
@@ -87,7 +86,8 @@ def pretrain_decoder(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        last = {"atoms": loss_x.item(), "bonds": loss_e.item(), "kl": kl.item()}
+        if step == steps or (verbose and step % 500 == 0):  # reads the device: not every step
+            last = {"atoms": loss_x.item(), "bonds": loss_e.item(), "kl": kl.item()}
         if verbose and (step % 500 == 0 or step == steps):
             text = " | ".join(f"{k} {v:.4f}" for k, v in last.items())
             print(f"pretrain {step}/{steps} | {text}", file=sys.stderr)

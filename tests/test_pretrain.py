@@ -36,7 +36,9 @@ def test_a_decoder_pretrained_on_one_molecule_spells_it_from_fresh_codes():
     torch.manual_seed(0)
     g = Generator(8, (32, 64), 9, 5, 4)
     assert "Oc1ccccc1" not in _argmax_smiles(g, 64)
-    losses = pretrain_decoder(g, atoms, bonds, steps=150, beta=1.0, lr=1e-2, seed=0, encoder=(64,))
+    losses = pretrain_decoder(
+        g, atoms, bonds, steps=150, beta=1.0, lr=1e-2, seed=0, encoder_dims=(64,)
+    )
     assert losses["atoms"] < 0.01 and losses["bonds"] < 0.01
     # codes far from the one it learned (N(0, I) has a tail; its codes have norm √Z) may not
     assert _argmax_smiles(g, 64).count("Oc1ccccc1") >= 48
@@ -48,7 +50,7 @@ def test_a_conditional_sized_decoder_learns_the_size_its_class_asks_for():
     atoms, bonds = _graphs(["CCO", "CC(C)CCO"])
     torch.manual_seed(0)
     g = Generator(8, (32, 64), 9, 5, 4, cond_dim=conditioning.class_dim(9, 5), sized=True)
-    pretrain_decoder(g, atoms, bonds, steps=200, beta=1.0, lr=1e-2, seed=0, encoder=(64,))
+    pretrain_decoder(g, atoms, bonds, steps=200, beta=1.0, lr=1e-2, seed=0, encoder_dims=(64,))
     x = torch.nn.functional.one_hot(atoms.long(), 5).float()
     cond = conditioning.one_hot_classes(x).repeat_interleave(4, 0)  # (8, C): each class 4 times
     assert _argmax_smiles(g, 8, cond) == ["CCO"] * 4 + ["CC(C)CCO"] * 4
@@ -61,7 +63,7 @@ def test_pretraining_is_reproducible_from_its_seed_and_leaves_the_global_rng_alo
         torch.manual_seed(0)
         g = Generator(8, (16, 32), 9, 5, 4)
         state = torch.random.get_rng_state()
-        pretrain_decoder(g, atoms, bonds, steps=5, beta=1.0, lr=1e-3, seed=seed, encoder=(64,))
+        pretrain_decoder(g, atoms, bonds, steps=5, beta=1.0, lr=1e-3, seed=seed, encoder_dims=(64,))
         assert torch.equal(torch.random.get_rng_state(), state)
         weights.append(g.node_head.weight.detach().clone())
     assert torch.equal(weights[0], weights[1]) and not torch.equal(weights[0], weights[2])
@@ -99,6 +101,6 @@ def test_pretraining_on_a_device_leaves_g_where_it_was(device):
     torch.manual_seed(0)
     g = Generator(8, (16, 32), 9, 5, 4)
     before = g.node_head.weight.detach().clone()
-    pretrain_decoder(g, atoms, bonds, steps=3, beta=1.0, seed=0, device=device, encoder=(16,))
+    pretrain_decoder(g, atoms, bonds, steps=3, beta=1.0, seed=0, device=device, encoder_dims=(16,))
     assert g.node_head.weight.device.type == "cpu"
     assert not torch.equal(g.node_head.weight, before)
