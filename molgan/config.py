@@ -72,8 +72,9 @@ class Config:
     """G first learns to decode the training graphs as a VAE's decoder for this many steps of
     128 graphs (an MLP encoder, dropped afterwards), and adversarial training starts from there
     (molgan.pretrain). 0 = off."""
-    pretrain_beta: float = 1.0
-    """With pretrain: the weight of the VAE's KL term (per atom or pair variable)."""
+    pretrain_beta: float = 0.1
+    """With pretrain: the weight of the VAE's KL term (per atom or pair variable); 0.1 made
+    more valid molecules than 1 (docs/ablation.md)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0

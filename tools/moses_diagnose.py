@@ -176,7 +176,7 @@ VARIANTS = {
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps)": (
         "latent",
-        _TERMS | _RL_GP | _NEW | {"pretrain": 4000},
+        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 1.0},  # round 34's β 1
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
     "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1": (
