@@ -1,12 +1,15 @@
-"""G pre-trained as the decoder of a VAE before adversarial training (``Config.pretrain``).
+"""G as the decoder of a VAE: before adversarial training (``Config.pretrain``) and beside it
+(``Config.recon``).
 
-A small MLP encoder reads a training graph (its atom one-hots and the one-hots of its bonds
-above the diagonal) and gives a Gaussian code; G decodes the code [with the graph's class
-vector] back to the graph, trained by cross-entropy on each node's type and each pair's bond
-plus β · KL(code ‖ N(0, I)) (β ramped up over the first half). The encoder is then dropped:
-training goes on from G's weights, sampling draws z ~ N(0, I) as before, one forward pass per
-molecule. Why: G spells MOSES's molecules when trained as a decoder, where adversarial training
-from scratch never reached them (``tools/decoder_probe.py``, docs/results.md).
+An MLP ``Encoder`` reads a graph (its atom one-hots and the one-hots of its bonds above the
+diagonal) and gives a Gaussian code; G decodes the code [with the graph's class vector] back to
+the graph, scored by cross-entropy on each node's type and each pair's bond plus β · KL(code ‖
+N(0, I)) per variable (``decoder_loss``). ``pretrain_decoder`` trains G (and an encoder) on it
+alone; with ``recon`` the model keeps its encoder and the same loss on the real batch is one of
+G's terms in every generator step (VAE-GAN, Larsen et al. 2016). Sampling never uses the
+encoder: z ~ N(0, I), one forward pass per molecule. Why: G spells MOSES's molecules when
+trained as a decoder, where adversarial training from scratch never reached them
+(``tools/decoder_probe.py``, docs/results.md).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from molgan import conditioning
 from molgan.layers import mlp
@@ -22,6 +26,66 @@ from molgan.layers import mlp
 BATCH = 128  # graphs per pre-training step
 ENCODER = (1024, 512)  # the encoder's hidden sizes (ReLU)
 LR = 1e-3  # Adam's learning rate for G and the encoder (training's own lr may be lower)
+
+
+class Encoder(nn.Module):
+    """q(z | graph): x (..., N, T) and adj (..., N, N, R) one-hots (or probabilities) ->
+    ``(mu, logvar)``, (..., Z) each; ``mu`` is layer-normed (a code of norm ~√Z, as z ~ N(0, I)).
+
+    Args:
+        N, T, R: graph size and vocabulary sizes.
+        z_dim: the code's size (G's latent size).
+        dims: hidden sizes (ReLU).
+        beta: the KL weight ``decoder_loss`` gives the codes of this encoder.
+    """
+
+    def __init__(self, N: int, T: int, R: int, z_dim: int, dims=ENCODER, beta: float = 0.1):
+        super().__init__()
+        self.beta = float(beta)
+        upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)  # (N, N): each pair once
+        self.register_buffer("upper", upper, persistent=False)
+        self.variables = N + int(upper.sum())  # atom and pair variables a graph has
+        self.body = mlp((N * T + int(upper.sum()) * R, *dims), act=nn.ReLU)
+        self.head = nn.Linear(dims[-1], 2 * z_dim)
+
+    def forward(self, x: torch.Tensor, adj: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = torch.cat([x.flatten(-2), adj[..., self.upper, :].flatten(-2)], -1)
+        mu, logvar = self.head(self.body(flat)).chunk(2, -1)  # (..., Z) each
+        return F.layer_norm(mu, mu.shape[-1:]), logvar
+
+
+def decoder_loss(
+    encoder: Encoder,
+    generator: nn.Module,
+    x: torch.Tensor,
+    adj: torch.Tensor,
+    cond: torch.Tensor | None,
+    noise: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """G's reconstruction of the graphs x (..., B, N, T), adj (..., B, N, N, R) (one-hots)
+    from their codes ``mu + noise · σ`` (``noise`` (..., B, Z)), [with classes ``cond``].
+
+    Returns:
+        ``(atoms, bonds, kl)``, each (...,): the mean cross-entropy per node and per pair
+        above the diagonal, and the mean KL per graph divided by its variables (nodes + pairs).
+    """
+    mu, logvar = encoder(x, adj)
+    out = generator(mu + noise * (0.5 * logvar).exp(), cond)
+    upper = encoder.upper
+    atoms = -(x * out.x_logits.log_softmax(-1)).sum(-1).mean((-2, -1))  # (...,)
+    bond_logp = out.adj_logits[..., upper, :].log_softmax(-1)  # (..., B, P, R)
+    bonds = -(adj[..., upper, :] * bond_logp).sum(-1).mean((-2, -1))  # (...,)
+    kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean(-1)  # (...,)
+    return atoms, bonds, kl / encoder.variables
+
+
+def recon_term(encoder: Encoder, generator: nn.Module, real, cond) -> torch.Tensor:
+    """The ``recon`` term of a generator step: ``decoder_loss`` of the real batch (``real.x``
+    (K, B, N, T), ``real.adj``), cross-entropies + β · KL, (K,)."""
+    mu_shape = (*real.x.shape[:-2], generator.z_dim)  # (K, B, Z)
+    noise = torch.randn(mu_shape, device=real.x.device)
+    atoms, bonds, kl = decoder_loss(encoder, generator, real.x, real.adj, cond, noise)
+    return atoms + bonds + encoder.beta * kl
 
 
 def pretrain_decoder(
@@ -33,18 +97,20 @@ def pretrain_decoder(
     beta: float,
     seed: int,
     lr: float = LR,
+    encoder: Encoder | None = None,
     encoder_dims: tuple[int, ...] = ENCODER,
     device=None,
     verbose: bool = False,
 ) -> dict[str, float]:
     """Train ``generator`` (a single ``Generator``) in place as a VAE's decoder of the graphs
-    ``atoms`` (M, N) and ``bonds`` (M, N, N) (type indices) for ``steps`` steps of ``BATCH``;
-    ``encoder_dims``: the encoder's hidden sizes.
+    ``atoms`` (M, N) and ``bonds`` (M, N, N) (type indices) for ``steps`` steps of ``BATCH``
+    (β ramped up to ``beta`` over the first half).
 
-    The codes are layer-normed means plus unit-scale noise (a code of norm ~√Z, as z ~ N(0, I)).
-    A conditional G is given each graph's class vector. All randomness comes from ``seed``
-    (drawn on the host: the same weights on any ``device``, to rounding); G is moved to
-    ``device`` for the work and back.
+    ``encoder``: trained with G and kept (a model with ``recon``); ``None`` = a new one of
+    ``encoder_dims`` (seeded from ``seed``), dropped afterwards. A conditional G is given each
+    graph's class vector. All randomness comes from ``seed`` (drawn on the host: the same
+    weights on any ``device``, to rounding); the nets are moved to ``device`` for the work
+    and back.
 
     Returns:
         The last step's mean losses: ``atoms`` and ``bonds`` (cross-entropy per variable) and
@@ -53,44 +119,37 @@ def pretrain_decoder(
     gen = torch.Generator().manual_seed(seed)
     M, N = atoms.shape
     T, R, Z = generator.T, generator.R, generator.z_dim
-    upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)  # (N, N): each pair once
-    variables = N + int(upper.sum())
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        encoder = mlp((N * T + int(upper.sum()) * R, *encoder_dims), act=torch.nn.ReLU)
-        head = torch.nn.Linear(encoder_dims[-1], 2 * Z)
+    if encoder is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoder = Encoder(N, T, R, Z, encoder_dims)
     home = next(generator.parameters()).device
-    for net in (generator, encoder, head):
+    for net in (generator, encoder):
         net.to(device or home)
     atoms, bonds = atoms.to(device or home), bonds.to(device or home)
-    upper = upper.to(device or home)
-    params = [*generator.parameters(), *encoder.parameters(), *head.parameters()]
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], lr=lr)
     last = {}
     for step in range(1, steps + 1):
         i = torch.randint(0, M, (min(BATCH, M),), generator=gen).to(atoms.device)
-        a, b = atoms[i].long(), bonds[i][:, upper].long()  # (B, N), (B, P)
-        x = F.one_hot(a, T).float()  # (B, N, T)
-        flat = torch.cat([x.flatten(1), F.one_hot(b, R).flatten(1).float()], 1)  # (B, N·T + P·R)
-        mu, logvar = head(encoder(flat)).chunk(2, -1)  # (B, Z) each
-        mu = F.layer_norm(mu, mu.shape[-1:])
-        noise = torch.randn(mu.shape, generator=gen).to(mu.device)
-        z = mu + noise * (0.5 * logvar).exp()  # (B, Z)
+        x = F.one_hot(atoms[i].long(), T).float()  # (B, N, T)
+        adj = F.one_hot(bonds[i].long(), R).float()  # (B, N, N, R)
+        noise = torch.randn((len(i), Z), generator=gen).to(x.device)
         cond = conditioning.one_hot_classes(x) if generator.cond_dim else None  # (B, C)
-        out = generator(z, cond)
-        loss_x = F.cross_entropy(out.x_logits.flatten(0, 1), a.flatten())
-        loss_e = F.cross_entropy(out.adj_logits[:, upper].flatten(0, 1), b.flatten())
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean()
-        ramp = min(1.0, 2 * step / steps)
-        loss = loss_x + loss_e + beta * ramp * kl / variables
+        loss_x, loss_e, kl = decoder_loss(encoder, generator, x, adj, cond, noise)
+        loss = loss_x + loss_e + beta * min(1.0, 2 * step / steps) * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         if step == steps or (verbose and step % 500 == 0):  # reads the device: not every step
-            last = {"atoms": loss_x.item(), "bonds": loss_e.item(), "kl": kl.item()}
+            last = {
+                "atoms": loss_x.item(),
+                "bonds": loss_e.item(),
+                "kl": (kl * encoder.variables).item(),
+            }
         if verbose and (step % 500 == 0 or step == steps):
             text = " | ".join(f"{k} {v:.4f}" for k, v in last.items())
             print(f"pretrain {step}/{steps} | {text}", file=sys.stderr)
-    generator.zero_grad(set_to_none=True)
-    generator.to(home)
+    for net in (generator, encoder):
+        net.zero_grad(set_to_none=True)
+        net.to(home)
     return last

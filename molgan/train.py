@@ -248,7 +248,7 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path, device
             print(f"pretraining member {k}'s G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
             pretrain_decoder(
                 model.generator, data.atoms[train_idx], data.bonds[train_idx],
-                steps=cfg.pretrain, beta=cfg.pretrain_beta,
+                steps=cfg.pretrain, beta=cfg.pretrain_beta, encoder=model.encoder,
                 seed=cfg.member(k).seed, device=device, verbose=cfg.progress,
             )  # fmt: skip
             if model.generator_ema is not None:

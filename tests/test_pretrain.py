@@ -6,13 +6,15 @@ import dataclasses
 import importlib
 
 import numpy as np
+import pytest
 import torch
 
-from molgan import chem
+import molgan
+from molgan import checkpoint, chem, mixture
 from molgan.config import make_config
 from molgan.data import load_dataset
-from molgan.generator import Generator
-from molgan.pretrain import pretrain_decoder
+from molgan.generator import Generator, GeneratorOutput
+from molgan.pretrain import Encoder, decoder_loss, pretrain_decoder
 
 train_module = importlib.import_module("molgan.train")
 
@@ -104,3 +106,64 @@ def test_pretraining_on_a_device_leaves_g_where_it_was(device):
     pretrain_decoder(g, atoms, bonds, steps=3, beta=1.0, seed=0, device=device, encoder_dims=(16,))
     assert g.node_head.weight.device.type == "cpu"
     assert not torch.equal(g.node_head.weight, before)
+
+
+def test_the_decoder_loss_is_per_variable_cross_entropy_plus_kl_per_variable():
+    """A G that says nothing (zero logits) costs log T per atom and log R per pair whatever the
+    graph; the KL is per graph, divided by its N + N(N-1)/2 variables."""
+    atoms, bonds = _graphs(["CCO", "C1CC1"])
+    x, adj = _one_hots(atoms, bonds)  # (2, 9, 5), (2, 9, 9, 4)
+    encoder = Encoder(9, 5, 4, 8, dims=(16,))
+
+    def silent(z, cond):
+        return GeneratorOutput(torch.zeros(2, 9, 5), torch.zeros(2, 9, 9, 4))
+
+    a, b, kl = decoder_loss(encoder, silent, x, adj, None, torch.zeros(2, 8))
+    assert a.item() == pytest.approx(np.log(5)) and b.item() == pytest.approx(np.log(4))
+    mu, logvar = encoder(x, adj)
+    per_graph = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1)  # (2,)
+    assert kl.item() == pytest.approx(per_graph.mean().item() / (9 + 36), rel=1e-5)
+
+
+def test_with_recon_the_model_keeps_the_encoder_pretraining_trained(tmp_path):
+    data = load_dataset("data/qm9_debug.smi", atoms="qm9", verbose=False)
+    runs = {}
+    for steps in (10, 0):
+        cfg = make_config("debug", pretrain=steps, recon=1.0, members=2, progress=False)
+        torch.manual_seed(0)
+        runs[steps] = train_module._population(cfg, data, None, None, tmp_path / "c.pt")[0]
+    for k in range(2):
+        pretrained, fresh = runs[10].member(k), runs[0].member(k)
+        assert not torch.equal(pretrained.encoder.head.weight, fresh.encoder.head.weight)
+    atoms, bonds = _graphs(["OC1=CC=CC=C1"])
+    torch.manual_seed(0)
+    g, encoder = Generator(8, (32, 64), 9, 5, 4), Encoder(9, 5, 4, 8, dims=(64,))
+    pretrain_decoder(g, atoms, bonds, steps=150, beta=1.0, lr=1e-2, seed=0, encoder=encoder)
+    x, adj = _one_hots(atoms, bonds)
+    loss_x, loss_e, _ = decoder_loss(encoder, g, x, adj, None, torch.zeros(1, 8))
+    assert loss_x < 0.01 and loss_e < 0.01  # this encoder's codes are the ones G learned
+
+
+def _one_hots(atoms, bonds):
+    F = torch.nn.functional
+    return F.one_hot(atoms.long(), 5).float(), F.one_hot(bonds.long(), 4).float()
+
+
+def test_a_recon_run_resumes_exactly_and_its_sampling_files_need_no_encoder(tiny_config):
+    base = dict(members=2, recon=1.0, pretrain=5, rl_start=0.0, max_steps=9, device="cpu")
+    straight = dataclasses.replace(tiny_config, **base, name="straight")
+    train_module.train(straight)
+    cut = dataclasses.replace(tiny_config, **{**base, "max_steps": 3}, name="cut")
+    train_module.train(cut)
+    train_module.train(dataclasses.replace(cut, max_steps=9, resume=True))
+    a = checkpoint.read(f"{tiny_config.out_dir}/straight/ckpt.pt")
+    b = checkpoint.read(f"{tiny_config.out_dir}/cut/ckpt.pt")
+    for k in range(2):
+        for net in ("generator", "encoder"):
+            for name, value in a["members"][k][net].items():
+                assert torch.equal(value, b["members"][k][net][name]), (k, net, name)
+    run = f"{tiny_config.out_dir}/straight"
+    small = mixture.export(
+        [(f"{run}/ckpt.pt", 0), (f"{run}/ckpt.pt", 1)], f"{run}/m.pt", compact=True
+    )
+    assert len(molgan.sample(8, small, seed=0)) == 8
