@@ -15,6 +15,7 @@ trained as a decoder, where adversarial training from scratch never reached them
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -95,56 +96,66 @@ def pretrain_decoder(
     *,
     steps: int,
     beta: float,
-    seed: int,
+    seed: int | Sequence[int],
     lr: float = LR,
     encoder: Encoder | None = None,
     encoder_dims: tuple[int, ...] = ENCODER,
     device=None,
     verbose: bool = False,
 ) -> dict[str, float]:
-    """Train ``generator`` (a single ``Generator``) in place as a VAE's decoder of the graphs
-    ``atoms`` (M, N) and ``bonds`` (M, N, N) (type indices) for ``steps`` steps of ``BATCH``
-    (β ramped up to ``beta`` over the first half).
+    """Train ``generator`` in place as a VAE's decoder of the graphs ``atoms`` (M, N) and
+    ``bonds`` (M, N, N) (type indices) for ``steps`` steps of ``BATCH`` (β ramped up to
+    ``beta`` over the first half).
 
-    ``encoder``: trained with G and kept (a model with ``recon``); ``None`` = a new one of
-    ``encoder_dims`` (seeded from ``seed``), dropped afterwards. A conditional G is given each
-    graph's class vector. All randomness comes from ``seed`` (drawn on the host: the same
-    weights on any ``device``, to rounding); the nets are moved to ``device`` for the work
-    and back.
+    ``seed`` an int: ``generator`` is a single ``Generator``; a sequence of K seeds: it is a
+    population's stacked one (``molgan.population``) and member k draws its batches and noise
+    from seed k, as it would alone (one Adam over stacked weights is K Adams). ``encoder``:
+    trained with G and kept (a model with ``recon``; stacked for a population); ``None`` = a
+    new one of ``encoder_dims`` seeded from ``seed`` (single G only), dropped afterwards. A
+    conditional G is given each graph's class vector. All randomness comes from the seeds
+    (drawn on the host: the same weights on any ``device``, to rounding); the nets are moved
+    to ``device`` for the work and back.
 
     Returns:
-        The last step's mean losses: ``atoms`` and ``bonds`` (cross-entropy per variable) and
-        ``kl`` (per code).
+        The last step's losses (mean over members): ``atoms`` and ``bonds`` (cross-entropy per
+        variable) and ``kl`` (per code).
     """
-    gen = torch.Generator().manual_seed(seed)
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+    gens = [torch.Generator().manual_seed(s) for s in seeds]
     M, N = atoms.shape
     T, R, Z = generator.T, generator.R, generator.z_dim
     if encoder is None:
+        if len(seeds) > 1:
+            raise ValueError("a population's pretraining needs its stacked encoder")
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+            torch.manual_seed(seeds[0])
             encoder = Encoder(N, T, R, Z, encoder_dims)
     home = next(generator.parameters()).device
     for net in (generator, encoder):
         net.to(device or home)
     atoms, bonds = atoms.to(device or home), bonds.to(device or home)
     opt = torch.optim.Adam([*generator.parameters(), *encoder.parameters()], lr=lr)
+    B = min(BATCH, M)
     last = {}
     for step in range(1, steps + 1):
-        i = torch.randint(0, M, (min(BATCH, M),), generator=gen).to(atoms.device)
-        x = F.one_hot(atoms[i].long(), T).float()  # (B, N, T)
-        adj = F.one_hot(bonds[i].long(), R).float()  # (B, N, N, R)
-        noise = torch.randn((len(i), Z), generator=gen).to(x.device)
-        cond = conditioning.one_hot_classes(x) if generator.cond_dim else None  # (B, C)
-        loss_x, loss_e, kl = decoder_loss(encoder, generator, x, adj, cond, noise)
+        i, noise = [], []
+        for gen in gens:  # each member's own stream, in the order a single run draws
+            i.append(torch.randint(0, M, (B,), generator=gen))
+            noise.append(torch.randn((B, Z), generator=gen))
+        i = torch.stack(i).to(atoms.device)  # (K, B)
+        x = F.one_hot(atoms[i].long(), T).float()  # (K, B, N, T)
+        adj = F.one_hot(bonds[i].long(), R).float()  # (K, B, N, N, R)
+        cond = conditioning.one_hot_classes(x) if generator.cond_dim else None  # (K, B, C)
+        noise = torch.stack(noise).to(x.device)  # (K, B, Z)
+        loss_x, loss_e, kl = decoder_loss(encoder, generator, x, adj, cond, noise)  # (K,)
         loss = loss_x + loss_e + beta * min(1.0, 2 * step / steps) * kl
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         opt.step()
         if step == steps or (verbose and step % 500 == 0):  # reads the device: not every step
+            parts = (loss_x, loss_e, kl * encoder.variables)
             last = {
-                "atoms": loss_x.item(),
-                "bonds": loss_e.item(),
-                "kl": (kl * encoder.variables).item(),
+                k: v.mean().item() for k, v in zip(("atoms", "bonds", "kl"), parts, strict=True)
             }
         if verbose and (step % 500 == 0 or step == steps):
             text = " | ".join(f"{k} {v:.4f}" for k, v in last.items())
@@ -153,3 +164,25 @@ def pretrain_decoder(
         net.zero_grad(set_to_none=True)
         net.to(home)
     return last
+
+
+def pretrain_members(population, atoms, bonds, *, steps, beta, seeds, device=None, verbose=False):
+    """Every member's G of ``population`` pre-trained at once (``pretrain_decoder`` over the
+    stacked G; member k from ``seeds[k]``) with the population's encoder (``recon``) or a
+    temporary one per member, seeded as a single run's; the EMA copy is set to the result."""
+    from molgan.population import stack  # not at the top: population -> models -> this module
+
+    encoder, g = population.encoder, population.generator
+    if encoder is None:
+        temporary = []
+        for seed in seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                temporary.append(Encoder(g.N, g.T, g.R, g.z_dim))
+        encoder = stack(temporary)
+    pretrain_decoder(
+        g, atoms, bonds, steps=steps, beta=beta, seed=seeds, encoder=encoder,
+        device=device, verbose=verbose,
+    )  # fmt: skip
+    if population.generator_ema is not None:
+        population.generator_ema.load_state_dict(g.state_dict())

@@ -37,7 +37,7 @@ from molgan.generator import marginal_logits
 from molgan.models import MolGAN, resolve_device
 from molgan.monitor import TrainingError  # noqa: F401  (raised here through monitor.finite)
 from molgan.population import Population
-from molgan.pretrain import pretrain_decoder
+from molgan.pretrain import pretrain_members
 from molgan.runstate import Callback, Interrupted, RunState
 from molgan.steps import fake_rewards, make_optimizers, member_weights, step_functions, step_nets
 
@@ -243,16 +243,6 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path, device
         prior = marginal_logits(data.atoms[train_idx], data.bonds[train_idx], *sizes)
         for g in (net for m in models for net in (m.generator, m.generator_ema) if net is not None):
             g.start_at(*prior)
-    if cfg.pretrain and blob is None:  # G starts as a VAE's decoder of the training graphs
-        for k, model in enumerate(models):
-            print(f"pretraining member {k}'s G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
-            pretrain_decoder(
-                model.generator, data.atoms[train_idx], data.bonds[train_idx],
-                steps=cfg.pretrain, beta=cfg.pretrain_beta, encoder=model.encoder,
-                seed=cfg.member(k).seed, device=device, verbose=cfg.progress,
-            )  # fmt: skip
-            if model.generator_ema is not None:
-                model.generator_ema.load_state_dict(model.generator.state_dict())
     tilt = balance = None
     if cfg.reward_tilt:
         r_train = r_all.cpu() if r_all is not None else dataset_rewards(data, cfg.reward)
@@ -265,7 +255,15 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path, device
     if blob is not None:
         for k, model in enumerate(models):
             checkpoint.load_weights(model, checkpoint.member_blob(blob, k, ckpt_path))
-    return Population(models), batches.combine(tilt, balance)
+    population = Population(models)
+    if cfg.pretrain and blob is None:  # G starts as a VAE's decoder of the training graphs
+        K, seeds = cfg.members, [cfg.member(k).seed for k in range(cfg.members)]
+        print(f"pretraining {K} member(s)' G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
+        pretrain_members(
+            population, data.atoms[train_idx], data.bonds[train_idx], steps=cfg.pretrain,
+            beta=cfg.pretrain_beta, seeds=seeds, device=device, verbose=cfg.progress,
+        )  # fmt: skip
+    return population, batches.combine(tilt, balance)
 
 
 def _announce_resume(run: RunState, changes: list[str]) -> None:
