@@ -73,11 +73,18 @@ def decoder_loss(
     mu, logvar = encoder(x, adj)
     out = generator(mu + noise * (0.5 * logvar).exp(), cond)
     upper = encoder.upper
-    atoms = -(x * out.x_logits.log_softmax(-1)).sum(-1).mean((-2, -1))  # (...,)
-    bond_logp = out.adj_logits[..., upper, :].log_softmax(-1)  # (..., B, P, R)
-    bonds = -(adj[..., upper, :] * bond_logp).sum(-1).mean((-2, -1))  # (...,)
+    atoms = _cross_entropy(out.x_logits, x)  # (...,)
+    bonds = _cross_entropy(out.adj_logits[..., upper, :], adj[..., upper, :])  # (...,)
     kl = 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar).sum(-1).mean(-1)  # (...,)
     return atoms, bonds, kl / encoder.variables
+
+
+def _cross_entropy(logits: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
+    """Mean -log p(target) over the last two axes but one, (..., B, V, C) -> (...,). Gathers
+    the target's log-probability: the logits G rules out (-inf: the size mask, the diagonal)
+    never meet a zero weight (0 · -inf is NaN)."""
+    target = one_hot.argmax(-1, keepdim=True)  # (..., B, V, 1)
+    return -logits.log_softmax(-1).gather(-1, target).squeeze(-1).mean((-2, -1))
 
 
 def recon_term(encoder: Encoder, generator: nn.Module, real, cond) -> torch.Tensor:
