@@ -220,6 +220,11 @@ VARIANTS = {
         "latent",
         _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1, "recon": 1.0},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 1, recon 10": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 1.0, "recon": 10.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
