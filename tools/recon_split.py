@@ -1,10 +1,11 @@
 """Where a ``--recon`` model's generator keeps the data: its encoder's codes or the prior?
 
-A run trained with ``--recon`` keeps its VAE encoder. This decodes with G (its trained weights, not the EMA copy; argmax, each molecule's own
-size class) two sets of codes for the first ``-n`` molecules of a SMILES file: the encoder's
-means of those molecules (``posterior``) and fresh z ~ N(0, I) (``prior``, what sampling
-uses), and prints the strictly valid share (one fragment, sanitises) and the aromatic rings a
-valid molecule of each, with the posterior's KL per code, one JSON row per member::
+A run trained with ``--recon`` keeps its VAE encoder. This decodes with G (its trained
+weights, not the EMA copy; argmax, each molecule's own size class) two sets of codes for the
+first ``-n`` molecules of a SMILES file: the encoder's means of those molecules
+(``posterior``) and fresh z ~ N(0, I) (``prior``, what sampling uses), and prints the
+strictly valid share (one fragment, sanitises) and the aromatic rings a valid molecule of
+each, with the posterior's KL per code, one JSON row per member::
 
     python tools/recon_split.py RUN/ckpt.pt moses_subset.smi -n 300 --json split.json
 """
