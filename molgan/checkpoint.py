@@ -22,7 +22,7 @@ from molgan.rundir import atomic_path
 
 FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights
 NETS = ("generator", "discriminator", "reward_net")
-OPTIONAL_PARTS = ("generator_ema", "class_prior", "encoder")  # saved when the config has them
+OPTIONAL_PARTS = ("generator_ema", "class_prior")  # saved when the model's config has them
 PRETRAINED = Path(__file__).resolve().parent / "pretrained" / "qm9.pt"
 SHIPPED = ("qm9", "moses")  # names of the shipped models: molgan/pretrained/<name>.pt
 # Settings a resumed run takes from the command line; all others come from its checkpoint.
@@ -107,7 +107,7 @@ def _parts(model: MolGAN) -> dict:
 
 def population_parts(population: Population) -> list[dict]:
     """Each member's networks as single-model state dicts (``_parts`` of ``member(k)``)."""
-    stacked = {net: getattr(population, net) for net in (*NETS, "generator_ema", "encoder")}
+    stacked = {net: getattr(population, net) for net in (*NETS, "generator_ema")}
     stacked = {net: m.state_dict() for net, m in stacked.items() if m is not None}
     prior = population.class_prior
     out = []
@@ -279,8 +279,6 @@ def load_weights(model: MolGAN, blob: dict) -> None:
         model.generator_ema.load_state_dict(blob.get("generator_ema", states["generator"]))
     if model.class_prior is not None:
         model.class_prior.load_state_dict(blob["class_prior"])
-    if model.encoder is not None and not sampler_only:  # a sampling file has no encoder
-        model.encoder.load_state_dict(blob["encoder"])
 
 
 def restore(blob: dict, optimizers: dict, device: torch.device) -> tuple[int, dict]:

@@ -24,7 +24,6 @@ MEMBER_SETTINGS = (
     "composition",
     "gp_weight",
     "energy",
-    "recon",
 )
 MEMBER_SEED = "seed"  # member_settings may also give each member its own seed (default seed + k)
 MAX_ATOMS_LIMIT = 40  # dense graphs cost N² per molecule; ZINC's largest molecule has 38 atoms
@@ -74,13 +73,8 @@ class Config:
     128 graphs (an MLP encoder, dropped afterwards), and adversarial training starts from there
     (molgan.pretrain). 0 = off."""
     pretrain_beta: float = 0.1
-    """The weight of the VAE's KL term (per atom or pair variable), in pretrain and in the
-    recon term; 0.1 made more valid molecules than 1 in pretraining (docs/ablation.md)."""
-    recon: float = 0.0
-    """Weight of a VAE reconstruction term on G during adversarial training: the model keeps
-    an encoder (trained with G; pretrained with it when pretrain is on) and G decodes the
-    real batch's codes back to its graphs (molgan.pretrain; VAE-GAN). Sampling does not use
-    the encoder. 0 = off."""
+    """With pretrain: the weight of the VAE's KL term (per atom or pair variable); 0.1 made
+    more valid molecules than 1 (docs/ablation.md)."""
     mode: str = "softmax"
     """What D and the reward net see of the generator: softmax | gumbel | hard_gumbel."""
     tau: float = 1.0
@@ -165,9 +159,9 @@ class Config:
     runs, on a GPU above all (docs/speed.md)."""
     member_settings: dict[str, tuple] = field(default_factory=dict)
     """Per-member values of lam, gp_weight or a generator term's weight (mode_seeking,
-    valence, isolated, spanning, composition, energy, recon), one per member:
-    {"lam": (0.9, 0.8)}, on the command line 'lam=0.9,0.8;valence=5,0' (others take the
-    shared value); seed (0, 7) gives each member its own seed instead of seed + k."""
+    valence, isolated, spanning, composition, energy), one per member: {"lam": (0.9, 0.8)}, on
+    the command line 'lam=0.9,0.8;valence=5,0' (others take the shared value); seed (0, 7)
+    gives each member its own seed instead of seed + k."""
     # --- run ---
     seed: int = 0
     """Seed of weights, noise and data order (member k of a population: seed + k)."""
@@ -271,7 +265,6 @@ class Config:
             "reward_tilt",
             "energy",
             "pretrain_beta",
-            "recon",
         ):
             if not 0 <= getattr(self, name) < float("inf"):
                 raise ValueError(f"{name} must be ≥ 0 and finite, got {getattr(self, name)}")
@@ -456,6 +449,7 @@ REMOVED: dict[str, object] = {
     "aromatic_ends": 0.0,  # issue 42's round 26: aromatic rings, at 18% validity
     "triangles": 0.0,  # issue 42's round 30: no 3-rings, but no better filters or FCD
     "positions": False,  # issue 42's round 31: D seeing node indices moved no goal column
+    "recon": 0.0,  # issue 42's round 37: a VAE reconstruction term on G (VAE-GAN)
 }
 REMOVED_AT = {
     "bond_count": "7e41cc0",
@@ -466,6 +460,7 @@ REMOVED_AT = {
     "aromatic_ends": "1ed2aa3",
     "triangles": "ebf11e2",
     "positions": "c23919e",
+    "recon": "a7b00eb",
 }
 """Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
 

@@ -20,7 +20,6 @@ from molgan import chem, conditioning, decoding
 from molgan.config import Config
 from molgan.generator import Generator
 from molgan.layers import GraphAggregation, RelationalGraphConv, mlp
-from molgan.pretrain import Encoder
 
 
 class GraphEncoder(nn.Module):
@@ -161,10 +160,6 @@ class MolGAN(nn.Module):
         self.generator_ema = None
         if cfg.ema > 0:
             self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
-        # The VAE encoder of the ``recon`` term (trained with G; never used to sample).
-        self.encoder = None
-        if max((cfg.recon, *cfg.member_settings.get("recon", ()))) > 0:
-            self.encoder = Encoder(cfg.max_atoms, T, R, cfg.z_dim, beta=cfg.pretrain_beta)
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:

@@ -24,8 +24,6 @@ from molgan.models import MolGAN
 
 __all__ = ["MEMBER_SETTINGS", "Population", "StackedLinear", "stack", "unstack"]
 
-NETS = ("generator", "discriminator", "reward_net", "generator_ema", "encoder")  # all stacked
-
 
 class StackedLinear(nn.Module):
     """K Linear maps at once: x (K, ..., in) -> (K, ..., out), member k with its own weights.
@@ -87,8 +85,7 @@ def unstack(stacked: nn.Module, template: nn.Module, k: int) -> nn.Module:
 
 class Population(nn.Module):
     """K MolGANs of one architecture as stacked nets (``generator``, ``discriminator``,
-    ``reward_net`` and, with ``ema``, ``generator_ema``, with ``recon``, ``encoder``), and the
-    class prior they share.
+    ``reward_net`` and, with ``ema``, ``generator_ema``), and the class prior they share.
 
     Args:
         models: the members, built from one config (their weights are copied).
@@ -107,9 +104,6 @@ class Population(nn.Module):
         self.generator_ema = None
         if first.generator_ema is not None:
             self.generator_ema = stack([m.generator_ema for m in models]).requires_grad_(False)
-        self.encoder = None
-        if first.encoder is not None:
-            self.encoder = stack([m.encoder for m in models])
         self.class_prior = copy.deepcopy(first.class_prior)  # same data: same frequencies
 
     @torch.no_grad()
@@ -132,7 +126,7 @@ class Population(nn.Module):
         with torch.random.fork_rng(devices=[]):  # building must not move the training RNG
             model = MolGAN(self.member_config(k), self.atom_types, self.bond_types)
         model = model.to(self.device)
-        for net in NETS:
+        for net in ("generator", "discriminator", "reward_net", "generator_ema"):
             if getattr(model, net) is not None:
                 unstack(getattr(self, net), getattr(model, net), k)
         if model.class_prior is not None:
@@ -142,9 +136,9 @@ class Population(nn.Module):
     @torch.no_grad()
     def load_member(self, k: int, model: MolGAN) -> None:
         """Write ``model``'s weights into member ``k`` (the inverse of ``member``)."""
-        for net in NETS:
+        for net in ("generator", "discriminator", "reward_net", "generator_ema"):
             stacked, single = getattr(self, net), getattr(model, net)
-            if stacked is None or single is None:  # e.g. no encoder: this member's recon is 0
+            if stacked is None:
                 continue
             for name, module in single.named_modules():
                 if isinstance(module, nn.Linear):

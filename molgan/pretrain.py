@@ -1,15 +1,14 @@
-"""G as the decoder of a VAE: before adversarial training (``Config.pretrain``) and beside it
-(``Config.recon``).
+"""G pre-trained as the decoder of a VAE before adversarial training (``Config.pretrain``).
 
-An MLP ``Encoder`` reads a graph (its atom one-hots and the one-hots of its bonds above the
-diagonal) and gives a Gaussian code; G decodes the code [with the graph's class vector] back to
-the graph, scored by cross-entropy on each node's type and each pair's bond plus β · KL(code ‖
-N(0, I)) per variable (``decoder_loss``). ``pretrain_decoder`` trains G (and an encoder) on it
-alone; with ``recon`` the model keeps its encoder and the same loss on the real batch is one of
-G's terms in every generator step (VAE-GAN, Larsen et al. 2016). Sampling never uses the
-encoder: z ~ N(0, I), one forward pass per molecule. Why: G spells MOSES's molecules when
-trained as a decoder, where adversarial training from scratch never reached them
-(``tools/decoder_probe.py``, docs/results.md).
+An MLP ``Encoder`` reads a training graph (its atom one-hots and the one-hots of its bonds
+above the diagonal) and gives a Gaussian code; G decodes the code [with the graph's class
+vector] back to the graph, trained by cross-entropy on each node's type and each pair's bond
+plus β · KL(code ‖ N(0, I)) per variable (``decoder_loss``; β ramped up over the first half).
+The encoder is then dropped: training goes on from G's weights, sampling draws z ~ N(0, I) as
+before, one forward pass per molecule. Why: G spells MOSES's molecules when trained as a
+decoder, where adversarial training from scratch never reached them (``tools/decoder_probe.py``,
+docs/results.md). Keeping the encoder and this loss as a term of G during adversarial training
+(VAE-GAN, round 37) lost; its last commit is named in docs/ablation.md.
 """
 
 from __future__ import annotations
@@ -23,6 +22,7 @@ from torch import nn
 
 from molgan import conditioning
 from molgan.layers import mlp
+from molgan.population import Population, stack
 
 BATCH = 128  # graphs per pre-training step
 ENCODER = (1024, 512)  # the encoder's hidden sizes (ReLU)
@@ -37,12 +37,10 @@ class Encoder(nn.Module):
         N, T, R: graph size and vocabulary sizes.
         z_dim: the code's size (G's latent size).
         dims: hidden sizes (ReLU).
-        beta: the KL weight ``decoder_loss`` gives the codes of this encoder.
     """
 
-    def __init__(self, N: int, T: int, R: int, z_dim: int, dims=ENCODER, beta: float = 0.1):
+    def __init__(self, N: int, T: int, R: int, z_dim: int, dims=ENCODER):
         super().__init__()
-        self.beta = float(beta)
         upper = torch.triu(torch.ones(N, N, dtype=torch.bool), 1)  # (N, N): each pair once
         self.register_buffer("upper", upper, persistent=False)
         self.variables = N + int(upper.sum())  # atom and pair variables a graph has
@@ -87,15 +85,6 @@ def _cross_entropy(logits: torch.Tensor, one_hot: torch.Tensor) -> torch.Tensor:
     return -logits.log_softmax(-1).gather(-1, target).squeeze(-1).mean((-2, -1))
 
 
-def recon_term(encoder: Encoder, generator: nn.Module, real, cond) -> torch.Tensor:
-    """The ``recon`` term of a generator step: ``decoder_loss`` of the real batch (``real.x``
-    (K, B, N, T), ``real.adj``), cross-entropies + β · KL, (K,)."""
-    mu_shape = (*real.x.shape[:-2], generator.z_dim)  # (K, B, Z)
-    noise = torch.randn(mu_shape, device=real.x.device)
-    atoms, bonds, kl = decoder_loss(encoder, generator, real.x, real.adj, cond, noise)
-    return atoms + bonds + encoder.beta * kl
-
-
 def pretrain_decoder(
     generator: torch.nn.Module,
     atoms: torch.Tensor,
@@ -117,8 +106,8 @@ def pretrain_decoder(
     ``seed`` an int: ``generator`` is a single ``Generator``; a sequence of K seeds: it is a
     population's stacked one (``molgan.population``) and member k draws its batches and noise
     from seed k, as it would alone (one Adam over stacked weights is K Adams). ``encoder``:
-    trained with G and kept (a model with ``recon``; stacked for a population); ``None`` = a
-    new one of ``encoder_dims`` seeded from ``seed`` (single G only), dropped afterwards. A
+    the one to train with G (stacked for a population: ``pretrain_members``); ``None`` = a new
+    one of ``encoder_dims`` seeded from ``seed`` (single G only), dropped afterwards. A
     conditional G is given each graph's class vector. All randomness comes from the seeds
     (drawn on the host: the same weights on any ``device``, to rounding); the nets are moved
     to ``device`` for the work and back.
@@ -173,20 +162,26 @@ def pretrain_decoder(
     return last
 
 
-def pretrain_members(population, atoms, bonds, *, steps, beta, seeds, device=None, verbose=False):
+def pretrain_members(
+    population: Population,
+    atoms: torch.Tensor,
+    bonds: torch.Tensor,
+    *,
+    steps: int,
+    beta: float,
+    seeds: Sequence[int],
+    device=None,
+    verbose: bool = False,
+) -> None:
     """Every member's G of ``population`` pre-trained at once (``pretrain_decoder`` over the
-    stacked G; member k from ``seeds[k]``) with the population's encoder (``recon``) or a
-    temporary one per member, seeded as a single run's; the EMA copy is set to the result."""
-    from molgan.population import stack  # not at the top: population -> models -> this module
-
-    encoder, g = population.encoder, population.generator
-    if encoder is None:
-        temporary = []
-        for seed in seeds:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                temporary.append(Encoder(g.N, g.T, g.R, g.z_dim))
-        encoder = stack(temporary)
+    stacked G; member k from ``seeds[k]``, with an encoder of its own seeded as a single run's,
+    dropped afterwards); the EMA copy is set to the result."""
+    g, encoders = population.generator, []
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            encoders.append(Encoder(g.N, g.T, g.R, g.z_dim))
+    encoder = stack(encoders)
     pretrain_decoder(
         g, atoms, bonds, steps=steps, beta=beta, seed=seeds, encoder=encoder,
         device=device, verbose=verbose,

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import torch
 
-from molgan import chem, conditioning, losses, pretrain, rewards
+from molgan import chem, conditioning, losses, rewards
 from molgan.config import Config
 from molgan.data import Batch
 from molgan.generator import discretize, gumbel_noise, softmax
@@ -34,7 +34,6 @@ class Nets(NamedTuple):
     discriminator: torch.nn.Module
     reward_net: torch.nn.Module
     gp_critic: torch.nn.Module
-    encoder: torch.nn.Module | None  # the recon term's (``molgan.pretrain``), if any
     device: torch.device
     valence: tuple[torch.Tensor, torch.Tensor]  # (T,) atom valences, (R,) bond orders
     limits: tuple[tuple[int, ...], int]  # on the host: bond orders, largest valence + 1
@@ -51,8 +50,7 @@ def step_nets(model: Population, compile: bool = False) -> Nets:
         torch.tensor([float(o) for o in orders], device=model.device),
     )
     limits = (orders, max(valences) + 1)  # no device sync to read them in a step
-    e = wrap(model.encoder) if model.encoder is not None else None
-    return Nets(wrap(g), wrap(d), wrap(v), d, e, model.device, tables, limits)
+    return Nets(wrap(g), wrap(d), wrap(v), d, model.device, tables, limits)
 
 
 class MemberWeights(dict):
@@ -76,23 +74,15 @@ def member_weights(cfg: Config, members: int, device) -> MemberWeights:
 def make_optimizers(
     model: Population, cfg: Config, capturable: bool = False
 ) -> dict[str, torch.optim.Optimizer]:
-    """One Adam for each of G (with the ``recon`` term's encoder), D and V over the stacked
-    weights (``opt_g``, ``opt_d``, ``opt_v``; exactly K Adams, Adam being elementwise): ``lr``
-    (D: ``lr_d`` if set), betas (``beta1``, ``beta2``). The fused implementation where torch
-    has it for the device (the same update in one kernel per step; +4-9% training steps/s on
-    our 2-core CPU); ``capturable`` for steps recorded in CUDA graphs."""
+    """One Adam for each of G, D and V over the stacked weights (``opt_g``, ``opt_d``,
+    ``opt_v``; exactly K Adams, Adam being elementwise): ``lr`` (D: ``lr_d`` if set), betas
+    (``beta1``, ``beta2``). The fused implementation where torch has it for the device (the
+    same update in one kernel per step; +4-9% training steps/s on our 2-core CPU);
+    ``capturable`` for steps recorded in CUDA graphs."""
     betas = (cfg.beta1, cfg.beta2)
     lrs = {"g": cfg.lr, "d": cfg.lr_d or cfg.lr, "v": cfg.lr}
-    nets = {
-        "g": [model.generator, model.encoder],
-        "d": [model.discriminator],
-        "v": [model.reward_net],
-    }
-    params = {
-        k: [p for net in group if net is not None for p in net.parameters()]
-        for k, group in nets.items()
-    }
-    return {k: _adam(params[k], lrs[k], betas, capturable) for k in nets}
+    nets = {"g": model.generator, "d": model.discriminator, "v": model.reward_net}
+    return {k: _adam(list(net.parameters()), lrs[k], betas, capturable) for k, net in nets.items()}
 
 
 def _adam(params: list, lr: float, betas, capturable: bool) -> torch.optim.Optimizer:
@@ -203,10 +193,6 @@ GENERATOR_TERMS: tuple[Term, ...] = (
     Term("spanning", lambda nets, f: losses.bond_shortfall(f.x, f.adj)),
     # G's batch's element composition against the real batch's.
     Term("composition", lambda nets, f: losses.composition_gap(f.x, f.real.x)),
-    # G as a VAE's decoder of the real batch (VAE-GAN): keeps the data's graphs spellable.
-    Term(
-        "recon", lambda nets, f: pretrain.recon_term(nets.encoder, nets.generator, f.real, f.cond)
-    ),
 )
 """The generator's terms beyond WGAN and RL, summed in this order by ``g_step`` with each
 member's weight; a term whose weight is 0 for every member is not computed."""

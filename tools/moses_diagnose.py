@@ -35,7 +35,8 @@ from molgan.train import train
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,
 # aromatic types (round 11) at 801c5fa; bond composition (rounds 10, 22-24), aromatic bonds,
 # aromatic ends and walk steps (rounds 14, 24-26) at 1ed2aa3, RL on filters (round 29) at 6493550,
-# triangles (round 30) at ebf11e2, positions (round 31) at c23919e
+# triangles (round 30) at ebf11e2, positions (round 31) at c23919e, recon (round 37) at
+# a7b00eb
 _TERMS = {"isolated": 10.0, "spanning": 10.0, "composition": 10.0, "size_mask": True}
 _RL_GP = {"lam": 0.5, "rl_start": 0.2, "gp_per_sample": True}  # RL from 20%, per-sample GP
 _NEW = {"reward": "validity", "marginal_init": True, "overflow": 5.0}  # round 18's additions
@@ -209,21 +210,6 @@ VARIANTS = {
         | _NEW
         | {"pretrain": 4000, "pretrain_beta": 0.1}
         | {"lr": 1e-4, "lr_d": 1e-3},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1, recon 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1, "recon": 10.0},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1, recon 1": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1, "recon": 1.0},
-    ),
-    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
-    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 1, recon 10": (
-        "latent",
-        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 1.0, "recon": 10.0},
     ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
