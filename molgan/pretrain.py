@@ -106,8 +106,8 @@ def pretrain_decoder(
     ``seed`` an int: ``generator`` is a single ``Generator``; a sequence of K seeds: it is a
     population's stacked one (``molgan.population``) and member k draws its batches and noise
     from seed k, as it would alone (one Adam over stacked weights is K Adams). ``encoder``:
-    the one to train with G (stacked for a population: ``pretrain_members``); ``None`` = a new
-    one of ``encoder_dims`` seeded from ``seed`` (single G only), dropped afterwards. A
+    one to train with G in place (stacked for a population); ``None`` = new ones of
+    ``encoder_dims``, member k's seeded from its seed, dropped afterwards. A
     conditional G is given each graph's class vector. All randomness comes from the seeds
     (drawn on the host: the same weights on any ``device``, to rounding); the nets are moved
     to ``device`` for the work and back.
@@ -120,12 +120,13 @@ def pretrain_decoder(
     gens = [torch.Generator().manual_seed(s) for s in seeds]
     M, N = atoms.shape
     T, R, Z = generator.T, generator.R, generator.z_dim
-    if encoder is None:
-        if len(seeds) > 1:
-            raise ValueError("a population's pretraining needs its stacked encoder")
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seeds[0])
-            encoder = Encoder(N, T, R, Z, encoder_dims)
+    if encoder is None:  # member k's from seed k, as a single run's (the global RNG untouched)
+        encoders = []
+        for s in seeds:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(s)
+                encoders.append(Encoder(N, T, R, Z, encoder_dims))
+        encoder = encoders[0] if isinstance(seed, int) else stack(encoders)
     home = next(generator.parameters()).device
     for net in (generator, encoder):
         net.to(device or home)
@@ -174,17 +175,11 @@ def pretrain_members(
     verbose: bool = False,
 ) -> None:
     """Every member's G of ``population`` pre-trained at once (``pretrain_decoder`` over the
-    stacked G; member k from ``seeds[k]``, with an encoder of its own seeded as a single run's,
-    dropped afterwards); the EMA copy is set to the result."""
-    g, encoders = population.generator, []
-    for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            encoders.append(Encoder(g.N, g.T, g.R, g.z_dim))
-    encoder = stack(encoders)
+    stacked G; member k from ``seeds[k]``, as a single run of that seed); the EMA copy is set
+    to the result."""
     pretrain_decoder(
-        g, atoms, bonds, steps=steps, beta=beta, seed=seeds, encoder=encoder,
+        population.generator, atoms, bonds, steps=steps, beta=beta, seed=seeds,
         device=device, verbose=verbose,
     )  # fmt: skip
     if population.generator_ema is not None:
-        population.generator_ema.load_state_dict(g.state_dict())
+        population.generator_ema.load_state_dict(population.generator.state_dict())

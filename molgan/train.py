@@ -257,8 +257,8 @@ def _population(cfg: Config, data: Dataset, r_all, blob, ckpt_path: Path, device
             checkpoint.load_weights(model, checkpoint.member_blob(blob, k, ckpt_path))
     population = Population(models)
     if cfg.pretrain and blob is None:  # G starts as a VAE's decoder of the training graphs
-        K, seeds = cfg.members, [cfg.member(k).seed for k in range(cfg.members)]
-        print(f"pretraining {K} member(s)' G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
+        seeds = [cfg.member(k).seed for k in range(cfg.members)]
+        print(f"pretraining G as a decoder: {cfg.pretrain} steps", file=sys.stderr)
         pretrain_members(
             population, data.atoms[train_idx], data.bonds[train_idx], steps=cfg.pretrain,
             beta=cfg.pretrain_beta, seeds=seeds, device=device, verbose=cfg.progress,

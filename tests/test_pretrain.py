@@ -90,13 +90,13 @@ def test_pretrain_sets_each_members_g_and_its_ema_copy_and_leaves_d_alone(tmp_pa
             assert torch.equal(value, before.discriminator.state_dict()[name])
     first, second = (runs[20].member(k).generator.node_head.weight for k in range(2))
     assert not torch.equal(first, second)  # each member from its own seed
-    assert "pretraining 2 member(s)' G" in capsys.readouterr().err
+    assert "pretraining G as a decoder: 20 steps" in capsys.readouterr().err
 
 
 def test_a_resumed_run_is_not_pretrained_again(tiny_config, capsys):
     cfg = dataclasses.replace(tiny_config, pretrain=10)
     train_module.train(cfg)
-    assert "pretraining 1 member(s)' G" in capsys.readouterr().err
+    assert "pretraining G as a decoder: 10 steps" in capsys.readouterr().err
     train_module.train(dataclasses.replace(cfg, resume=True, max_steps=9))
     err = capsys.readouterr().err
     assert "resuming" in err and "pretraining" not in err
