@@ -211,6 +211,25 @@ VARIANTS = {
         | {"pretrain": 4000, "pretrain_beta": 0.1}
         | {"lr": 1e-4, "lr_d": 1e-3},
     ),
+    "latent, isolated 10, spanning 10, composition 10, sized, no RL, gp per sample, "
+    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1": (
+        "latent",
+        _TERMS | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1}
+        | {"lam": 1.0, "gp_per_sample": True},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1, valence 0": (
+        "latent",
+        _TERMS | _RL_GP | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1, "valence": 0.0},
+    ),
+    "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
+    "marginal init, overflow 1, G pretrained as a VAE decoder (4000 steps), β 0.1, valence 0": (
+        "latent",
+        _TERMS
+        | _RL_GP
+        | _NEW
+        | {"pretrain": 4000, "pretrain_beta": 0.1, "valence": 0.0, "overflow": 1.0},
+    ),
     "latent, isolated 10, spanning 30, sized": (
         "latent",
         {"isolated": 10.0, "spanning": 30.0, "size_mask": True},
