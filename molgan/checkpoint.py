@@ -14,10 +14,11 @@ from pathlib import Path
 
 import torch
 
-from molgan.config import Config, make_config
+from molgan.config import Config
 from molgan.generator import unfold_edges
 from molgan.models import MolGAN, resolve_device
 from molgan.population import Population, member_state
+from molgan.presets import make_config
 from molgan.rundir import atomic_path
 
 FORMAT = 2  # 2: populations (``members``), optimiser state over stacked weights

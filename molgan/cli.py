@@ -10,15 +10,9 @@ import functools
 import inspect
 import sys
 
-from molgan.config import (
-    DEFAULT_PRESET,
-    PRESETS,
-    REMOVED,
-    Config,
-    make_config,
-    parse_member_settings,
-    removed_message,
-)
+from molgan.config import Config, parse_member_settings
+from molgan.presets import DEFAULT_PRESET, PRESETS, make_config
+from molgan.removed import REMOVED, removed_message
 
 
 @functools.cache

@@ -1,4 +1,5 @@
-"""All training settings in one flat dataclass, presets, and the command line built from it.
+"""All training settings in one flat dataclass (presets: ``molgan.presets``; removed settings:
+``molgan.removed``; the command line: ``molgan.cli``).
 
 Defaults are the paper's QM9 settings (spec §2.1): z 32, generator [128, 256, 512], R-GCN
 [64, 32], aggregation 128, head [128], Adam 1e-3, batch 32, n_critic 5, 30 epochs, WGAN-only
@@ -10,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass, field
+
+from molgan.removed import REMOVED, check_removed, removed_message
 
 # Scalar settings that may differ between the members of a population (``member_settings``):
 # each enters its member's loss as a weight, so a (K,) tensor of them is exact. Architecture,
@@ -410,150 +413,3 @@ def _is_number(value: object, kind: type) -> bool:
     if kind is int:
         return isinstance(value, int) and value >= 0
     return value == value and abs(value) != float("inf")
-
-
-REMOVED_IN = "a3dc0e9"
-"""The last commit with the settings in ``REMOVED`` (issue 39 removed them)."""
-REMOVED: dict[str, object] = {
-    # Remedies that lost every screen (docs/ablation.md, its first table), with the value
-    # that meant "off": a checkpoint or study file holding that value still loads.
-    "tau_end": 0.0,
-    "rarity_window": 0,
-    "minibatch_std": False,
-    "pac": 1,
-    "real_noise": 0.0,
-    "lr_decay": 0.0,
-    "diversity": 0.0,
-    "connectivity": 0.0,
-    "connectivity_sampled": False,
-    "batch_discriminator": False,
-    "feature_matching": False,
-    "condition_formula": False,
-    "adversarial": "wgan",
-    "energy_space": "graph",
-    "energy_samples": 1,
-    "gen_norm": False,
-    "repeat_penalty": 0.0,
-    "repeat_window": 4096,
-    "gen_noise": 0.0,
-    "node_noise": 0,
-    "readout_stats": False,
-    "readout_attention": 0,
-    "gen_residual": False,
-    "spectral_norm": False,
-    "bond_count": 0.0,  # issue 42's first candidate at N = 27 (docs/results.md, "MOSES")
-    "mask_pad": False,  # issue 42's screen: D seeing no bonds on pads cost lenient validity
-    "bond_composition": 0.0,  # issue 42's rounds 10, 22: the data's double bonds, as allenes
-    "walk_steps": 0,  # issue 42's rounds 14, 25: ring features for D taught G no ring sizes
-    "aromatic_bonds": False,  # issue 42's rounds 24-26: aromatic rings of every size
-    "aromatic_ends": 0.0,  # issue 42's round 26: aromatic rings, at 18% validity
-    "triangles": 0.0,  # issue 42's round 30: no 3-rings, but no better filters or FCD
-    "positions": False,  # issue 42's round 31: D seeing node indices moved no goal column
-    "recon": 0.0,  # issue 42's round 37: a VAE reconstruction term on G (VAE-GAN)
-}
-REMOVED_AT = {
-    "bond_count": "7e41cc0",
-    "mask_pad": "e0f4f18",
-    "bond_composition": "1ed2aa3",
-    "walk_steps": "1ed2aa3",
-    "aromatic_bonds": "1ed2aa3",
-    "aromatic_ends": "1ed2aa3",
-    "triangles": "ebf11e2",
-    "positions": "c23919e",
-    "recon": "a7b00eb",
-}
-"""Settings removed later than ``REMOVED_IN``, with the last commit that had them."""
-
-
-def removed_message(name: str, value: object = None) -> str:
-    """The one-line refusal of a removed setting (``REMOVED``)."""
-    shown = "" if value is None else f" = {value!r}"
-    return (
-        f"setting {name}{shown} was removed (it lost: docs/ablation.md); "
-        f"the last commit that has it is {REMOVED_AT.get(name, REMOVED_IN)}"
-    )
-
-
-def check_removed(settings: dict, where: str) -> None:
-    """Refuse ``settings`` (a stored config or a study's settings) that use a removed setting
-    with another value than its "off" one.
-
-    Raises:
-        ValueError: one line naming ``where``, the setting and the commit that had it.
-    """
-    for name, value in settings.items():
-        if name in REMOVED and value != REMOVED[name]:
-            raise ValueError(f"{where}: {removed_message(name, value)}")
-
-
-DEFAULT_PRESET = "latent"
-"""What ``scripts/train_qm9.py`` trains with no ``--preset`` (the ``Config`` defaults are
-``paper``)."""
-
-# The remedies each preset adds to the one before it (their comments: PRESETS).
-_BALANCED = dict(mode_seeking=1.0, condition=True, condition_balance=0.5)
-_VALENCE = _BALANCED | dict(valence=5.0)
-_EMA = _VALENCE | dict(ema=0.995)
-_LATENT = _EMA | dict(z_dim=128)
-
-PRESETS: dict[str, dict] = {
-    # De Cao & Kipf 2018 as published (spec §2.1): every mode-collapse remedy off.
-    "paper": {},
-    # The paper's networks, data, optimiser and RL schedule plus the mode-seeking term on G, the
-    # best single remedy of the ablation (docs/ablation.md). Combined with Gumbel-softmax inputs
-    # or a G EMA (each fine alone) it did worse in the screening, so neither is in.
-    "diverse": dict(mode_seeking=1.0),
-    # ``diverse`` plus conditioning G and D on a coarse class of the molecule (heavy-atom
-    # count, element set) drawn from the data's frequencies.
-    "conditional": dict(mode_seeking=1.0, condition=True),
-    # ``conditional`` with class-balanced training batches (rare classes drawn more often), so
-    # that G learns to give them when asked.
-    "balanced": _BALANCED,
-    # ``balanced`` plus a penalty on G's soft bond orders above each atom's valence (more valid
-    # graphs without RL, more distinct molecules).
-    "valence": _VALENCE,
-    # ``valence`` sampling and evaluating with an EMA of G's weights (more valid with and
-    # without RL, lower FCD; docs/ablation.md §2).
-    "ema": _EMA,
-    # The default: ``ema`` with a 128-dimensional latent instead of the paper's 32 (as good as
-    # ``ema`` or better on every measure; its uniqueness gain is within the spread of runs,
-    # docs/ablation.md §3).
-    "latent": _LATENT,
-    # ``latent`` plus an energy distance between G's batch and the real batch (weight 5; the
-    # one candidate of issue 25's screens above the baseline's uniqueness-validity curve,
-    # docs/ablation.md §4).
-    "energy": _LATENT | dict(energy=5.0),
-    # ``ema`` trained on reward-tilted data (molecules drawn with weight exp(25 · QED)) with
-    # λ 0.85: the RL answer of issue 25 as 3 runs sampled as one mixture (docs/results.md).
-    "tilted": _EMA | dict(reward_tilt=25.0, lam=0.85),
-    # Sizes that all differ (from each other and from N=9, T=5, R=4) so a swapped axis fails.
-    "debug": dict(
-        data="data/qm9_debug.smi",
-        atoms="qm9",  # a QM9 subset: QM9's vocabulary, whichever types the subset happens to hold
-        z_dim=7,
-        gen_dims=(11, 13),
-        conv_dims=(11, 13),
-        agg_dim=17,
-        head_dims=(19,),
-        batch_size=6,
-        max_steps=30,
-        n_critic=3,
-        log_every=10,
-        eval_every=15,
-        eval_samples=64,
-        progress=False,
-    ),
-}
-
-
-def make_config(preset: str = "paper", **overrides) -> Config:
-    """A ``Config`` from a preset name plus field overrides. Data of one's own (``data``
-    other than the preset's) takes its own vocabulary (``atoms`` auto) unless ``atoms`` is
-    given too: a preset's vocabulary belongs to its own data (``debug``: QM9's)."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
-    base = PRESETS[preset]
-    own_data = "data" in overrides and overrides["data"] != base.get("data", "")
-    if own_data and "atoms" not in overrides and base.get("atoms"):
-        overrides = {**overrides, "atoms": ""}  # '' = auto for a file of one's own
-    return Config(**{**base, **overrides, "preset": preset})

@@ -15,9 +15,10 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from molgan import chem
-from molgan.config import DEFAULT_PRESET, MAX_ATOMS_LIMIT, Config, make_config
+from molgan.config import MAX_ATOMS_LIMIT, Config
 from molgan.mixture import Mixture
 from molgan.models import MolGAN
+from molgan.presets import DEFAULT_PRESET, make_config
 from molgan.pyg import smiles_of
 from molgan.sample import load
 from molgan.train import train

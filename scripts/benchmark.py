@@ -23,11 +23,11 @@ from pathlib import Path
 import torch
 
 from molgan import checkpoint, chem, rewards, rundir, steps
-from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.layers import RelationalGraphConv
 from molgan.models import MolGAN
 from molgan.population import Population
+from molgan.presets import make_config
 
 SECTIONS = ("training", "population", "sizes", "threads", "sampling", "scores", "conv")
 

@@ -1,4 +1,4 @@
-"""Train MolGAN. With no arguments: the default preset (``latent``, molgan.config.DEFAULT_PRESET)
+"""Train MolGAN. With no arguments: the default preset (``latent``, molgan.presets.DEFAULT_PRESET)
 on the shipped QM9: the paper's settings plus the remedies against mode collapse the ablation
 kept — the mode-seeking term, conditioning on a coarse molecule class, class-balanced batches,
 the valence penalty, an EMA of G's weights and a 128-dimensional latent (docs/ablation.md).

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from molgan.config import make_config
+from molgan.presets import make_config
 
 TINY = Path(__file__).parent / "data" / "qm9_tiny.smi"
 

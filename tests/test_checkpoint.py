@@ -2,8 +2,8 @@ import pytest
 import torch
 
 from molgan import checkpoint
-from molgan.config import make_config
 from molgan.models import MolGAN
+from molgan.presets import make_config
 
 
 @pytest.fixture

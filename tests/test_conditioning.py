@@ -11,9 +11,10 @@ import torch
 from conftest import one_member
 
 from molgan import checkpoint, conditioning, steps
-from molgan.config import Config, make_config
+from molgan.config import Config
 from molgan.generator import Generator
 from molgan.models import Discriminator, MolGAN
+from molgan.presets import make_config
 from molgan.sample import graph_batches
 
 train_module = importlib.import_module("molgan.train")

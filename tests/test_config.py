@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from molgan.cli import parse_cli
-from molgan.config import Config, make_config
+from molgan.config import Config
+from molgan.presets import make_config
 
 
 @pytest.mark.parametrize(
@@ -66,7 +67,7 @@ def test_ints_are_accepted_for_float_fields_and_lists_for_sizes():
 
 
 def test_no_flags_train_the_default_preset_and_paper_stays_the_paper():
-    from molgan.config import DEFAULT_PRESET, PRESETS
+    from molgan.presets import DEFAULT_PRESET, PRESETS
 
     cfg, explicit = parse_cli([])
     assert cfg.preset == DEFAULT_PRESET != "paper" and not explicit
@@ -78,7 +79,7 @@ def test_no_flags_train_the_default_preset_and_paper_stays_the_paper():
 
 def test_each_ablation_preset_is_the_previous_one_plus_one_remedy():
     """The README describes the presets as a chain: each adds one remedy to the one before."""
-    from molgan.config import PRESETS
+    from molgan.presets import PRESETS
 
     chain = ["paper", "diverse", "conditional", "balanced", "valence", "ema", "latent", "energy"]
     added = ["mode_seeking", "condition", "condition_balance", "valence", "ema", "z_dim", "energy"]

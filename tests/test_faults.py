@@ -159,8 +159,8 @@ def test_resume_refuses_another_preset_and_a_step_count_it_has_passed(tmp_path, 
 
 
 def test_early_stop_unique_is_a_share_and_no_valid_molecule_counts_as_below_it():
-    from molgan.config import make_config
     from molgan.monitor import stop_reason
+    from molgan.presets import make_config
 
     with pytest.raises(ValueError, match=r"early_stop_unique is a share .* got 2"):
         make_config("debug", early_stop_unique=2.0)

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from molgan import checkpoint, steps
-from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.models import MolGAN
 from molgan.population import Population
+from molgan.presets import make_config
 
 train_module = importlib.import_module("molgan.train")
 pytestmark = pytest.mark.gpu

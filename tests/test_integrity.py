@@ -33,7 +33,7 @@ def test_plot_log_on_a_log_that_is_not_utf8_is_a_one_line_error(tmp_path, capsys
 
 def test_a_mixture_member_that_is_not_a_number_is_named_as_such(tmp_path, capsys):
     path = tmp_path / "pop.pt"
-    checkpoint.save(path, MolGAN.from_config(molgan.config.make_config("debug")))
+    checkpoint.save(path, MolGAN.from_config(molgan.presets.make_config("debug")))
     args = [f"{path}:0,x", "--out", str(tmp_path / "mix.pt")]
     assert script_module("make_mixture").main(args) == 2
     err = capsys.readouterr().err
@@ -132,7 +132,7 @@ def test_a_signal_during_rdkit_scoring_is_delivered_after_it_not_lost():
 def test_tiny_data_evaluates_every_100_steps_not_every_one_step_epoch(tmp_path, capsys):
     """40 molecules, batch 32: an epoch is one step, and evaluating 5,000 samples after each
     made 300 steps take 27 minutes; the default now evaluates every 100 steps and says so."""
-    from molgan.config import make_config
+    from molgan.presets import make_config
     from molgan.train import train
 
     path = tmp_path / "small.smi"
@@ -162,7 +162,7 @@ def test_fit_on_drug_like_smiles_generates_in_their_vocabulary_and_size(tmp_path
 
 
 def test_own_data_with_a_preset_takes_the_datas_vocabulary_unless_atoms_is_given():
-    from molgan.config import make_config
+    from molgan.presets import make_config
 
     assert make_config("debug").atoms == "qm9"  # the debug data is a QM9 subset
     assert make_config("debug", data="my.smi").atoms == ""  # '' = auto for one's own file

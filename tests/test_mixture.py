@@ -9,9 +9,9 @@ from conftest import script_module
 
 import molgan
 from molgan import checkpoint, mixture
-from molgan.config import make_config
 from molgan.models import MolGAN
 from molgan.population import Population
+from molgan.presets import make_config
 
 
 def _model(seed: int, **changes) -> MolGAN:

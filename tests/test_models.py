@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from molgan import chem
-from molgan.config import make_config
 from molgan.generator import (
     Generator,
     discretize,
@@ -12,6 +11,7 @@ from molgan.generator import (
     unfold_edges,
 )
 from molgan.models import Discriminator, MolGAN, RewardNet
+from molgan.presets import make_config
 
 
 @pytest.fixture

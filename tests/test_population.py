@@ -13,10 +13,11 @@ import torch
 
 from molgan import checkpoint, steps
 from molgan.cli import parse_args
-from molgan.config import Config, make_config
+from molgan.config import Config
 from molgan.data import Batch, load_dataset, one_hot
 from molgan.models import MolGAN
 from molgan.population import Population
+from molgan.presets import make_config
 
 train_module = importlib.import_module("molgan.train")
 

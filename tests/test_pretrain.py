@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from molgan import chem
-from molgan.config import make_config
 from molgan.data import load_dataset
 from molgan.generator import Generator, GeneratorOutput
 from molgan.models import MolGAN
+from molgan.presets import make_config
 from molgan.pretrain import Encoder, decoder_loss, pretrain_decoder
 
 train_module = importlib.import_module("molgan.train")

@@ -12,11 +12,13 @@ import pytest
 import torch
 
 from molgan import batches, checkpoint, losses, steps
-from molgan.config import REMOVED, REMOVED_IN, Config, make_config
+from molgan.config import Config
 from molgan.data import load_dataset, one_hot
 from molgan.generator import marginal_logits
 from molgan.models import Discriminator, MolGAN
 from molgan.population import Population
+from molgan.presets import make_config
+from molgan.removed import REMOVED, REMOVED_IN
 
 train_module = importlib.import_module("molgan.train")
 REMEDIES = {

@@ -3,8 +3,8 @@ import torch
 
 import molgan
 from molgan import checkpoint
-from molgan.config import make_config
 from molgan.models import MolGAN
+from molgan.presets import make_config
 from molgan.sample import graph_batches, iter_samples, parse_temperature
 
 

@@ -7,9 +7,9 @@ import torch
 from conftest import one_member
 
 from molgan import checkpoint, losses, rewards, steps
-from molgan.config import make_config
 from molgan.data import load_dataset, one_hot
 from molgan.models import MolGAN
+from molgan.presets import make_config
 
 train_module = importlib.import_module("molgan.train")  # molgan.train is also the function
 

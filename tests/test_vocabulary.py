@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from molgan import checkpoint, chem, steps
-from molgan.config import make_config
 from molgan.data import load_dataset, vocabulary
+from molgan.presets import make_config
 
 train_module = importlib.import_module("molgan.train")
 DRUGS = Path(__file__).parent / "data" / "druglike_tiny.smi"

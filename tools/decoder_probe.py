@@ -29,11 +29,11 @@ import torch
 import torch.nn.functional as F
 
 from molgan import chem
-from molgan.config import make_config
 from molgan.data import dataset_of, moses_file
 from molgan.generator import Generator, gumbel_noise
 from molgan.layers import mlp
 from molgan.molfiles import read_smiles
+from molgan.presets import make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from moses_diagnose import ring_kinds  # noqa: E402

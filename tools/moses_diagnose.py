@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from molgan import chem
-from molgan.config import make_config
 from molgan.data import moses_file
 from molgan.decoding import parse_temperature
 from molgan.molfiles import read_smiles
+from molgan.presets import make_config
 from molgan.train import train
 
 # name -> (preset, overrides); bond_count ran at 7e41cc0, "pad bonds masked" at e0f4f18,

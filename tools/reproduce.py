@@ -24,9 +24,9 @@ from pathlib import Path
 
 from molgan import metrics
 from molgan.cli import HelpFormatter
-from molgan.config import make_config
 from molgan.data import resolve_path
 from molgan.models import resolve_device
+from molgan.presets import make_config
 
 train_module = importlib.import_module("molgan.train")
 

@@ -17,15 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from molgan import metrics
-from molgan.config import (
-    MEMBER_SEED,
-    MEMBER_SETTINGS,
-    PRESETS,
-    REMOVED,
-    Config,
-    make_config,
-    removed_message,
-)
+from molgan.config import MEMBER_SEED, MEMBER_SETTINGS, Config
+from molgan.presets import PRESETS, make_config
+from molgan.removed import REMOVED, removed_message
 
 METRICS = metrics.METRICS
 
