@@ -31,7 +31,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from molgan.presets import make_config
 
 import molgan.pretrain as pretrain
 from molgan import conditioning
@@ -40,6 +39,7 @@ from molgan.generator import gumbel_noise, marginal_logits
 from molgan.losses import energy_distance
 from molgan.models import MolGAN
 from molgan.molfiles import read_smiles
+from molgan.presets import make_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from decoder_probe import decode, reading  # noqa: E402
