@@ -214,7 +214,9 @@ VARIANTS = {
     "latent, isolated 10, spanning 10, composition 10, sized, no RL, gp per sample, "
     "marginal init, overflow 5, G pretrained as a VAE decoder (4000 steps), β 0.1": (
         "latent",
-        _TERMS | _NEW | {"pretrain": 4000, "pretrain_beta": 0.1}
+        _TERMS
+        | _NEW
+        | {"pretrain": 4000, "pretrain_beta": 0.1}
         | {"lam": 1.0, "gp_per_sample": True},
     ),
     "latent, isolated 10, spanning 10, composition 10, sized, RL on validity, gp per sample, "
