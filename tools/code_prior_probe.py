@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--pretrain", type=int, default=4000, help="pre-training steps")
+    parser.add_argument(
+        "--codebook",
+        type=int,
+        default=5000,
+        help="read codes of the first this many training molecules",
+    )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -111,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     trained = training.train(cfg)
     print(f"fake batches decoded from codes: {STATE.get('coded', 0)}", file=sys.stderr)
     data = training.dataset_of(cfg, verbose=False)
-    train_idx = data.split["train"]
+    train_idx = data.split["train"][: args.codebook]  # the codes sampling reads from
     T, R, K = len(data.atom_types), trained.member(0).generator.R, len(args.seeds)
     x1 = F.one_hot(data.atoms[train_idx].long(), T).float()  # (M, N, T)
     a1 = F.one_hot(data.bonds[train_idx].long(), R).float()  # (M, N, N, R)
