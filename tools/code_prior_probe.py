@@ -9,8 +9,8 @@ adversarial phase (D's and G's steps) decoded from the codes of the real batch's
 mu + σ·ε, ε the z the step draws, with their own classes (which a conditional G is given
 anyway). With ``--z normal`` the run is the screen's own (fakes from N(0, I)). Then each
 member's sampler reads 1,000 graphs from N(0, I), from the codes of random training molecules
-(own class) and from the same codes with classes from the class prior (Gumbel-argmax, T = 1),
-with ``tools/decoder_probe.py``'s readings::
+(of the first ``--codebook``; own class) and from the same codes with classes from the class
+prior (Gumbel-argmax, T = 1), with ``tools/decoder_probe.py``'s readings::
 
     python tools/code_prior_probe.py --z codes --json codes.json
 """
